@@ -1,0 +1,75 @@
+//! The `sluice` command line: `run`, `check`, `plugin new`, `plugin test`.
+
+mod check;
+mod plugin_new;
+mod plugin_test;
+mod progress;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sluice: live data migration through sandboxed WebAssembly transforms.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline until its source is exhausted (or Ctrl-C: a graceful
+    /// stop that commits what is in flight).
+    Run(run::RunArgs),
+    /// Parse a pipeline, load and start every plugin, open the connectors,
+    /// and report every problem found.
+    Check {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
+    /// Plugin author tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Create a Rust plugin crate that builds as it is.
+    New(plugin_new::NewArgs),
+    /// Run a plugin on sample records and show (or compare) the outcomes.
+    Test(plugin_test::TestArgs),
+}
+
+fn init_logging() {
+    let filter = std::env::var("SLUICE_LOG")
+        .ok()
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn,sluice_runtime=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Entry point of the `sluice` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check { pipeline } => check::check(&pipeline),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::new(args),
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test::test(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Sluice: stream records from sources through sandboxed WebAssembly
+//! transform plugins into sinks, with dead letters, checkpoints and a
+//! bounded, back-pressured record path.
+//!
+//! Follow one record: [`sources`] reads and encodes it into a batch;
+//! [`pipeline`] hands the batch to each [`plugin`] slot in turn (the batch
+//! crosses into WASM as one buffer, see `codec/FORMAT.md`); survivors go to
+//! [`sinks`], rejects and failures to the dead-letter sink; then the
+//! checkpoint moves past the batch.
+
+pub mod cli;
+pub mod config;
+pub mod pipeline;
+pub mod plugin;
+pub mod sinks;
+pub mod sources;
+pub mod value_json;

@@ -1,0 +1,403 @@
+//! The pipeline: source → transforms → sink over bounded channels, dead
+//! letters, checkpoints after each committed batch, a graceful stop.
+//!
+//! Three threads: the source reads and encodes batches; the transform
+//! thread runs the chain; the calling thread writes the sink and the
+//! dead-letter sink, then saves the checkpoint. Channels hold at most
+//! `runtime.channel_capacity` batches, so a slow sink slows the source.
+
+mod chain;
+pub mod checkpoint;
+pub mod dead_letter;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sluice_codec::Record;
+
+pub use chain::{Chain, Processed};
+pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
+pub use dead_letter::{DeadLetter, Kind};
+pub use summary::{PluginSummary, Summary};
+
+use crate::config::{Pipeline, toml_to_json};
+use crate::plugin::{LoadedPlugin, PluginError, PluginHost, PluginSpec, TransformSlot};
+use crate::sinks::{self, Sink, SinkConfig, SinkError};
+use crate::sources::{self, SourceBatch, SourceError, Stopped};
+use crate::value_json::record_to_json;
+
+/// A pipeline run that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A plugin could not be loaded or started.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The sink failed.
+    #[error(transparent)]
+    Sink(SinkError),
+    /// The dead-letter sink failed: nothing may be lost, so the run stops.
+    #[error("dead-letter sink: {0}")]
+    DeadLetter(SinkError),
+    /// The checkpoint store failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A pipeline thread died.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Live counters, shared with the progress display.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Records read from the source (including malformed ones).
+    pub records_in: AtomicU64,
+    /// Records written to the sink.
+    pub written: AtomicU64,
+    /// Records dropped on purpose by plugins.
+    pub dropped: AtomicU64,
+    /// Records sent to the dead-letter sink.
+    pub dead_lettered: AtomicU64,
+    /// Extra records created by `emit`.
+    pub expanded: AtomicU64,
+    /// Progress in the source's units (bytes or rows).
+    pub progress: AtomicU64,
+    /// Dead letters by `stage: code`.
+    pub reasons: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Everything a run needs, loaded and checked.
+pub struct Prepared {
+    /// The pipeline file.
+    pub pipeline: Pipeline,
+    /// The plugin host (keeps the engine alive).
+    pub host: PluginHost,
+    /// The loaded plugins, in chain order.
+    pub plugins: Vec<Arc<LoadedPlugin>>,
+    /// One started instance per plugin.
+    pub slots: Vec<TransformSlot>,
+    /// The dead-letter sink config actually used.
+    pub dead_letter: SinkConfig,
+}
+
+/// The spec of each transform of a pipeline.
+pub fn plugin_specs(p: &Pipeline) -> Vec<PluginSpec> {
+    p.config
+        .transforms
+        .iter()
+        .map(|t| PluginSpec {
+            name: t.name.clone(),
+            path: t.plugin.clone(),
+            config_json: toml_to_json(&t.config),
+            grants: t.grants.clone(),
+            limits: p.config.runtime.limits_for(t),
+        })
+        .collect()
+}
+
+/// The dead-letter sink of a pipeline (the default is a JSONL file in the
+/// state directory).
+pub fn dead_letter_config(p: &Pipeline) -> SinkConfig {
+    p.config.dead_letter.clone().unwrap_or_else(|| {
+        SinkConfig::Jsonl(sinks::jsonl::JsonlSinkConfig {
+            path: p.state_dir.join(format!("{}.dead_letter.jsonl", p.name)),
+            include_metadata: false,
+            fsync: false,
+        })
+    })
+}
+
+/// Loads every plugin and starts one instance of each.
+pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {
+    let host = PluginHost::new(Some(pipeline.cache_dir.clone()))?;
+    let mut plugins = Vec::new();
+    let mut slots = Vec::new();
+    for spec in plugin_specs(&pipeline) {
+        let plugin = Arc::new(host.load(spec)?);
+        slots.push(TransformSlot::new(plugin.clone())?);
+        plugins.push(plugin);
+    }
+    let dead_letter = dead_letter_config(&pipeline);
+    Ok(Prepared {
+        pipeline,
+        host,
+        plugins,
+        slots,
+        dead_letter,
+    })
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Forget the checkpoint and start from the beginning.
+    pub reset: bool,
+}
+
+/// Hooks for the CLI: called with the source's size once, then regularly.
+pub trait Observer: Send {
+    /// The source's total size in progress units, if known.
+    fn start(&mut self, total: Option<u64>, resumed_at: u64);
+    /// Called after each committed batch.
+    fn progress(&mut self, stats: &Stats);
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn start(&mut self, _total: Option<u64>, _resumed_at: u64) {}
+    fn progress(&mut self, _stats: &Stats) {}
+}
+
+type Processed2 = (SourceBatch, Processed);
+
+/// Runs a prepared pipeline to the end of its source or until `stop` is set.
+pub fn run(
+    prepared: Prepared,
+    options: &RunOptions,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn Observer,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let Prepared {
+        pipeline,
+        host,
+        plugins,
+        slots,
+        dead_letter,
+    } = prepared;
+    let rt = &pipeline.config.runtime;
+    let store = Checkpoints::open(&pipeline.state_dir)?;
+    if options.reset {
+        store.reset(&pipeline.name)?;
+    }
+    let checkpoint = store.load(&pipeline.name)?;
+    let mut source = sources::build(&pipeline.config.source)?;
+    let mut sink = sinks::build(&pipeline.config.sink).map_err(RunError::Sink)?;
+    let mut dlq = sinks::build(&dead_letter).map_err(RunError::DeadLetter)?;
+    sink.open(checkpoint.as_ref().and_then(|c| c.sink.as_deref()))
+        .map_err(RunError::Sink)?;
+    dlq.open(checkpoint.as_ref().and_then(|c| c.dead_letter.as_deref()))
+        .map_err(RunError::DeadLetter)?;
+    let resume = checkpoint.as_ref().map(|c| c.source.clone());
+    let committed_before = checkpoint.as_ref().map_or(0, |c| c.records);
+    if let Some(c) = &checkpoint {
+        tracing::info!(pipeline = %pipeline.name, position = %c.source, records = c.records, "resuming from checkpoint");
+    }
+    let stats = Arc::new(Stats::default());
+    let total = source.size_hint();
+    observer.start(total, 0);
+
+    let (to_chain, from_source): (SyncSender<SourceBatch>, Receiver<SourceBatch>) =
+        sync_channel(rt.channel_capacity);
+    let (to_sink, from_chain): (SyncSender<Processed2>, Receiver<Processed2>) =
+        sync_channel(rt.channel_capacity);
+    let (batch_size, batch_bytes) = (rt.batch_size, rt.batch_bytes);
+    let source_desc = source.describe();
+
+    let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
+        let stop_src = stop.clone();
+        let stats_src = stats.clone();
+        let source_thread = std::thread::Builder::new()
+            .name("sluice-source".into())
+            .spawn_scoped(scope, move || -> Result<(), SourceError> {
+                let mut send = |b: SourceBatch| to_chain.send(b).map_err(|_| Stopped);
+                let mut ctx = sources::SourceContext::new(
+                    batch_size,
+                    batch_bytes,
+                    &mut send,
+                    &stop_src,
+                    &stats_src.progress,
+                );
+                source.run(resume.as_deref(), &mut ctx)
+            })
+            .map_err(|e| RunError::Internal(format!("cannot start the source thread: {e}")))?;
+        let chain_thread = std::thread::Builder::new()
+            .name("sluice-transform".into())
+            .spawn_scoped(scope, move || {
+                let mut chain = Chain { slots };
+                for batch in from_source {
+                    let processed = chain.process(&batch);
+                    if to_sink.send((batch, processed)).is_err() {
+                        break;
+                    }
+                }
+                chain.slots
+            })
+            .map_err(|e| RunError::Internal(format!("cannot start the transform thread: {e}")))?;
+
+        let mut cp = checkpoint.clone().unwrap_or_default();
+        let sink_result = (|| -> Result<(), RunError> {
+            for (batch, processed) in &from_chain {
+                commit_batch(
+                    &batch,
+                    processed,
+                    sink.as_mut(),
+                    dlq.as_mut(),
+                    &stats,
+                    &mut cp,
+                    &store,
+                    &pipeline.name,
+                )?;
+                observer.progress(&stats);
+            }
+            Ok(())
+        })();
+        if sink_result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        drop(from_chain);
+        let slots = chain_thread
+            .join()
+            .map_err(|_| RunError::Internal("the transform thread panicked".into()))?;
+        let source_result = source_thread
+            .join()
+            .map_err(|_| RunError::Internal("the source thread panicked".into()))?;
+        sink_result?;
+        source_result?;
+        Ok(slots)
+    });
+    let slots = result?;
+    drop(host);
+    Ok(Summary::new(
+        &pipeline,
+        &source_desc,
+        sink.describe(),
+        dlq.describe(),
+        &stats,
+        &plugins,
+        &slots,
+        started.elapsed(),
+        stop.load(Ordering::Relaxed),
+        committed_before,
+    ))
+}
+
+/// Writes one processed batch: sink, then dead letters, then the checkpoint.
+#[allow(clippy::too_many_arguments)]
+fn commit_batch(
+    batch: &SourceBatch,
+    processed: Processed,
+    sink: &mut dyn Sink,
+    dlq: &mut dyn Sink,
+    stats: &Stats,
+    cp: &mut Checkpoint,
+    store: &Checkpoints,
+    pipeline: &str,
+) -> Result<(), RunError> {
+    let inputs = (batch.spans.len() + batch.malformed.len()) as u64;
+    let mut records = Vec::with_capacity(processed.spans.len());
+    for s in &processed.spans {
+        let rec = Record::decode(&processed.data[s.start as usize..s.end as usize])
+            .map_err(|e| RunError::Internal(format!("a checked record failed to decode: {e}")))?;
+        records.push(rec);
+    }
+    // Records keep the position of the source record they came from.
+    for (rec, &origin) in records.iter_mut().zip(&processed.origins) {
+        let s = &batch.spans[origin as usize];
+        if let Ok(orig) = Record::decode(&batch.data[s.start as usize..s.end as usize])
+            && orig.position != rec.position
+        {
+            rec.position = orig.position.into_owned().into();
+        }
+    }
+    let t = Instant::now();
+    let commit = if records.is_empty() {
+        sinks::SinkCommit::default()
+    } else {
+        sink.write(&records).map_err(RunError::Sink)?
+    };
+    let sink_time = t.elapsed();
+    let mut dead = processed.dead;
+    for m in &batch.malformed {
+        dead.push(DeadLetter {
+            kind: Kind::Malformed,
+            stage: "source".into(),
+            plugin_version: None,
+            code: "malformed".into(),
+            field: None,
+            message: m.reason.clone(),
+            position: m.position.clone(),
+            stream: m.stream.clone(),
+            record: None,
+            input: None,
+            raw: Some(m.raw.clone()),
+            time: dead_letter::now_micros(),
+        });
+    }
+    for (i, reason) in &commit.refused {
+        let rec = &records[*i];
+        let origin = processed.origins[*i];
+        let s = &batch.spans[origin as usize];
+        dead.push(DeadLetter {
+            kind: Kind::SinkRefused,
+            stage: "sink".into(),
+            plugin_version: None,
+            code: "sink_refused".into(),
+            field: None,
+            message: reason.clone(),
+            position: rec.position.to_string(),
+            stream: rec.stream.to_string(),
+            record: Record::decode(&batch.data[s.start as usize..s.end as usize])
+                .ok()
+                .map(|r| record_to_json(&r)),
+            input: Some(record_to_json(rec)),
+            raw: None,
+            time: dead_letter::now_micros(),
+        });
+    }
+    let mut dlq_state = None;
+    if !dead.is_empty() {
+        let recs: Vec<Record<'static>> = dead.iter().map(DeadLetter::to_record).collect();
+        let c = dlq.write(&recs).map_err(RunError::DeadLetter)?;
+        if !c.refused.is_empty() {
+            return Err(RunError::DeadLetter(SinkError::Config {
+                path: dlq.describe().into(),
+                message: format!("refused a dead letter: {}", c.refused[0].1),
+            }));
+        }
+        dlq_state = c.state;
+        let mut reasons = stats
+            .reasons
+            .lock()
+            .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
+        for d in &dead {
+            *reasons
+                .entry(format!("{}: {}", d.stage, d.code))
+                .or_default() += 1;
+        }
+    }
+    cp.records += inputs;
+    cp.source.clone_from(&batch.resume);
+    if commit.state.is_some() {
+        cp.sink = commit.state;
+    }
+    if dlq_state.is_some() {
+        cp.dead_letter = dlq_state;
+    }
+    store.save(pipeline, cp)?;
+    stats.records_in.fetch_add(inputs, Ordering::Relaxed);
+    stats.written.fetch_add(commit.written, Ordering::Relaxed);
+    stats
+        .dropped
+        .fetch_add(processed.dropped, Ordering::Relaxed);
+    stats
+        .expanded
+        .fetch_add(processed.expanded, Ordering::Relaxed);
+    stats
+        .dead_lettered
+        .fetch_add(dead.len() as u64, Ordering::Relaxed);
+    tracing::trace!(
+        records = inputs,
+        sink_us = sink_time.as_micros() as u64,
+        "batch committed"
+    );
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The engine, loading a plugin (read, check, compile or fetch from cache,
+//! pre-instantiate) and running instances.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap};
+
+use super::bindings::sluice::plugin::types::{BatchError, InitError};
+use super::bindings::{Transformer, TransformerPre};
+use super::cache::{ComponentCache, Origin, content_hash};
+use super::sandbox::{HostState, MemoryCap};
+use super::{CallError, Grants, Limits, PluginError};
+
+/// How often the engine's epoch advances; deadlines are multiples of it.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The export every transform plugin must have (any 0.1.x).
+const TRANSFORM_EXPORT: &str = "sluice:plugin/transform@0.1.";
+
+/// One wasmtime engine per process, its linker, and the component cache.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    ticker_stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What to load: a transform entry of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// Transform name in the pipeline.
+    pub name: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// The plugin's config as JSON text.
+    pub config_json: String,
+    /// Capabilities granted.
+    pub grants: Grants,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// A checked, compiled, pre-instantiated plugin version.
+pub struct LoadedPlugin {
+    spec: PluginSpec,
+    engine: Engine,
+    pre: TransformerPre<HostState>,
+    version: Arc<str>,
+    name: Arc<str>,
+    /// How the component was obtained, and how long that took.
+    pub load: (Origin, Duration),
+    /// Size of the component file.
+    pub size: u64,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl PluginHost {
+    /// Creates the engine (epoch interruption on) and its ticker thread.
+    /// `cache_dir` keeps precompiled plugins across restarts.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("sluice-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?
+        };
+        let cache = ComponentCache::new(&engine, cache_dir);
+        Ok(PluginHost {
+            engine,
+            linker,
+            cache,
+            ticker_stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    /// Reads, checks, compiles (or loads from cache) and pre-instantiates a
+    /// plugin. Does not call `init`: [`LoadedPlugin::instantiate`] does.
+    pub fn load(&self, spec: PluginSpec) -> Result<LoadedPlugin, PluginError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(&spec.path).map_err(|source| PluginError::Read {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            source,
+        })?;
+        let not_component = |why: String| PluginError::NotAComponent {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            why,
+        };
+        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+            return Err(not_component(
+                "is not a WebAssembly file (empty, truncated, or another kind of file)".into(),
+            ));
+        }
+        if bytes[4..8] == [1, 0, 0, 0] {
+            return Err(not_component(
+                "is a core WebAssembly module, not a component: build it for the `wasm32-wasip2` target".into(),
+            ));
+        }
+        let hash = content_hash(&bytes);
+        let version: Arc<str> = Arc::from(&hash[..12]);
+        let (component, origin) = self
+            .cache
+            .get(&self.engine, &hash, &bytes)
+            .map_err(|e| not_component(format!("is not a valid component: {e}")))?;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let has_transform = ty.exports(&self.engine).any(|(n, item)| {
+            n.starts_with(TRANSFORM_EXPORT)
+                && matches!(item.ty, ComponentItem::ComponentInstance(_))
+        });
+        if !has_transform {
+            return Err(PluginError::WrongWorld {
+                name: spec.name.clone(),
+                path: spec.path.clone(),
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports
+                        .iter()
+                        .map(|e| format!("`{e}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            });
+        }
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| PluginError::Link {
+                    name: spec.name.clone(),
+                    path: spec.path.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        let pre = TransformerPre::new(instance_pre).map_err(|e| PluginError::WrongWorld {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            exports: format!("{} ({e:#})", exports.join(", ")),
+        })?;
+        let size = bytes.len() as u64;
+        tracing::info!(plugin = %spec.name, version = %version, path = %spec.path.display(), ?origin, ms = started.elapsed().as_millis() as u64, "plugin loaded");
+        Ok(LoadedPlugin {
+            name: Arc::from(spec.name.as_str()),
+            spec,
+            engine: self.engine.clone(),
+            pre,
+            version,
+            load: (origin, started.elapsed()),
+            size,
+        })
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() as u64)
+        .div_ceil(EPOCH_TICK.as_millis() as u64)
+        .max(1)
+}
+
+impl LoadedPlugin {
+    /// The transform's name in the pipeline.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version: the first 12 hex digits of the component's SHA-256.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The spec it was loaded from.
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
+    }
+
+    /// A fresh, sandboxed instance on which `init` succeeded.
+    pub fn instantiate(&self) -> Result<PluginInstance, PluginError> {
+        let init_err = |reason: String| PluginError::Init {
+            name: self.spec.name.clone(),
+            version: self.version.to_string(),
+            path: self.spec.path.clone(),
+            reason,
+        };
+        let wasi = self
+            .spec
+            .grants
+            .wasi_ctx()
+            .map_err(|reason| PluginError::Grant {
+                name: self.spec.name.clone(),
+                reason,
+            })?;
+        let limits = self.spec.limits;
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            cap: MemoryCap {
+                max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                hit: false,
+            },
+            plugin: self.name.clone(),
+            version: self.version.clone(),
+            log_budget: limits.log_lines_per_batch,
+            log_left: limits.log_lines_per_batch,
+            log_dropped: 0,
+            last_error: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.cap);
+        store.set_epoch_deadline(ticks(limits.batch_timeout));
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+            init_err(format!(
+                "instantiation failed: {}",
+                describe(&e, &store, limits)
+            ))
+        })?;
+        match bindings
+            .sluice_plugin_transform()
+            .call_init(&mut store, &self.spec.config_json)
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(InitError::InvalidConfig(m))) => {
+                return Err(init_err(format!("invalid config: {m}")));
+            }
+            Ok(Err(InitError::Other(m))) => return Err(init_err(m)),
+            Err(e) => return Err(init_err(format!("`init` {}", describe(&e, &store, limits)))),
+        }
+        Ok(PluginInstance {
+            store,
+            bindings,
+            limits,
+        })
+    }
+}
+
+/// Turns a wasmtime error from a call into a short, actionable message.
+fn describe(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> String {
+    call_error(e, store, limits).to_string()
+}
+
+fn call_error(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> CallError {
+    if store.data().cap.hit {
+        return CallError::Memory(limits.memory_bytes >> 20);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline(limits.batch_timeout.as_millis() as u64),
+        Some(trap) => {
+            let text = trap.to_string();
+            let mut msg = text
+                .strip_prefix("wasm trap: ")
+                .unwrap_or(&text)
+                .to_string();
+            if let Some(last) = &store.data().last_error {
+                msg = format!("{last} ({msg})");
+            }
+            CallError::Trap(msg)
+        }
+        None => CallError::Trap(format!("{e:#}")),
+    }
+}
+
+/// A running, initialised instance of a plugin.
+pub struct PluginInstance {
+    store: Store<HostState>,
+    bindings: Transformer,
+    limits: Limits,
+}
+
+impl PluginInstance {
+    /// Calls `process` with one encoded batch, under the deadline.
+    #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
+    pub fn process(&mut self, batch: &Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.store.data_mut().reset_batch();
+        self.store
+            .set_epoch_deadline(ticks(self.limits.batch_timeout));
+        match self
+            .bindings
+            .sluice_plugin_transform()
+            .call_process(&mut self.store, batch)
+        {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(BatchError::MalformedBatch(m))) => {
+                Err(CallError::Batch(format!("malformed batch: {m}")))
+            }
+            Ok(Err(BatchError::NotInitialized)) => Err(CallError::Batch("not initialized".into())),
+            Ok(Err(BatchError::Other(m))) => Err(CallError::Batch(m)),
+            Err(e) => Err(call_error(&e, &self.store, self.limits)),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! What a plugin instance may do: capabilities (deny by default), the
+//! memory cap, and the host side of the `log` import.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use serde::Deserialize;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::sluice::plugin::{log, types};
+
+/// Capabilities a pipeline grants to one plugin. Everything is denied
+/// unless listed here:
+///
+/// - no filesystem (unless `read_dirs`), no network (not grantable),
+/// - no environment variables (unless `env`),
+/// - clocks read as 1970-01-01 and never advance (unless `clock`),
+/// - randomness is a fixed, deterministic stream (unless `random`),
+/// - stdout/stderr are discarded (unless `stdio`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Real wall and monotonic clocks.
+    #[serde(default)]
+    pub clock: bool,
+    /// Real (OS) randomness.
+    #[serde(default)]
+    pub random: bool,
+    /// These environment variables, with the host's values.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// These directories, read-only, at the same path inside the plugin.
+    #[serde(default)]
+    pub read_dirs: Vec<PathBuf>,
+    /// The plugin's stdout and stderr go to the host's stderr.
+    #[serde(default)]
+    pub stdio: bool,
+}
+
+impl Grants {
+    /// Resolves `read_dirs` against the pipeline file's directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for d in &mut self.read_dirs {
+            *d = crate::config::resolve(base, d);
+        }
+    }
+
+    /// A one-line description for logs and `sluice check`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.clock {
+            parts.push("clock".to_string());
+        }
+        if self.random {
+            parts.push("random".to_string());
+        }
+        if !self.env.is_empty() {
+            parts.push(format!("env {}", self.env.join(",")));
+        }
+        for d in &self.read_dirs {
+            parts.push(format!("read {}", d.display()));
+        }
+        if self.stdio {
+            parts.push("stdio".to_string());
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+
+    /// Builds the WASI context these grants allow.
+    pub(crate) fn wasi_ctx(&self) -> Result<WasiCtx, String> {
+        let mut b = WasiCtxBuilder::new();
+        if !self.clock {
+            b.wall_clock(FrozenClock);
+            b.monotonic_clock(FrozenClock);
+        }
+        if !self.random {
+            b.secure_random(rand::rngs::StdRng::seed_from_u64(0x5111_ce00));
+            b.insecure_random(rand::rngs::StdRng::seed_from_u64(0x5111_ce01));
+            b.insecure_random_seed(0);
+        }
+        for name in &self.env {
+            if let Ok(v) = std::env::var(name) {
+                b.env(name, v);
+            }
+        }
+        for d in &self.read_dirs {
+            let guest = d.to_string_lossy();
+            b.preopened_dir(d, guest.as_ref(), wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| format!("`read_dirs` entry `{}`: {e}", d.display()))?;
+        }
+        if self.stdio {
+            b.inherit_stdout();
+            b.inherit_stderr();
+        }
+        Ok(b.build())
+    }
+}
+
+/// A clock that always reads zero: time is denied.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Resource limits of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// CPU deadline for one `process` (and for `init`).
+    pub batch_timeout: Duration,
+    /// Log lines per batch before the rest are dropped.
+    pub log_lines_per_batch: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            batch_timeout: Duration::from_secs(5),
+            log_lines_per_batch: 100,
+        }
+    }
+}
+
+/// Refuses memory growth past the cap and remembers that it did.
+pub(crate) struct MemoryCap {
+    pub(crate) max: usize,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Everything one instance's store holds.
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) cap: MemoryCap,
+    pub(crate) plugin: Arc<str>,
+    pub(crate) version: Arc<str>,
+    pub(crate) log_budget: u32,
+    pub(crate) log_left: u32,
+    pub(crate) log_dropped: u32,
+    /// The last error-level line (the SDK logs panics there), to explain traps.
+    pub(crate) last_error: Option<String>,
+}
+
+impl HostState {
+    /// Called before each batch.
+    pub(crate) fn reset_batch(&mut self) {
+        if self.log_dropped > 0 {
+            tracing::warn!(
+                plugin = %self.plugin,
+                version = %self.version,
+                dropped = self.log_dropped,
+                "plugin log lines dropped: over {} lines in one batch",
+                self.log_budget
+            );
+        }
+        self.log_left = self.log_budget;
+        self.log_dropped = 0;
+        self.last_error = None;
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: types::Level, message: String) {
+        if matches!(level, types::Level::Error) {
+            self.last_error = Some(message.chars().take(2000).collect());
+        }
+        if self.log_left == 0 {
+            self.log_dropped += 1;
+            return;
+        }
+        self.log_left -= 1;
+        let (plugin, version) = (&*self.plugin, &*self.version);
+        match level {
+            types::Level::Trace => tracing::trace!(plugin, version, "{message}"),
+            types::Level::Debug => tracing::debug!(plugin, version, "{message}"),
+            types::Level::Info => tracing::info!(plugin, version, "{message}"),
+            types::Level::Warn => tracing::warn!(plugin, version, "{message}"),
+            types::Level::Error => tracing::error!(plugin, version, "{message}"),
+        }
+    }
+}

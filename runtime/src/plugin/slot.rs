@@ -1,0 +1,182 @@
+//! A transform slot: one plugin in the chain, its live instance, and the
+//! rule for failures (retry the batch once on a fresh instance, then give
+//! the batch up to the dead-letter sink).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_codec::{BatchWriter, OutcomeRef, OutcomesReader, Record};
+
+use super::{CallError, LoadedPlugin, PluginInstance};
+
+/// A record refused in this stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRecordError {
+    /// Index of the input record in the stage's input.
+    pub input: usize,
+    /// Machine-readable code.
+    pub code: String,
+    /// The field at fault.
+    pub field: Option<String>,
+    /// The message.
+    pub message: String,
+}
+
+/// What a stage made of its input batch.
+#[derive(Debug, Default)]
+pub struct StageOutput {
+    /// The next batch (encoded).
+    pub batch: Vec<u8>,
+    /// Spans of the records in `batch`.
+    pub spans: Vec<Range<u32>>,
+    /// For each output record, the index of the input record it came from.
+    pub from_input: Vec<u32>,
+    /// Records rejected by the plugin.
+    pub rejected: Vec<StageRecordError>,
+    /// Input indexes dropped on purpose.
+    pub dropped: Vec<u32>,
+}
+
+/// One plugin in the chain with its current instance.
+pub struct TransformSlot {
+    plugin: Arc<LoadedPlugin>,
+    instance: Option<PluginInstance>,
+    /// Time spent inside the plugin (calls, retries and restarts).
+    pub busy: Duration,
+    /// Batches that failed once and were retried.
+    pub retries: u64,
+    /// Batches given up after the retry.
+    pub failures: u64,
+}
+
+impl TransformSlot {
+    /// A slot with a first instance already started (so that `init`
+    /// problems show at start).
+    pub fn new(plugin: Arc<LoadedPlugin>) -> Result<Self, super::PluginError> {
+        let instance = plugin.instantiate()?;
+        Ok(TransformSlot {
+            plugin,
+            instance: Some(instance),
+            busy: Duration::ZERO,
+            retries: 0,
+            failures: 0,
+        })
+    }
+
+    /// The plugin version running in this slot.
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// Runs one batch: `input` is the encoded batch, `spans` the record
+    /// spans inside it. On failure the batch is retried once on a fresh
+    /// instance; the error of the second attempt is returned.
+    #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
+    pub fn run(&mut self, input: &Vec<u8>, spans: &[Range<u32>]) -> Result<StageOutput, CallError> {
+        let started = Instant::now();
+        let first = self.attempt(input, spans);
+        let result = match first {
+            Ok(out) => Ok(out),
+            Err(err) => {
+                self.retries += 1;
+                tracing::warn!(plugin = %self.plugin.name(), version = %self.plugin.version(), error = %err, records = spans.len(), "plugin failed on a batch; retrying once on a fresh instance");
+                self.instance = None;
+                let second = self.attempt(input, spans);
+                if let Err(e) = &second {
+                    self.failures += 1;
+                    self.instance = None;
+                    tracing::error!(plugin = %self.plugin.name(), version = %self.plugin.version(), error = %e, records = spans.len(), "plugin failed again; the batch goes to the dead-letter sink");
+                }
+                second
+            }
+        };
+        self.busy += started.elapsed();
+        result
+    }
+
+    #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
+    fn attempt(&mut self, input: &Vec<u8>, spans: &[Range<u32>]) -> Result<StageOutput, CallError> {
+        if self.instance.is_none() {
+            self.instance = Some(
+                self.plugin
+                    .instantiate()
+                    .map_err(|e| CallError::Restart(e.to_string()))?,
+            );
+        }
+        let Some(instance) = self.instance.as_mut() else {
+            return Err(CallError::Restart("no instance".into()));
+        };
+        let outcomes = match instance.process(input) {
+            Ok(o) => o,
+            Err(e) => {
+                // A trapped instance cannot be reused.
+                self.instance = None;
+                return Err(e);
+            }
+        };
+        apply_outcomes(input, spans, &outcomes).map_err(CallError::Contract)
+    }
+}
+
+/// Builds the next batch from the input and the plugin's outcomes, checking
+/// the contract: one outcome per record, well-formed records.
+pub fn apply_outcomes(
+    input: &[u8],
+    spans: &[Range<u32>],
+    outcomes: &[u8],
+) -> Result<StageOutput, String> {
+    let mut reader =
+        OutcomesReader::new(outcomes).map_err(|e| format!("unreadable outcomes: {e}"))?;
+    if reader.remaining() != spans.len() {
+        return Err(format!(
+            "returned {} outcomes for {} records",
+            reader.remaining(),
+            spans.len()
+        ));
+    }
+    let mut out = StageOutput::default();
+    let mut w = BatchWriter::with_capacity(input.len() + input.len() / 4);
+    let push = |w: &mut BatchWriter, out: &mut StageOutput, bytes: &[u8], i: usize| {
+        let at = w.push_encoded(bytes);
+        out.spans.push(at as u32..(at + bytes.len()) as u32);
+        out.from_input.push(i as u32);
+    };
+    for (i, span) in spans.iter().enumerate() {
+        let outcome = reader
+            .next_outcome()
+            .map_err(|e| format!("unreadable outcome {i}: {e}"))?
+            .ok_or_else(|| format!("missing outcome {i}"))?;
+        match outcome {
+            OutcomeRef::KeepUnchanged => push(
+                &mut w,
+                &mut out,
+                &input[span.start as usize..span.end as usize],
+                i,
+            ),
+            OutcomeRef::Keep(rec) => {
+                Record::validate(rec).map_err(|e| format!("record {i} is malformed: {e}"))?;
+                push(&mut w, &mut out, rec, i);
+            }
+            OutcomeRef::Emit(recs) => {
+                for rec in recs {
+                    Record::validate(rec)
+                        .map_err(|e| format!("emitted record for {i} is malformed: {e}"))?;
+                    push(&mut w, &mut out, rec, i);
+                }
+            }
+            OutcomeRef::Drop => out.dropped.push(i as u32),
+            OutcomeRef::Reject(r) => out.rejected.push(StageRecordError {
+                input: i,
+                code: r.code.into_owned(),
+                field: r.field.map(|f| f.into_owned()),
+                message: r.message.into_owned(),
+            }),
+        }
+    }
+    reader
+        .next_outcome()
+        .map_err(|e| format!("trailing bytes after the outcomes: {e}"))?;
+    out.batch = w.finish();
+    Ok(out)
+}

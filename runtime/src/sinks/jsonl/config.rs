@@ -1,0 +1,21 @@
+//! `[sink] type = "jsonl"`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Appends one JSON object per record to a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSinkConfig {
+    /// The file, relative to the pipeline file. Created if absent; appended
+    /// to otherwise.
+    pub path: PathBuf,
+    /// Write stream, operation, position, key and headers around the fields
+    /// (default false: the fields only).
+    #[serde(default)]
+    pub include_metadata: bool,
+    /// `fsync` after each batch (default false: flushed to the OS only).
+    #[serde(default)]
+    pub fsync: bool,
+}

@@ -1,0 +1,105 @@
+//! Sinks: where records go (and where dead letters go). One trait, one
+//! folder per connector, registered by the plain `match` in [`build`].
+
+pub mod jsonl;
+pub mod sqlite;
+pub mod stdout;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sluice_codec::Record;
+
+/// `[sink]` or `[dead_letter]` of a pipeline file; `type` picks the connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SinkConfig {
+    /// A JSON-lines file.
+    Jsonl(jsonl::JsonlSinkConfig),
+    /// A SQLite database (the embedded default).
+    Sqlite(sqlite::SqliteSinkConfig),
+    /// JSON lines on standard output.
+    Stdout(stdout::StdoutSinkConfig),
+}
+
+impl SinkConfig {
+    /// Resolves relative paths against the pipeline file's directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        match self {
+            SinkConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
+            SinkConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
+            SinkConfig::Stdout(_) => {}
+        }
+    }
+}
+
+/// Opens the sink a config describes.
+pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match config {
+        SinkConfig::Jsonl(c) => Box::new(jsonl::JsonlSink::new(c.clone())),
+        SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::new(c.clone())?),
+        SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
+    })
+}
+
+/// A sink failure that stops the pipeline (nothing of the batch counts as
+/// written; it is read again after a restart).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A file could not be written.
+    #[error("sink `{path}`: {what}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration cannot work.
+    #[error("sink `{path}`: {message}")]
+    Config {
+        /// The target.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The database failed as a whole.
+    #[error("sink `{path}`: {message}")]
+    Database {
+        /// The database.
+        path: PathBuf,
+        /// The database's message.
+        message: String,
+    },
+}
+
+/// What a committed write did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SinkCommit {
+    /// Records written.
+    pub written: u64,
+    /// Records the target refused (index in the batch, reason): they go to
+    /// the dead-letter sink.
+    pub refused: Vec<(usize, String)>,
+    /// State to restore after a crash (kept in the checkpoint).
+    pub state: Option<String>,
+}
+
+/// A destination for records.
+///
+/// The pipeline calls [`Sink::open`] once with the state saved by the last
+/// committed write (`None` on a first run), then [`Sink::write`] once per
+/// batch, in order, from one thread. When `write` returns `Ok`, the batch
+/// is durable: the checkpoint moves past it next.
+pub trait Sink: Send {
+    /// A short description for logs (`sqlite out.db`).
+    fn describe(&self) -> String;
+
+    /// Prepares for writing, undoing anything written after the last commit
+    /// when the sink can (JSONL truncates to the committed length).
+    fn open(&mut self, state: Option<&str>) -> Result<(), SinkError>;
+
+    /// Writes and commits one batch.
+    fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError>;
+}

@@ -1,0 +1,39 @@
+//! `[sink] type = "sqlite"`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// Plain inserts (a repeat after a crash is a duplicate row).
+    Insert,
+    /// Insert or update by `key`; `delete` records delete by key. Repeats
+    /// are absorbed, so the table ends up as if each record came once.
+    Upsert,
+}
+
+/// Writes records into a SQLite database: the embedded default target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSinkConfig {
+    /// The database file, relative to the pipeline file (created if absent).
+    pub path: PathBuf,
+    /// The table; default: each record's stream name.
+    pub table: Option<String>,
+    /// `insert` or `upsert` (default: `upsert` when `key` is set, else `insert`).
+    pub mode: Option<WriteMode>,
+    /// The key columns for `upsert` and deletes.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Create a missing table from the first record, and add columns for
+    /// new fields (default true).
+    #[serde(default = "yes")]
+    pub create_table: bool,
+}
+
+fn yes() -> bool {
+    true
+}

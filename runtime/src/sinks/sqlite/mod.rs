@@ -1,0 +1,447 @@
+//! SQLite sink: batched transactional writes, insert or upsert by key,
+//! deletes, tables and columns created from the records, and records the
+//! database refuses sent to the dead-letter sink instead of failing the batch.
+
+mod config;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+use sluice_codec::{Operation, Record, Value};
+
+pub use config::{SqliteSinkConfig, WriteMode};
+
+use super::{Sink, SinkCommit, SinkError};
+use crate::sources::sqlite::quote_ident;
+
+/// The SQLite sink.
+pub struct SqliteSink {
+    config: SqliteSinkConfig,
+    mode: WriteMode,
+    conn: Option<Connection>,
+    /// Known columns per table.
+    tables: HashMap<String, Vec<String>>,
+}
+
+struct Sql<'a>(&'a Value<'a>);
+
+impl ToSql for Sql<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+            Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Float(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
+            Value::Text(s) | Value::Json(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Timestamp(t) => ToSqlOutput::Owned(rusqlite::types::Value::Text(
+                crate::value_json::timestamp_to_rfc3339(*t),
+            )),
+        })
+    }
+}
+
+fn column_type(v: &Value<'_>) -> &'static str {
+    match v {
+        Value::Null => "",
+        Value::Bool(_) | Value::Int(_) => " INTEGER",
+        Value::Float(_) => " REAL",
+        Value::Text(_) | Value::Json(_) | Value::Timestamp(_) => " TEXT",
+        Value::Bytes(_) => " BLOB",
+    }
+}
+
+/// A record the database refused, or a failure of the whole batch.
+enum RowError {
+    Refused(String),
+    Fatal(String),
+}
+
+impl SqliteSink {
+    /// Checks the config (the database is opened by `open`).
+    pub fn new(config: SqliteSinkConfig) -> Result<Self, SinkError> {
+        let mode = config.mode.unwrap_or(if config.key.is_empty() {
+            WriteMode::Insert
+        } else {
+            WriteMode::Upsert
+        });
+        if mode == WriteMode::Upsert && config.key.is_empty() {
+            return Err(SinkError::Config {
+                path: config.path.clone(),
+                message: "`mode = \"upsert\"` needs `key = [\"column\", ...]`".into(),
+            });
+        }
+        Ok(SqliteSink {
+            config,
+            mode,
+            conn: None,
+            tables: HashMap::new(),
+        })
+    }
+
+    fn db_err(&self, what: &str, e: impl std::fmt::Display) -> SinkError {
+        SinkError::Database {
+            path: self.config.path.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.config.path.clone()
+    }
+}
+
+/// Columns of `table`, or `None` if it does not exist.
+fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Option<Vec<String>>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote_ident(table)))?;
+    let cols: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((!cols.is_empty()).then_some(cols))
+}
+
+/// True if `table` has a primary key or unique index on exactly `key`.
+fn has_unique_key(conn: &Connection, table: &str, key: &[String]) -> rusqlite::Result<bool> {
+    let mut want: Vec<&str> = key.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    let mut pk: Vec<(i64, String)> = conn
+        .prepare(&format!("PRAGMA table_info({})", quote_ident(table)))?
+        .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(p, _)| *p > 0)
+        .collect();
+    pk.sort();
+    let mut pk: Vec<&str> = pk.iter().map(|(_, n)| n.as_str()).collect();
+    pk.sort_unstable();
+    if pk == want {
+        return Ok(true);
+    }
+    let indexes: Vec<(String, bool)> = conn
+        .prepare(&format!("PRAGMA index_list({})", quote_ident(table)))?
+        .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, unique) in indexes {
+        if !unique {
+            continue;
+        }
+        let mut cols: Vec<String> = conn
+            .prepare(&format!("PRAGMA index_info({})", quote_ident(&name)))?
+            .query_map([], |r| r.get::<_, String>(2))?
+            .collect::<rusqlite::Result<_>>()?;
+        cols.sort_unstable();
+        if cols == want {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl SqliteSink {
+    fn prepare_table(
+        &mut self,
+        conn: &Connection,
+        table: &str,
+        rec: &Record<'_>,
+    ) -> Result<(), RowError> {
+        let fatal =
+            |what: &str, e: rusqlite::Error| RowError::Fatal(format!("{what} `{table}`: {e}"));
+        if !self.tables.contains_key(table) {
+            match table_columns(conn, table).map_err(|e| fatal("cannot inspect table", e))? {
+                Some(cols) => {
+                    if self.mode == WriteMode::Upsert
+                        && !has_unique_key(conn, table, &self.config.key)
+                            .map_err(|e| fatal("cannot inspect table", e))?
+                    {
+                        return Err(RowError::Fatal(format!(
+                            "table `{table}` has no PRIMARY KEY or UNIQUE index on ({}): upsert needs one; add it or use `mode = \"insert\"`",
+                            self.config.key.join(", ")
+                        )));
+                    }
+                    self.tables.insert(table.to_string(), cols);
+                }
+                None if !self.config.create_table => {
+                    return Err(RowError::Fatal(format!(
+                        "table `{table}` does not exist and `create_table = false`"
+                    )));
+                }
+                None => {
+                    let mut cols: Vec<String> =
+                        rec.fields.iter().map(|(n, _)| n.to_string()).collect();
+                    for k in &self.config.key {
+                        if !cols.contains(k) {
+                            cols.push(k.clone());
+                        }
+                    }
+                    let defs: Vec<String> = cols
+                        .iter()
+                        .map(|c| {
+                            format!("{}{}", quote_ident(c), rec.get(c).map_or("", column_type))
+                        })
+                        .collect();
+                    let pk = if self.config.key.is_empty() {
+                        String::new()
+                    } else {
+                        let k: Vec<String> =
+                            self.config.key.iter().map(|k| quote_ident(k)).collect();
+                        format!(", PRIMARY KEY ({})", k.join(", "))
+                    };
+                    let sql = format!(
+                        "CREATE TABLE {} ({}{pk})",
+                        quote_ident(table),
+                        defs.join(", ")
+                    );
+                    conn.execute_batch(&sql)
+                        .map_err(|e| fatal("cannot create table", e))?;
+                    tracing::info!(table, columns = cols.len(), "created table");
+                    self.tables.insert(table.to_string(), cols);
+                }
+            }
+        }
+        let known = self.tables.get(table).map(Vec::len).unwrap_or(0);
+        let missing: Vec<(String, &'static str)> = {
+            let cols = self.tables.get(table);
+            rec.fields
+                .iter()
+                .filter(|(n, _)| !cols.is_some_and(|c| c.iter().any(|x| x == n)))
+                .map(|(n, v)| (n.to_string(), column_type(v)))
+                .collect()
+        };
+        if !missing.is_empty() {
+            if !self.config.create_table {
+                return Err(RowError::Refused(format!(
+                    "table `{table}` has no column `{}` (and `create_table = false`)",
+                    missing[0].0
+                )));
+            }
+            for (name, ty) in missing {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {} ADD COLUMN {}{ty}",
+                    quote_ident(table),
+                    quote_ident(&name)
+                ))
+                .map_err(|e| fatal("cannot add a column to", e))?;
+                tracing::info!(table, column = %name, "added column");
+                if let Some(c) = self.tables.get_mut(table) {
+                    c.push(name);
+                }
+            }
+        }
+        let _ = known;
+        Ok(())
+    }
+
+    fn write_one(&mut self, conn: &Connection, rec: &Record<'_>) -> Result<(), RowError> {
+        let table = self
+            .config
+            .table
+            .clone()
+            .unwrap_or_else(|| rec.stream.to_string());
+        if table.is_empty() {
+            return Err(RowError::Refused(
+                "the record has no stream name and the sink no `table`".into(),
+            ));
+        }
+        let key_missing = self
+            .config
+            .key
+            .iter()
+            .find(|k| rec.get(k).is_none_or(Value::is_null));
+        if self.mode == WriteMode::Upsert
+            && let Some(k) = key_missing
+        {
+            return Err(RowError::Refused(format!(
+                "key field `{k}` is missing or null"
+            )));
+        }
+        let refused = |e: rusqlite::Error| RowError::Refused(e.to_string());
+        if rec.op == Operation::Delete && self.mode == WriteMode::Upsert {
+            if !self.tables.contains_key(&table)
+                && table_columns(conn, &table)
+                    .map_err(|e| RowError::Fatal(e.to_string()))?
+                    .is_none()
+            {
+                return Ok(()); // Nothing to delete from.
+            }
+            let cond: Vec<String> = self
+                .config
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{} = ?{}", quote_ident(k), i + 1))
+                .collect();
+            let sql = format!(
+                "DELETE FROM {} WHERE {}",
+                quote_ident(&table),
+                cond.join(" AND ")
+            );
+            let vals: Vec<Sql<'_>> = self
+                .config
+                .key
+                .iter()
+                .filter_map(|k| rec.get(k))
+                .map(Sql)
+                .collect();
+            let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params.as_slice()))
+                .map_err(refused)?;
+            return Ok(());
+        }
+        self.prepare_table(conn, &table, rec)?;
+        let mut sql = String::with_capacity(64 + rec.fields.len() * 24);
+        sql.push_str("INSERT INTO ");
+        sql.push_str(&quote_ident(&table));
+        sql.push_str(" (");
+        for (i, (n, _)) in rec.fields.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&quote_ident(n));
+        }
+        sql.push_str(") VALUES (");
+        for i in 0..rec.fields.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("?{}", i + 1));
+        }
+        sql.push(')');
+        if self.mode == WriteMode::Upsert {
+            let keys: Vec<String> = self.config.key.iter().map(|k| quote_ident(k)).collect();
+            let sets: Vec<String> = rec
+                .fields
+                .iter()
+                .filter(|(n, _)| !self.config.key.iter().any(|k| k == n))
+                .map(|(n, _)| format!("{0} = excluded.{0}", quote_ident(n)))
+                .collect();
+            if sets.is_empty() {
+                sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
+            } else {
+                sql.push_str(&format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    keys.join(", "),
+                    sets.join(", ")
+                ));
+            }
+        }
+        let vals: Vec<Sql<'_>> = rec.fields.iter().map(|(_, v)| Sql(v)).collect();
+        let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
+        let mut stmt = conn.prepare_cached(&sql).map_err(refused)?;
+        stmt.execute(params.as_slice()).map_err(refused)?;
+        Ok(())
+    }
+}
+
+impl Sink for SqliteSink {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.config.path.display())
+    }
+
+    fn open(&mut self, _state: Option<&str>) -> Result<(), SinkError> {
+        if let Some(parent) = self.config.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
+                path: self.path(),
+                what: "cannot create the directory",
+                source,
+            })?;
+        }
+        let conn =
+            Connection::open(&self.config.path).map_err(|e| self.db_err("cannot open", e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(|e| self.db_err("cannot configure", e))?;
+        conn.set_prepared_statement_cache_capacity(128);
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError> {
+        let conn = self.conn.take().ok_or_else(|| SinkError::Config {
+            path: self.path(),
+            message: "write before open".into(),
+        })?;
+        let result = self.write_batch(&conn, records);
+        self.conn = Some(conn);
+        result
+    }
+}
+
+impl SqliteSink {
+    fn write_batch(
+        &mut self,
+        conn: &Connection,
+        records: &[Record<'_>],
+    ) -> Result<SinkCommit, SinkError> {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.db_err("cannot begin", e))?;
+        // Fast path: the whole batch in one transaction.
+        let mut failed = None;
+        for (i, r) in records.iter().enumerate() {
+            if let Err(e) = self.write_one(conn, r) {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        match failed {
+            None => {
+                conn.execute_batch("COMMIT")
+                    .map_err(|e| self.db_err("cannot commit", e))?;
+                return Ok(SinkCommit {
+                    written: records.len() as u64,
+                    ..Default::default()
+                });
+            }
+            Some((_, RowError::Fatal(m))) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                self.tables.clear();
+                return Err(SinkError::Database {
+                    path: self.path(),
+                    message: m,
+                });
+            }
+            Some((_, RowError::Refused(_))) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                self.tables.clear();
+            }
+        }
+        // Slow path: one savepoint per record to find the refused ones.
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.db_err("cannot begin", e))?;
+        let mut commit = SinkCommit::default();
+        for (i, r) in records.iter().enumerate() {
+            conn.execute_batch("SAVEPOINT rec")
+                .map_err(|e| self.db_err("cannot savepoint", e))?;
+            match self.write_one(conn, r) {
+                Ok(()) => {
+                    conn.execute_batch("RELEASE rec")
+                        .map_err(|e| self.db_err("cannot release", e))?;
+                    commit.written += 1;
+                }
+                Err(RowError::Refused(m)) => {
+                    conn.execute_batch("ROLLBACK TO rec; RELEASE rec")
+                        .map_err(|e| self.db_err("cannot roll back", e))?;
+                    self.tables.clear();
+                    commit.refused.push((i, m));
+                }
+                Err(RowError::Fatal(m)) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    self.tables.clear();
+                    return Err(SinkError::Database {
+                        path: self.path(),
+                        message: m,
+                    });
+                }
+            }
+        }
+        conn.execute_batch("COMMIT")
+            .map_err(|e| self.db_err("cannot commit", e))?;
+        Ok(commit)
+    }
+}
+
+#[cfg(test)]
+mod tests;

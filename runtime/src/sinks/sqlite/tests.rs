@@ -1,0 +1,121 @@
+use std::borrow::Cow;
+
+use super::*;
+
+fn rec(id: i64, name: &str) -> Record<'static> {
+    let mut r = Record {
+        stream: "people".into(),
+        ..Default::default()
+    };
+    r.set("id", Value::Int(id));
+    r.set("name", Value::Text(Cow::Owned(name.to_string())));
+    r
+}
+
+fn sink(dir: &tempfile::TempDir, toml_extra: &str) -> SqliteSink {
+    let path = dir.path().join("out.db");
+    let cfg: SqliteSinkConfig = toml::from_str(&format!(
+        "path = {:?}\n{toml_extra}",
+        path.display().to_string()
+    ))
+    .expect("cfg");
+    let mut s = SqliteSink::new(cfg).expect("sink");
+    s.open(None).expect("open");
+    s
+}
+
+fn rows(dir: &tempfile::TempDir, sql: &str) -> Vec<String> {
+    let conn = Connection::open(dir.path().join("out.db")).expect("open");
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+#[test]
+fn creates_the_table_and_upserts_by_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    assert_eq!(
+        s.write(&[rec(1, "a"), rec(2, "b")]).expect("write").written,
+        2
+    );
+    s.write(&[rec(1, "A")]).expect("repeat absorbed");
+    assert_eq!(
+        rows(&dir, "SELECT id || name FROM people ORDER BY id"),
+        ["1A", "2b"]
+    );
+}
+
+#[test]
+fn deletes_by_key_and_adds_columns_for_new_fields() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    s.write(&[rec(1, "a"), rec(2, "b")]).expect("write");
+    let mut del = rec(1, "");
+    del.op = Operation::Delete;
+    let mut wider = rec(3, "c");
+    wider.set("email", Value::Text("c@x.io".into()));
+    s.write(&[del, wider]).expect("write");
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT id || coalesce(email, '-') FROM people ORDER BY id"
+        ),
+        ["2-", "3c@x.io"]
+    );
+}
+
+#[test]
+fn refused_records_are_returned_and_the_rest_committed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let conn = Connection::open(dir.path().join("out.db")).expect("open");
+        conn.execute_batch("CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT NOT NULL CHECK (length(name) > 0))").expect("ddl");
+    }
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let mut no_key = rec(0, "x");
+    no_key.remove("id");
+    let c = s
+        .write(&[rec(1, "a"), rec(2, ""), no_key, rec(3, "c")])
+        .expect("write");
+    assert_eq!(c.written, 2);
+    assert_eq!(c.refused.len(), 2);
+    assert_eq!(c.refused[0].0, 1);
+    assert!(
+        c.refused[0].1.contains("CHECK constraint failed"),
+        "{}",
+        c.refused[0].1
+    );
+    assert_eq!(
+        c.refused[1],
+        (2, "key field `id` is missing or null".to_string())
+    );
+    assert_eq!(
+        rows(&dir, "SELECT name FROM people ORDER BY id"),
+        ["a", "c"]
+    );
+}
+
+#[test]
+fn upsert_into_a_table_without_a_unique_key_is_refused_up_front() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let conn = Connection::open(dir.path().join("out.db")).expect("open");
+        conn.execute_batch("CREATE TABLE people(id INTEGER, name TEXT)")
+            .expect("ddl");
+    }
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let err = s
+        .write(&[rec(1, "a")])
+        .expect_err("no unique key")
+        .to_string();
+    assert!(
+        err.contains("table `people` has no PRIMARY KEY or UNIQUE index on (id)"),
+        "{err}"
+    );
+    assert!(
+        SqliteSink::new(toml::from_str("path = \"x\"\nmode = \"upsert\"").expect("cfg")).is_err()
+    );
+}

@@ -1,0 +1,72 @@
+//! Stdout sink: one JSON object per line.
+
+use std::io::Write;
+
+use serde::Deserialize;
+use sluice_codec::Record;
+
+use super::{Sink, SinkCommit, SinkError};
+use crate::value_json::{fields_to_json, record_to_json};
+
+/// `[sink] type = "stdout"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSinkConfig {
+    /// Write stream, operation, position, key and headers around the fields
+    /// (default false: the fields only).
+    #[serde(default)]
+    pub include_metadata: bool,
+}
+
+/// The stdout sink.
+pub struct StdoutSink {
+    config: StdoutSinkConfig,
+}
+
+impl StdoutSink {
+    /// A stdout sink.
+    pub fn new(config: StdoutSinkConfig) -> Self {
+        StdoutSink { config }
+    }
+}
+
+/// Appends one JSON line for `r` to `out`.
+pub(crate) fn json_line(out: &mut Vec<u8>, r: &Record<'_>, include_metadata: bool) {
+    let v = if include_metadata {
+        record_to_json(r)
+    } else {
+        serde_json::Value::Object(fields_to_json(r))
+    };
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &v);
+    out.push(b'\n');
+}
+
+impl Sink for StdoutSink {
+    fn describe(&self) -> String {
+        "stdout".into()
+    }
+
+    fn open(&mut self, _state: Option<&str>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError> {
+        let mut buf = Vec::with_capacity(records.len() * 128);
+        for r in records {
+            json_line(&mut buf, r, self.config.include_metadata);
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(&buf)
+            .and_then(|()| out.flush())
+            .map_err(|source| SinkError::Io {
+                path: "stdout".into(),
+                what: "cannot write",
+                source,
+            })?;
+        Ok(SinkCommit {
+            written: records.len() as u64,
+            ..Default::default()
+        })
+    }
+}

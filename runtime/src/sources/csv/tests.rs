@@ -1,0 +1,139 @@
+use std::io::Write;
+
+use super::*;
+use crate::sources::test_support::collect;
+
+fn file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(".csv")
+        .tempfile()
+        .expect("tempfile");
+    f.write_all(bytes).expect("write");
+    f
+}
+
+fn config(path: &std::path::Path) -> CsvConfig {
+    toml::from_str(&format!("path = {:?}", path.display().to_string())).expect("config")
+}
+
+fn text<'a>(r: &'a Record<'_>, f: &str) -> &'a str {
+    r.get(f).and_then(Value::as_str).unwrap_or("<none>")
+}
+
+#[test]
+fn reads_quoted_fields_and_sends_wrong_width_rows_to_dead_letter() {
+    let f = file(
+        b"id,name,note\n1,\"Smith, Jo\",\"said \"\"hi\"\"\"\n2,only-two\n3,\"multi\nline\",x\n",
+    );
+    let mut s = CsvSource::new(config(f.path())).expect("config ok");
+    let c = collect(&mut s, None, 100).expect("reads");
+    assert_eq!(c.records.len(), 2);
+    assert_eq!(text(&c.records[0], "name"), "Smith, Jo");
+    assert_eq!(text(&c.records[0], "note"), "said \"hi\"");
+    assert_eq!(text(&c.records[1], "name"), "multi\nline");
+    assert_eq!(c.records[1].position, "line 4");
+    assert_eq!(
+        c.malformed,
+        vec![Malformed {
+            position: "line 3".into(),
+            stream: c.records[0].stream.to_string(),
+            raw: "2,only-two".into(),
+            reason: "row has 2 fields, the header has 3".into(),
+        }]
+    );
+}
+
+#[test]
+fn decodes_latin1_and_windows_1252() {
+    // "Zoë" and "€5" in Windows-1252: ë = 0xEB, € = 0x80.
+    let f = file(b"name;price\nZo\xeb;\x805\n");
+    let mut cfg = config(f.path());
+    cfg.delimiter = ";".into();
+    cfg.encoding = "windows-1252".into();
+    let mut s = CsvSource::new(cfg).expect("config ok");
+    let c = collect(&mut s, None, 10).expect("reads");
+    assert_eq!(text(&c.records[0], "name"), "Zoë");
+    assert_eq!(text(&c.records[0], "price"), "€5");
+}
+
+#[test]
+fn invalid_utf8_is_dead_lettered_with_a_hint() {
+    let f = file(b"name\nZo\xeb\nok\n");
+    let mut s = CsvSource::new(config(f.path())).expect("config ok");
+    let c = collect(&mut s, None, 10).expect("reads");
+    assert_eq!(c.records.len(), 1);
+    assert_eq!(c.malformed.len(), 1);
+    assert!(
+        c.malformed[0].reason.contains("set `encoding`"),
+        "{}",
+        c.malformed[0].reason
+    );
+}
+
+#[test]
+fn resumes_after_the_last_committed_batch_without_repeats() {
+    let f = file(b"\xef\xbb\xbfid\n1\n2\n3\n4\n5\n");
+    let mut s = CsvSource::new(config(f.path())).expect("config ok");
+    let all = collect(&mut s, None, 2).expect("reads");
+    assert!(
+        all.records[0].get("id").is_some(),
+        "BOM stripped from the first header"
+    );
+    let after_first = all.resumes[0].clone();
+    let rest = collect(&mut s, Some(&after_first), 2).expect("resumes");
+    let ids: Vec<&str> = rest.records.iter().map(|r| text(r, "id")).collect();
+    assert_eq!(ids, ["3", "4", "5"]);
+    assert_eq!(rest.records[0].position, "line 4");
+}
+
+#[test]
+fn refuses_a_checkpoint_past_the_end_of_a_changed_file() {
+    let f = file(b"id\n1\n");
+    let mut s = CsvSource::new(config(f.path())).expect("config ok");
+    let err = collect(&mut s, Some("byte=999;line=9;row=9"), 2)
+        .err()
+        .expect("error");
+    assert!(
+        err.to_string()
+            .contains("the checkpoint is at byte 999 but the file has 5 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_errors_say_what_to_do() {
+    let mut cfg = config(std::path::Path::new("/x.csv"));
+    cfg.encoding = "klingon".into();
+    assert!(
+        CsvSource::new(cfg.clone())
+            .err()
+            .expect("err")
+            .to_string()
+            .contains("unknown `encoding` \"klingon\"")
+    );
+    cfg.encoding = "utf-16".into();
+    assert!(
+        CsvSource::new(cfg.clone())
+            .err()
+            .expect("err")
+            .to_string()
+            .contains("UTF-16 files are not supported")
+    );
+    cfg.encoding = "utf-8".into();
+    cfg.delimiter = "||".into();
+    assert!(
+        CsvSource::new(cfg.clone())
+            .err()
+            .expect("err")
+            .to_string()
+            .contains("`delimiter` must be one ASCII character")
+    );
+    let f = file(b"a,a\n1,2\n");
+    let mut s = CsvSource::new(config(f.path())).expect("config ok");
+    let err = collect(&mut s, None, 2).err().expect("duplicate");
+    assert!(
+        err.to_string()
+            .contains("column `a` appears twice (columns 1 and 2)"),
+        "{err}"
+    );
+}

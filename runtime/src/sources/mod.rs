@@ -1,0 +1,293 @@
+//! Sources: where records come from. One trait, one folder per connector,
+//! registered by the plain `match` in [`build`].
+
+pub mod csv;
+pub mod jsonl;
+pub mod sqlite;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::Deserialize;
+use sluice_codec::{BatchWriter, Record};
+
+/// `[source]` of a pipeline file; `type` picks the connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// A CSV file (`csv::CsvConfig`).
+    Csv(csv::CsvConfig),
+    /// A JSON-lines file (`jsonl::JsonlSourceConfig`).
+    Jsonl(jsonl::JsonlSourceConfig),
+    /// A SQLite table or query (`sqlite::SqliteSourceConfig`).
+    Sqlite(sqlite::SqliteSourceConfig),
+}
+
+impl SourceConfig {
+    /// Resolves relative paths against the pipeline file's directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        match self {
+            SourceConfig::Csv(c) => c.path = crate::config::resolve(base, &c.path),
+            SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
+            SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
+        }
+    }
+
+    /// The connector type name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Csv(_) => "csv",
+            SourceConfig::Jsonl(_) => "jsonl",
+            SourceConfig::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// Opens the source a config describes.
+pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match config {
+        SourceConfig::Csv(c) => Box::new(csv::CsvSource::new(c.clone())?),
+        SourceConfig::Jsonl(c) => Box::new(jsonl::JsonlSource::new(c.clone())?),
+        SourceConfig::Sqlite(c) => Box::new(sqlite::SqliteSource::new(c.clone())?),
+    })
+}
+
+/// A source failure that stops the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A file could not be opened or read.
+    #[error("source `{path}`: {what}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration cannot work with this input.
+    #[error("source `{path}`: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The checkpoint does not fit the input any more.
+    #[error(
+        "source `{path}`: {message}; the input changed since the last run: run again with `--reset` to start from the beginning"
+    )]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+    /// The database failed.
+    #[error("source `{path}`: {message}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's message, with the statement.
+        message: String,
+    },
+}
+
+/// An input record that could not be read (a CSV row with the wrong number
+/// of fields, a line that is not JSON). It goes to the dead-letter sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// Where it is (`line 12`).
+    pub position: String,
+    /// The stream it belongs to.
+    pub stream: String,
+    /// The raw input, as text.
+    pub raw: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A batch as a source hands it over.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    /// The records, encoded.
+    pub data: Vec<u8>,
+    /// Spans of the records in `data`.
+    pub spans: Vec<Range<u32>>,
+    /// Inputs that could not be read.
+    pub malformed: Vec<Malformed>,
+    /// Where to resume after this batch once it is committed.
+    pub resume: String,
+}
+
+/// The pipeline is stopping: the source should return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+/// What a source uses to hand over records: batching by count and bytes,
+/// back-pressure, stop requests, progress.
+pub struct SourceContext<'a> {
+    writer: BatchWriter,
+    spans: Vec<Range<u32>>,
+    malformed: Vec<Malformed>,
+    batch_size: usize,
+    batch_bytes: usize,
+    send: &'a mut dyn FnMut(SourceBatch) -> Result<(), Stopped>,
+    stop: &'a AtomicBool,
+    progress: &'a AtomicU64,
+}
+
+impl<'a> SourceContext<'a> {
+    /// A context that calls `send` with each full batch.
+    pub fn new(
+        batch_size: usize,
+        batch_bytes: usize,
+        send: &'a mut dyn FnMut(SourceBatch) -> Result<(), Stopped>,
+        stop: &'a AtomicBool,
+        progress: &'a AtomicU64,
+    ) -> Self {
+        SourceContext {
+            writer: BatchWriter::with_capacity(batch_bytes.min(1 << 16)),
+            spans: Vec::with_capacity(batch_size),
+            malformed: Vec::new(),
+            batch_size,
+            batch_bytes,
+            send,
+            stop,
+            progress,
+        }
+    }
+
+    fn items(&self) -> usize {
+        self.spans.len() + self.malformed.len()
+    }
+
+    /// Adds a record; returns true when the batch is full and the source
+    /// should call [`Self::flush`] with the position after this record.
+    pub fn push(&mut self, record: &Record<'_>) -> bool {
+        let at = self.writer.push(record);
+        let end = self.writer.byte_len();
+        self.spans.push(at as u32..end as u32);
+        self.items() >= self.batch_size || end >= self.batch_bytes
+    }
+
+    /// Adds an input that could not be read; same return as [`Self::push`].
+    pub fn push_malformed(&mut self, m: Malformed) -> bool {
+        self.malformed.push(m);
+        self.items() >= self.batch_size || self.writer.byte_len() >= self.batch_bytes
+    }
+
+    /// Hands over the batch so far (if any), to be resumed at `resume`
+    /// once committed. Blocks while the pipeline is full. `Err(Stopped)`:
+    /// the pipeline is stopping and the source should return now.
+    pub fn flush(&mut self, resume: &str) -> Result<(), Stopped> {
+        if self.items() > 0 {
+            let writer = std::mem::replace(
+                &mut self.writer,
+                BatchWriter::with_capacity(self.batch_bytes.min(1 << 16)),
+            );
+            let batch = SourceBatch {
+                data: writer.finish(),
+                spans: std::mem::replace(&mut self.spans, Vec::with_capacity(self.batch_size)),
+                malformed: std::mem::take(&mut self.malformed),
+                resume: resume.to_string(),
+            };
+            (self.send)(batch)?;
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Stopped);
+        }
+        Ok(())
+    }
+
+    /// True once a stop was requested.
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Reports progress in the units of [`Source::size_hint`].
+    pub fn set_progress(&self, units: u64) {
+        self.progress.store(units, Ordering::Relaxed);
+    }
+}
+
+/// A source of records.
+///
+/// The pipeline calls [`Source::size_hint`] once, then [`Source::run`] once
+/// on a thread of its own. `run` reads from the position `resume` (the
+/// token of the last committed batch, `None` for the beginning), hands
+/// records to the context and calls [`SourceContext::flush`] at batch
+/// boundaries with the token that resumes after the batch. It returns at
+/// the end of the input or when `flush` says the pipeline is stopping.
+pub trait Source: Send {
+    /// A short description for logs (`csv /data/in.csv`).
+    fn describe(&self) -> String;
+
+    /// The total amount of input in progress units (bytes or rows), if known.
+    fn size_hint(&mut self) -> Option<u64>;
+
+    /// Checks that the input can be read (for `sluice check`), without
+    /// reading records.
+    fn check(&mut self) -> Result<(), SourceError>;
+
+    /// Reads records until the end of the input or a stop.
+    fn run(&mut self, resume: Option<&str>, ctx: &mut SourceContext<'_>)
+    -> Result<(), SourceError>;
+}
+
+/// Parses a `key=value;key=value` resume token into numbers.
+pub(crate) fn parse_token(token: &str, keys: &[&str]) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(keys.len());
+    let parts: Vec<(&str, &str)> = token.split(';').filter_map(|p| p.split_once('=')).collect();
+    for k in keys {
+        let v = parts.iter().find(|(n, _)| n == k)?.1.parse().ok()?;
+        out.push(v);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Runs a source to the end and collects what it produced.
+
+    use super::*;
+
+    /// Everything a source produced.
+    pub struct Collected {
+        pub records: Vec<Record<'static>>,
+        pub malformed: Vec<Malformed>,
+        pub resumes: Vec<String>,
+    }
+
+    pub fn collect(
+        source: &mut dyn Source,
+        resume: Option<&str>,
+        batch_size: usize,
+    ) -> Result<Collected, SourceError> {
+        let stop = AtomicBool::new(false);
+        let progress = AtomicU64::new(0);
+        let mut batches = Vec::new();
+        let mut send = |b: SourceBatch| {
+            batches.push(b);
+            Ok(())
+        };
+        let mut ctx = SourceContext::new(batch_size, 1 << 20, &mut send, &stop, &progress);
+        source.run(resume, &mut ctx)?;
+        let mut c = Collected {
+            records: vec![],
+            malformed: vec![],
+            resumes: vec![],
+        };
+        for b in batches {
+            for s in &b.spans {
+                let rec =
+                    Record::decode(&b.data[s.start as usize..s.end as usize]).expect("decodes");
+                c.records.push(rec.into_owned());
+            }
+            c.malformed.extend(b.malformed);
+            c.resumes.push(b.resume);
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,128 @@
+//! Records and values as JSON, for JSONL files, stdout and dead letters.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use serde_json::{Map, Value as Json};
+use sluice_codec::{Record, Value};
+
+/// A value as JSON: bytes as base64 text, timestamps as RFC 3339 text, JSON
+/// values inline.
+pub fn value_to_json(v: &Value<'_>) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Text(s) => Json::String(s.to_string()),
+        Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Timestamp(t) => Json::String(timestamp_to_rfc3339(*t)),
+        Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.to_string())),
+    }
+}
+
+/// Microseconds since the epoch as RFC 3339 (UTC, microsecond precision).
+pub fn timestamp_to_rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map_or_else(
+        || micros.to_string(),
+        |d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    )
+}
+
+/// A JSON value as a record value: objects and arrays become `Json`.
+pub fn json_to_value(j: &Json) -> Value<'static> {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::Text(Cow::Owned(s.clone())),
+        other => Value::Json(Cow::Owned(other.to_string())),
+    }
+}
+
+/// The fields of a record as a JSON object.
+pub fn fields_to_json(r: &Record<'_>) -> Map<String, Json> {
+    r.fields
+        .iter()
+        .map(|(n, v)| (n.to_string(), value_to_json(v)))
+        .collect()
+}
+
+/// The whole record (fields and metadata) as a JSON object.
+pub fn record_to_json(r: &Record<'_>) -> Json {
+    let mut m = Map::new();
+    m.insert("stream".into(), Json::String(r.stream.to_string()));
+    m.insert("op".into(), Json::String(r.op.as_str().into()));
+    m.insert("position".into(), Json::String(r.position.to_string()));
+    if let Some(t) = r.event_time {
+        m.insert("event_time".into(), Json::String(timestamp_to_rfc3339(t)));
+    }
+    if !r.key.is_null() {
+        m.insert("key".into(), value_to_json(&r.key));
+    }
+    if !r.headers.is_empty() {
+        let h: Map<String, Json> = r
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    Json::String(String::from_utf8_lossy(v).into_owned()),
+                )
+            })
+            .collect();
+        m.insert("headers".into(), Json::Object(h));
+    }
+    m.insert("fields".into(), Json::Object(fields_to_json(r)));
+    Json::Object(m)
+}
+
+/// A record whose fields are the members of a JSON object.
+pub fn object_to_record(
+    obj: &Map<String, Json>,
+    stream: &str,
+    position: String,
+) -> Record<'static> {
+    Record {
+        stream: Cow::Owned(stream.to_string()),
+        position: Cow::Owned(position),
+        op: sluice_codec::Operation::Insert,
+        fields: obj
+            .iter()
+            .map(|(k, v)| (Cow::Owned(k.clone()), json_to_value(v)))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_json_objects() {
+        let j: Json =
+            serde_json::from_str(r#"{"a":1,"b":"x","c":[1,2],"d":null,"e":1.5,"f":true}"#)
+                .expect("json");
+        let Json::Object(obj) = &j else {
+            panic!("object")
+        };
+        let rec = object_to_record(obj, "s", "line 1".into());
+        assert_eq!(Json::Object(fields_to_json(&rec)), j);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(
+            timestamp_to_rfc3339(1_700_000_000_000_000),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            value_to_json(&Value::Bytes(Cow::Borrowed(b"hi"))),
+            Json::String("aGk=".into())
+        );
+    }
+}

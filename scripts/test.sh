@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: builds the WASM plugins and fixtures (installing the
+# wasm32-wasip2 target if needed), then runs every unit, golden-file and
+# end-to-end test against the real `sluice` binary.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/scripts/build-plugins.sh"
+cargo test --release --locked --workspace \
+    --exclude sluice-fixture-misbehave --exclude sluice-fixture-other-world

@@ -1,0 +1,238 @@
+//! Broken and hostile plugins: refused at start with a clear message, or
+//! their batches retried once and then dead-lettered while the pipeline
+//! goes on. Nothing is ever lost.
+
+use crate::common::*;
+
+/// A pipeline: JSONL input of `n` records (record 3 is poison), the given
+/// transform, JSONL output.
+fn pipeline(dir: &Dir, n: usize, plugin_path: &str, config: &str, runtime: &str) {
+    let input: String = (1..=n)
+        .map(|i| format!("{{\"i\":{i},\"poison\":{}}}\n", i == 3))
+        .collect();
+    dir.write("in/r.jsonl", input);
+    dir.write(
+        "pipeline.toml",
+        format!(
+            "[source]\ntype = \"jsonl\"\npath = \"in/r.jsonl\"\n\n[[transforms]]\nname = \"bad\"\nplugin = \"{plugin_path}\"\nconfig = {config}\n\n[sink]\ntype = \"jsonl\"\npath = \"out/r.jsonl\"\n\n[dead_letter]\ntype = \"jsonl\"\npath = \"out/dead.jsonl\"\n\n[runtime]\nbatch_size = 2\n{runtime}\n"
+        ),
+    );
+}
+
+/// Runs a misbehaving mode and returns the summary and the dead letters.
+fn misbehave(
+    mode: &str,
+    n: usize,
+    runtime: &str,
+) -> (Dir, serde_json::Value, Vec<serde_json::Value>) {
+    let dir = Dir::new();
+    pipeline(
+        &dir,
+        n,
+        &plugin("fixture-misbehave"),
+        &format!("{{ mode = \"{mode}\" }}"),
+        runtime,
+    );
+    let (out, s) = dir.run(&["--no-progress"]);
+    let s = assert_balanced(&out, &s);
+    let dead = dir.jsonl("out/dead.jsonl");
+    (dir, s, dead)
+}
+
+fn codes(dead: &[serde_json::Value]) -> Vec<String> {
+    dead.iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["position"].as_str().unwrap(),
+                d["code"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rejecting_plugin_dead_letters_every_record_with_its_code() {
+    let (_d, s, dead) = misbehave("reject_all", 3, "");
+    assert_eq!(
+        (s["written"].as_u64(), s["dead_lettered"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(
+        codes(&dead),
+        [
+            "line 1 fixture_reject",
+            "line 2 fixture_reject",
+            "line 3 fixture_reject"
+        ]
+    );
+    assert_eq!(dead[0]["reason"], "rejected");
+    assert_eq!(dead[0]["message"], "rejected by fixture");
+}
+
+#[test]
+fn trapping_plugin_is_retried_then_its_batches_are_dead_lettered_and_the_pipeline_goes_on() {
+    let (_d, s, dead) = misbehave("trap", 3, "");
+    assert_eq!(s["dead_lettered"], 3);
+    assert_eq!(s["plugins"][0]["retries"], 2);
+    assert_eq!(s["plugins"][0]["failures"], 2);
+    assert_eq!(dead[0]["reason"], "plugin_failed");
+    assert_eq!(dead[0]["code"], "trap");
+    let msg = dead[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("plugin `bad`")
+            && msg.contains("fixture trap")
+            && msg.contains("after one retry"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_poison_record_only_costs_its_own_batch() {
+    let (dir, s, dead) = misbehave("trap_on_poison", 6, "");
+    assert_eq!(
+        (s["written"].as_u64(), s["dead_lettered"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(codes(&dead), ["line 3 trap", "line 4 trap"]);
+    let written: Vec<i64> = dir
+        .jsonl("out/r.jsonl")
+        .iter()
+        .map(|v| v["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(written, [1, 2, 5, 6]);
+}
+
+#[test]
+fn a_plugin_that_fails_once_succeeds_on_the_fresh_instance() {
+    let (_d, s, dead) = misbehave("trap_second_batch", 4, "");
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(s["written"], 4);
+    assert_eq!(s["plugins"][0]["retries"], 1);
+    assert_eq!(s["plugins"][0]["failures"], 0);
+}
+
+#[test]
+fn an_endless_loop_hits_the_deadline() {
+    let (_d, s, dead) = misbehave("loop", 1, "batch_timeout_ms = 200");
+    assert_eq!(s["dead_lettered"], 1);
+    assert_eq!(dead[0]["code"], "deadline_exceeded");
+    assert!(
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its deadline of 200 ms"),
+        "{}",
+        dead[0]["message"]
+    );
+}
+
+#[test]
+fn memory_growth_hits_the_cap() {
+    let (_d, s, dead) = misbehave("oom", 1, "memory_limit_mib = 16");
+    assert_eq!(s["dead_lettered"], 1);
+    assert_eq!(dead[0]["code"], "memory_limit_exceeded");
+    assert!(
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its memory limit of 16 MiB")
+    );
+}
+
+#[test]
+fn too_few_outcomes_break_the_contract() {
+    let (_d, s, dead) = misbehave("short", 2, "");
+    assert_eq!(s["dead_lettered"], 2);
+    assert_eq!(dead[0]["code"], "contract_violation");
+    assert!(
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("returned 1 outcomes for 2 records"),
+        "{}",
+        dead[0]["message"]
+    );
+}
+
+#[test]
+fn garbage_outcomes_and_batch_errors_are_dead_lettered() {
+    let (_d, _s, dead) = misbehave("garbage", 1, "");
+    assert_eq!(dead[0]["code"], "contract_violation");
+    assert!(
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreadable outcomes")
+    );
+    let (_d, _s, dead) = misbehave("batch_error", 1, "");
+    assert_eq!(dead[0]["code"], "batch_error");
+    assert!(
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fixture batch error")
+    );
+}
+
+#[test]
+fn a_log_flood_is_capped_and_the_records_pass() {
+    let (_d, s, dead) = misbehave("log_flood", 2, "");
+    assert!(dead.is_empty());
+    assert_eq!(s["written"], 2);
+}
+
+/// Runs a pipeline whose plugin must be refused at start; returns stderr.
+fn refused(plugin_path: &str, config: &str) -> String {
+    let dir = Dir::new();
+    pipeline(&dir, 1, plugin_path, config, "");
+    let (out, s) = dir.run(&["--no-progress"]);
+    assert!(!out.status.success(), "the pipeline started");
+    assert!(s.is_none());
+    assert!(!dir.path("out/r.jsonl").exists(), "nothing may be written");
+    stderr(&out)
+}
+
+#[test]
+fn refuses_a_core_module_a_truncated_file_and_a_text_file() {
+    let dir = Dir::new();
+    let core = dir.write("core.wasm", b"\0asm\x01\0\0\0");
+    let e = refused(&core.display().to_string(), "{}");
+    assert!(
+        e.contains("plugin `bad`: `")
+            && e.contains("core.wasm` is a core WebAssembly module, not a component"),
+        "{e}"
+    );
+    let full = std::fs::read(plugin("mapper")).unwrap();
+    let cut = dir.write("cut.wasm", &full[..full.len() / 2]);
+    let e = refused(&cut.display().to_string(), "{}");
+    assert!(e.contains("cut.wasm` is not a valid component"), "{e}");
+    let text = dir.write("notes.wasm", "hello");
+    let e = refused(&text.display().to_string(), "{}");
+    assert!(e.contains("notes.wasm` is not a WebAssembly file"), "{e}");
+    let e = refused(&dir.path("missing.wasm").display().to_string(), "{}");
+    assert!(
+        e.contains("plugin `bad`: cannot read `") && e.contains("missing.wasm"),
+        "{e}"
+    );
+}
+
+#[test]
+fn refuses_a_component_of_another_world() {
+    let e = refused(&plugin("fixture-other-world"), "{}");
+    assert!(
+        e.contains("does not export `sluice:plugin/transform@0.1.x` (it exports `answer`)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn refuses_a_plugin_whose_init_fails_naming_plugin_file_and_reason() {
+    let e = refused(&plugin("fixture-misbehave"), "{ mode = \"init_fail\" }");
+    assert!(e.contains("plugin `bad` (") && e.contains("fixture-misbehave.wasm` refused to start: invalid config: `mode`: init_fail asked for"), "{e}");
+    let e = refused(&plugin("mapper"), "{ renam = { a = \"b\" } }");
+    assert!(
+        e.contains("refused to start: invalid config: unknown field `renam`"),
+        "{e}"
+    );
+}

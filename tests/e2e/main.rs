@@ -1,0 +1,9 @@
+//! End-to-end tests: they drive the real `sluice` binary on real files,
+//! with the real plugins built for `wasm32-wasip2` (see `tests/README.md`).
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod cli;
+mod common;
+mod failures;
+mod pipeline;
