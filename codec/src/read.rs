@@ -79,6 +79,12 @@ impl<'a> Reader<'a> {
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let at = self.pos;
         let b = self.bytes()?;
+        if b.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8. Most names and values in
+            // legacy data are ASCII, and this check is cheaper than the full
+            // validation below on short strings.
+            return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         std::str::from_utf8(b).map_err(|_| DecodeError {
             offset: at,
             reason: "invalid UTF-8 in string",

@@ -80,6 +80,96 @@ pub fn record_to_json(r: &Record<'_>) -> Json {
     Json::Object(m)
 }
 
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Appends a value as JSON. `Json` values are embedded as they are when
+/// they are valid JSON, and written as a string otherwise.
+pub fn write_value_json(out: &mut Vec<u8>, v: &Value<'_>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => out.extend_from_slice(itoa_buf(*i).as_bytes()),
+        Value::Float(f) => match serde_json::Number::from_f64(*f) {
+            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        },
+        Value::Text(s) => write_str(out, s),
+        Value::Json(s) => {
+            if serde_json::from_str::<&serde_json::value::RawValue>(s).is_ok() {
+                out.extend_from_slice(s.trim().as_bytes());
+            } else {
+                write_str(out, s);
+            }
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, &value_to_json(other));
+        }
+    }
+}
+
+fn itoa_buf(i: i64) -> String {
+    i.to_string()
+}
+
+/// Appends the fields of a record as one JSON object.
+pub fn write_fields_json(out: &mut Vec<u8>, r: &Record<'_>) {
+    out.push(b'{');
+    for (i, (name, value)) in r.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+        out.push(b':');
+        write_value_json(out, value);
+    }
+    out.push(b'}');
+}
+
+/// Appends the whole record (metadata and fields) as one JSON object, the
+/// same shape as [`record_to_json`].
+pub fn write_record_json(out: &mut Vec<u8>, r: &Record<'_>) {
+    out.extend_from_slice(b"{\"stream\":");
+    write_str(out, &r.stream);
+    out.extend_from_slice(b",\"op\":\"");
+    out.extend_from_slice(r.op.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"position\":");
+    write_str(out, &r.position);
+    if let Some(t) = r.event_time {
+        out.extend_from_slice(b",\"event_time\":");
+        write_str(out, &timestamp_to_rfc3339(t));
+    }
+    if !r.key.is_null() {
+        out.extend_from_slice(b",\"key\":");
+        write_value_json(out, &r.key);
+    }
+    if !r.headers.is_empty() {
+        out.extend_from_slice(b",\"headers\":{");
+        for (i, (n, v)) in r.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, n);
+            out.push(b':');
+            write_str(out, &String::from_utf8_lossy(v));
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"fields\":");
+    write_fields_json(out, r);
+    out.push(b'}');
+}
+
+/// The whole record as JSON text.
+pub fn record_json_text(r: &Record<'_>) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_record_json(&mut out, r);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// A record whose fields are the members of a JSON object.
 pub fn object_to_record(
     obj: &Map<String, Json>,
@@ -112,6 +202,26 @@ mod tests {
         };
         let rec = object_to_record(obj, "s", "line 1".into());
         assert_eq!(Json::Object(fields_to_json(&rec)), j);
+    }
+
+    #[test]
+    fn the_fast_writer_matches_serde_json() {
+        let j: Json = serde_json::from_str(
+            r#"{"a":1,"b":"x\"y\n","c":[1,{"d":2}],"d":null,"e":1.5,"f":true}"#,
+        )
+        .expect("json");
+        let Json::Object(obj) = &j else {
+            panic!("object")
+        };
+        let mut rec = object_to_record(obj, "s", "line 1".into());
+        rec.key = Value::Int(7);
+        let mut out = Vec::new();
+        write_record_json(&mut out, &rec);
+        let back: Json = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(back, record_to_json(&rec));
+        let mut bad = Vec::new();
+        write_value_json(&mut bad, &Value::Json("{not json".into()));
+        assert_eq!(bad, b"\"{not json\"");
     }
 
     #[test]

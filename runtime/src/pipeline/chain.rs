@@ -1,4 +1,5 @@
-//! The transform chain: a source batch through every plugin in order.
+//! The transform chain: a batch through each plugin in order, one stage
+//! per thread.
 
 use std::ops::Range;
 
@@ -7,14 +8,16 @@ use sluice_codec::Record;
 use super::dead_letter::{DeadLetter, Kind, now_micros};
 use crate::plugin::TransformSlot;
 use crate::sources::SourceBatch;
-use crate::value_json::record_to_json;
+use crate::value_json::record_json_text;
 
-/// A batch after the chain.
+/// A batch on its way through the chain: what survives so far, and what
+/// was dropped or dead-lettered.
 #[derive(Debug, Default)]
 pub struct Processed {
-    /// The surviving records, encoded.
-    pub data: Vec<u8>,
-    /// Their spans in `data`.
+    /// The surviving records, encoded; `None` while they are still the
+    /// source batch's own buffer.
+    pub data: Option<Vec<u8>>,
+    /// Their spans in the data.
     pub spans: Vec<Range<u32>>,
     /// For each, the index of the source record it came from.
     pub origins: Vec<u32>,
@@ -22,121 +25,122 @@ pub struct Processed {
     pub dead: Vec<DeadLetter>,
     /// Records dropped on purpose.
     pub dropped: u64,
-    /// Records added by `emit` beyond one per input (negative never).
+    /// Records added by `emit` beyond one per input.
     pub expanded: u64,
 }
 
-/// The chain of slots.
-pub struct Chain {
-    /// The slots, in order.
-    pub slots: Vec<TransformSlot>,
-}
-
-fn decode_json(bytes: &[u8]) -> Option<serde_json::Value> {
-    Record::decode(bytes).ok().map(|r| record_to_json(&r))
-}
-
-impl Chain {
-    /// Runs `batch` through every slot.
-    pub fn process(&mut self, batch: &SourceBatch) -> Processed {
-        let mut owned: Option<Vec<u8>> = None;
-        let mut spans: Vec<Range<u32>> = batch.spans.clone();
-        let mut origins: Vec<u32> = (0..spans.len() as u32).collect();
-        let mut out = Processed::default();
-        let original = |i: u32| -> &[u8] {
-            let s = &batch.spans[i as usize];
-            &batch.data[s.start as usize..s.end as usize]
-        };
-        let meta = |i: u32| -> (String, String) {
-            Record::decode(original(i))
-                .map(|r| (r.position.into_owned(), r.stream.into_owned()))
-                .unwrap_or_default()
-        };
-        for (stage, slot) in self.slots.iter_mut().enumerate() {
-            if spans.is_empty() {
-                break;
-            }
-            let plugin = slot.plugin().clone();
-            let data = owned.as_ref().unwrap_or(&batch.data);
-            match slot.run(data, &spans) {
-                Ok(result) => {
-                    let inputs = spans.len() as u64;
-                    for rej in &result.rejected {
-                        let origin = origins[rej.input];
-                        let (position, stream) = meta(origin);
-                        let here = &spans[rej.input];
-                        out.dead.push(DeadLetter {
-                            kind: Kind::Rejected,
-                            stage: plugin.name().to_string(),
-                            plugin_version: Some(plugin.version().to_string()),
-                            code: rej.code.clone(),
-                            field: rej.field.clone(),
-                            message: rej.message.clone(),
-                            position,
-                            stream,
-                            record: decode_json(original(origin)),
-                            input: (stage > 0)
-                                .then(|| decode_json(&data[here.start as usize..here.end as usize]))
-                                .flatten(),
-                            raw: None,
-                            time: now_micros(),
-                        });
-                    }
-                    out.dropped += result.dropped.len() as u64;
-                    let kept_inputs =
-                        inputs - result.dropped.len() as u64 - result.rejected.len() as u64;
-                    out.expanded += (result.spans.len() as u64).saturating_sub(kept_inputs);
-                    origins = result
-                        .from_input
-                        .iter()
-                        .map(|&i| origins[i as usize])
-                        .collect();
-                    spans = result.spans;
-                    owned = Some(result.batch);
-                }
-                Err(err) => {
-                    let code = match &err {
-                        crate::plugin::CallError::Trap(_) => "trap",
-                        crate::plugin::CallError::Deadline(_) => "deadline_exceeded",
-                        crate::plugin::CallError::Memory(_) => "memory_limit_exceeded",
-                        crate::plugin::CallError::Batch(_) => "batch_error",
-                        crate::plugin::CallError::Contract(_) => "contract_violation",
-                        crate::plugin::CallError::Restart(_) => "restart_failed",
-                    };
-                    for (i, span) in spans.iter().enumerate() {
-                        let origin = origins[i];
-                        let (position, stream) = meta(origin);
-                        out.dead.push(DeadLetter {
-                            kind: Kind::PluginFailed,
-                            stage: plugin.name().to_string(),
-                            plugin_version: Some(plugin.version().to_string()),
-                            code: code.to_string(),
-                            field: None,
-                            message: format!(
-                                "plugin `{}` ({}) {err} (after one retry on a fresh instance)",
-                                plugin.name(),
-                                plugin.version()
-                            ),
-                            position,
-                            stream,
-                            record: decode_json(original(origin)),
-                            input: (stage > 0)
-                                .then(|| decode_json(&data[span.start as usize..span.end as usize]))
-                                .flatten(),
-                            raw: None,
-                            time: now_micros(),
-                        });
-                    }
-                    spans.clear();
-                    origins.clear();
-                    owned = Some(Vec::new());
-                    break;
-                }
-            }
+impl Processed {
+    /// The state before the first transform: every source record survives.
+    pub fn start(batch: &SourceBatch) -> Self {
+        Processed {
+            spans: batch.spans.clone(),
+            origins: (0..batch.spans.len() as u32).collect(),
+            ..Default::default()
         }
-        out.data = owned.unwrap_or_else(|| batch.data.clone());
-        out.spans = spans;
-        out.origins = origins;
-        out
+    }
+
+    /// The encoded surviving records.
+    pub fn data<'a>(&'a self, batch: &'a SourceBatch) -> &'a Vec<u8> {
+        self.data.as_ref().unwrap_or(&batch.data)
+    }
+}
+
+fn decode_json(bytes: &[u8]) -> Option<String> {
+    Record::decode(bytes).ok().map(|r| record_json_text(&r))
+}
+
+fn original(batch: &SourceBatch, i: u32) -> &[u8] {
+    let s = &batch.spans[i as usize];
+    &batch.data[s.start as usize..s.end as usize]
+}
+
+fn meta(batch: &SourceBatch, i: u32) -> (String, String) {
+    Record::decode(original(batch, i))
+        .map(|r| (r.position.into_owned(), r.stream.into_owned()))
+        .unwrap_or_default()
+}
+
+/// Runs the surviving records of `p` through the transform at position
+/// `stage` of the chain (each stage runs on a thread of its own).
+pub fn run_stage(slot: &mut TransformSlot, stage: usize, batch: &SourceBatch, p: &mut Processed) {
+    if p.spans.is_empty() {
+        return;
+    }
+    let plugin = slot.plugin().clone();
+    let data = p.data.as_ref().unwrap_or(&batch.data);
+    match slot.run(data, &p.spans) {
+        Ok(result) => {
+            let inputs = p.spans.len() as u64;
+            for rej in &result.rejected {
+                let origin = p.origins[rej.input];
+                let (position, stream) = meta(batch, origin);
+                let here = &p.spans[rej.input];
+                p.dead.push(DeadLetter {
+                    kind: Kind::Rejected,
+                    stage: plugin.name().to_string(),
+                    plugin_version: Some(plugin.version().to_string()),
+                    code: rej.code.clone(),
+                    field: rej.field.clone(),
+                    message: rej.message.clone(),
+                    position,
+                    stream,
+                    record: decode_json(original(batch, origin)),
+                    input: (stage > 0)
+                        .then(|| decode_json(&data[here.start as usize..here.end as usize]))
+                        .flatten(),
+                    raw: None,
+                    time: now_micros(),
+                });
+            }
+            p.dropped += result.dropped.len() as u64;
+            let kept_inputs = inputs - result.dropped.len() as u64 - result.rejected.len() as u64;
+            p.expanded += (result.spans.len() as u64).saturating_sub(kept_inputs);
+            p.origins = result
+                .from_input
+                .iter()
+                .map(|&i| p.origins[i as usize])
+                .collect();
+            p.spans = result.spans;
+            p.data = Some(result.batch);
+        }
+        Err(err) => {
+            let code = match &err {
+                crate::plugin::CallError::Trap(_) => "trap",
+                crate::plugin::CallError::Deadline(_) => "deadline_exceeded",
+                crate::plugin::CallError::Memory(_) => "memory_limit_exceeded",
+                crate::plugin::CallError::Batch(_) => "batch_error",
+                crate::plugin::CallError::Contract(_) => "contract_violation",
+                crate::plugin::CallError::Restart(_) => "restart_failed",
+            };
+            let mut dead = Vec::with_capacity(p.spans.len());
+            for (i, span) in p.spans.iter().enumerate() {
+                let origin = p.origins[i];
+                let (position, stream) = meta(batch, origin);
+                dead.push(DeadLetter {
+                    kind: Kind::PluginFailed,
+                    stage: plugin.name().to_string(),
+                    plugin_version: Some(plugin.version().to_string()),
+                    code: code.to_string(),
+                    field: None,
+                    message: format!(
+                        "plugin `{}` ({}) {err} (after one retry on a fresh instance)",
+                        plugin.name(),
+                        plugin.version()
+                    ),
+                    position,
+                    stream,
+                    record: decode_json(original(batch, origin)),
+                    input: (stage > 0)
+                        .then(|| decode_json(&data[span.start as usize..span.end as usize]))
+                        .flatten(),
+                    raw: None,
+                    time: now_micros(),
+                });
+            }
+            p.dead.append(&mut dead);
+            p.spans.clear();
+            p.origins.clear();
+            p.data = Some(Vec::new());
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value as Json;
 use sluice_codec::{Record, Value};
 
 /// Why a record was dead-lettered.
@@ -50,10 +49,10 @@ pub struct DeadLetter {
     pub position: String,
     /// The record's stream.
     pub stream: String,
-    /// The record as read from the source.
-    pub record: Option<Json>,
-    /// The record as the failing stage received it, when different.
-    pub input: Option<Json>,
+    /// The record as read from the source, as JSON text.
+    pub record: Option<String>,
+    /// The record as the failing stage received it, when different, as JSON text.
+    pub input: Option<String>,
     /// The raw input, for records the source could not read.
     pub raw: Option<String>,
     /// When it was dead-lettered, µs since the epoch.
@@ -72,9 +71,9 @@ impl DeadLetter {
     pub fn to_record(&self) -> Record<'static> {
         let text = |s: &str| Value::Text(Cow::Owned(s.to_string()));
         let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
-        let json = |j: &Option<Json>| {
+        let json = |j: &Option<String>| {
             j.as_ref()
-                .map_or(Value::Null, |j| Value::Json(Cow::Owned(j.to_string())))
+                .map_or(Value::Null, |j| Value::Json(Cow::Owned(j.clone())))
         };
         Record {
             stream: Cow::Borrowed("dead_letters"),

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use sluice_codec::Record;
 
-pub use chain::{Chain, Processed};
+pub use chain::{Processed, run_stage};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
 pub use dead_letter::{DeadLetter, Kind};
 pub use summary::{PluginSummary, Summary};
@@ -28,7 +28,7 @@ use crate::config::{Pipeline, toml_to_json};
 use crate::plugin::{LoadedPlugin, PluginError, PluginHost, PluginSpec, TransformSlot};
 use crate::sinks::{self, Sink, SinkConfig, SinkError};
 use crate::sources::{self, SourceBatch, SourceError, Stopped};
-use crate::value_json::record_to_json;
+use crate::value_json::record_json_text;
 
 /// A pipeline run that failed.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +156,8 @@ impl Observer for Quiet {
     fn progress(&mut self, _stats: &Stats) {}
 }
 
-type Processed2 = (SourceBatch, Processed);
+/// What flows between the pipeline's threads.
+type InFlight = (SourceBatch, Processed);
 
 /// Runs a prepared pipeline to the end of its source or until `stop` is set.
 pub fn run(
@@ -195,20 +196,22 @@ pub fn run(
     let total = source.size_hint();
     observer.start(total, 0);
 
-    let (to_chain, from_source): (SyncSender<SourceBatch>, Receiver<SourceBatch>) =
-        sync_channel(rt.channel_capacity);
-    let (to_sink, from_chain): (SyncSender<Processed2>, Receiver<Processed2>) =
-        sync_channel(rt.channel_capacity);
+    let capacity = rt.channel_capacity;
     let (batch_size, batch_bytes) = (rt.batch_size, rt.batch_bytes);
     let source_desc = source.describe();
 
     let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
+        let (to_first, mut upstream): (SyncSender<InFlight>, Receiver<InFlight>) =
+            sync_channel(capacity);
         let stop_src = stop.clone();
         let stats_src = stats.clone();
         let source_thread = std::thread::Builder::new()
             .name("sluice-source".into())
             .spawn_scoped(scope, move || -> Result<(), SourceError> {
-                let mut send = |b: SourceBatch| to_chain.send(b).map_err(|_| Stopped);
+                let mut send = |b: SourceBatch| {
+                    let p = Processed::start(&b);
+                    to_first.send((b, p)).map_err(|_| Stopped)
+                };
                 let mut ctx = sources::SourceContext::new(
                     batch_size,
                     batch_bytes,
@@ -219,19 +222,27 @@ pub fn run(
                 source.run(resume.as_deref(), &mut ctx)
             })
             .map_err(|e| RunError::Internal(format!("cannot start the source thread: {e}")))?;
-        let chain_thread = std::thread::Builder::new()
-            .name("sluice-transform".into())
-            .spawn_scoped(scope, move || {
-                let mut chain = Chain { slots };
-                for batch in from_source {
-                    let processed = chain.process(&batch);
-                    if to_sink.send((batch, processed)).is_err() {
-                        break;
+        // One thread per transform: on 2 cores the stages, the source and
+        // the sink share the CPU instead of queueing behind one thread.
+        let mut stage_threads = Vec::new();
+        for (stage, mut slot) in slots.into_iter().enumerate() {
+            let (tx, rx): (SyncSender<InFlight>, Receiver<InFlight>) = sync_channel(capacity);
+            let input = std::mem::replace(&mut upstream, rx);
+            let handle = std::thread::Builder::new()
+                .name(format!("sluice-t{stage}"))
+                .spawn_scoped(scope, move || {
+                    for (batch, mut processed) in input {
+                        run_stage(&mut slot, stage, &batch, &mut processed);
+                        if tx.send((batch, processed)).is_err() {
+                            break;
+                        }
                     }
-                }
-                chain.slots
-            })
-            .map_err(|e| RunError::Internal(format!("cannot start the transform thread: {e}")))?;
+                    slot
+                })
+                .map_err(|e| RunError::Internal(format!("cannot start a transform thread: {e}")))?;
+            stage_threads.push(handle);
+        }
+        let from_chain = upstream;
 
         let mut cp = checkpoint.clone().unwrap_or_default();
         let sink_result = (|| -> Result<(), RunError> {
@@ -254,9 +265,13 @@ pub fn run(
             stop.store(true, Ordering::Relaxed);
         }
         drop(from_chain);
-        let slots = chain_thread
-            .join()
-            .map_err(|_| RunError::Internal("the transform thread panicked".into()))?;
+        let mut slots = Vec::new();
+        for t in stage_threads {
+            slots.push(
+                t.join()
+                    .map_err(|_| RunError::Internal("a transform thread panicked".into()))?,
+            );
+        }
         let source_result = source_thread
             .join()
             .map_err(|_| RunError::Internal("the source thread panicked".into()))?;
@@ -284,7 +299,7 @@ pub fn run(
 #[allow(clippy::too_many_arguments)]
 fn commit_batch(
     batch: &SourceBatch,
-    processed: Processed,
+    mut processed: Processed,
     sink: &mut dyn Sink,
     dlq: &mut dyn Sink,
     stats: &Stats,
@@ -293,9 +308,11 @@ fn commit_batch(
     pipeline: &str,
 ) -> Result<(), RunError> {
     let inputs = (batch.spans.len() + batch.malformed.len()) as u64;
+    let owned = processed.data.take();
+    let data: &[u8] = owned.as_deref().unwrap_or(&batch.data);
     let mut records = Vec::with_capacity(processed.spans.len());
     for s in &processed.spans {
-        let rec = Record::decode(&processed.data[s.start as usize..s.end as usize])
+        let rec = Record::decode(&data[s.start as usize..s.end as usize])
             .map_err(|e| RunError::Internal(format!("a checked record failed to decode: {e}")))?;
         records.push(rec);
     }
@@ -347,8 +364,8 @@ fn commit_batch(
             stream: rec.stream.to_string(),
             record: Record::decode(&batch.data[s.start as usize..s.end as usize])
                 .ok()
-                .map(|r| record_to_json(&r)),
-            input: Some(record_to_json(rec)),
+                .map(|r| record_json_text(&r)),
+            input: Some(record_json_text(rec)),
             raw: None,
             time: dead_letter::now_micros(),
         });

@@ -1,6 +1,6 @@
 //! Write Sluice transform plugins in Rust.
 //!
-//! ```ignore
+//! ```
 //! use sluice_sdk::{Config, InitError, Outcome, Record, Transform};
 //!
 //! struct Upper;
@@ -18,6 +18,7 @@
 //!     }
 //! }
 //!
+//! #[cfg(target_arch = "wasm32")]
 //! sluice_sdk::export!(Upper);
 //! ```
 //!

@@ -23,6 +23,9 @@ pub struct SqliteSink {
     conn: Option<Connection>,
     /// Known columns per table.
     tables: HashMap<String, Vec<String>>,
+    /// The last insert statement: table, column names, SQL. Records of a
+    /// batch usually share their shape, so the SQL is built once.
+    last_insert: Option<(String, Vec<String>, String)>,
 }
 
 struct Sql<'a>(&'a Value<'a>);
@@ -78,6 +81,7 @@ impl SqliteSink {
             mode,
             conn: None,
             tables: HashMap::new(),
+            last_insert: None,
         })
     }
 
@@ -291,9 +295,32 @@ impl SqliteSink {
             return Ok(());
         }
         self.prepare_table(conn, &table, rec)?;
+        let same_shape = self.last_insert.as_ref().is_some_and(|(t, cols, _)| {
+            *t == table
+                && cols.len() == rec.fields.len()
+                && cols.iter().zip(&rec.fields).all(|(c, (n, _))| c == n)
+        });
+        if !same_shape {
+            let sql = self.insert_sql(&table, rec);
+            let cols = rec.fields.iter().map(|(n, _)| n.to_string()).collect();
+            self.last_insert = Some((table.clone(), cols, sql));
+        }
+        let sql = self
+            .last_insert
+            .as_ref()
+            .map(|(_, _, s)| s.as_str())
+            .unwrap_or_default();
+        let vals: Vec<Sql<'_>> = rec.fields.iter().map(|(_, v)| Sql(v)).collect();
+        let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
+        let mut stmt = conn.prepare_cached(sql).map_err(refused)?;
+        stmt.execute(params.as_slice()).map_err(refused)?;
+        Ok(())
+    }
+
+    fn insert_sql(&self, table: &str, rec: &Record<'_>) -> String {
         let mut sql = String::with_capacity(64 + rec.fields.len() * 24);
         sql.push_str("INSERT INTO ");
-        sql.push_str(&quote_ident(&table));
+        sql.push_str(&quote_ident(table));
         sql.push_str(" (");
         for (i, (n, _)) in rec.fields.iter().enumerate() {
             if i > 0 {
@@ -327,11 +354,7 @@ impl SqliteSink {
                 ));
             }
         }
-        let vals: Vec<Sql<'_>> = rec.fields.iter().map(|(_, v)| Sql(v)).collect();
-        let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
-        let mut stmt = conn.prepare_cached(&sql).map_err(refused)?;
-        stmt.execute(params.as_slice()).map_err(refused)?;
-        Ok(())
+        sql
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use sluice_codec::Record;
 
 use super::{Sink, SinkCommit, SinkError};
-use crate::value_json::{fields_to_json, record_to_json};
+use crate::value_json::{write_fields_json, write_record_json};
 
 /// `[sink] type = "stdout"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -32,13 +32,11 @@ impl StdoutSink {
 
 /// Appends one JSON line for `r` to `out`.
 pub(crate) fn json_line(out: &mut Vec<u8>, r: &Record<'_>, include_metadata: bool) {
-    let v = if include_metadata {
-        record_to_json(r)
+    if include_metadata {
+        write_record_json(out, r);
     } else {
-        serde_json::Value::Object(fields_to_json(r))
-    };
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &v);
+        write_fields_json(out, r);
+    }
     out.push(b'\n');
 }
 

@@ -213,24 +213,22 @@ impl Source for CsvSource {
                 .map_err(self.io("cannot seek to the checkpoint"))?;
         }
         let mut row = ::csv::ByteRecord::new();
-        let mut token = String::new();
-        loop {
-            let more = reader
-                .read_byte_record(&mut row)
-                .map_err(self.io("cannot read"))?;
-            let next = reader.position();
-            token.clear();
-            use std::fmt::Write;
-            let _ = write!(
-                token,
+        let token = |next: &::csv::Position| {
+            format!(
                 "byte={};line={};row={}",
                 next.byte(),
                 next.line(),
                 next.record()
-            );
+            )
+        };
+        loop {
+            let more = reader
+                .read_byte_record(&mut row)
+                .map_err(self.io("cannot read"))?;
+            let next = reader.position().clone();
             ctx.set_progress(next.byte());
             if !more {
-                let _ = ctx.flush(&token);
+                let _ = ctx.flush(&token(&next));
                 return Ok(());
             }
             let line = row.position().map_or(0, |p| p.line());
@@ -297,7 +295,7 @@ impl Source for CsvSource {
                     }
                 }
             };
-            if full && ctx.flush(&token).is_err() {
+            if full && ctx.flush(&token(&next)).is_err() {
                 return Ok(());
             }
         }
