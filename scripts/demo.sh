@@ -2,11 +2,11 @@
 # The demo: builds everything it needs (the wasm32-wasip2 target included),
 # generates a messy legacy CRM export, migrates it into SQLite through the
 # mapper -> cleanse -> validate plugins, and shows what came out and what
-# was rejected and why. ROWS=1000000 ./scripts/demo.sh for a bigger run.
+# was rejected and why. ROWS=200000 ./scripts/demo.sh for a smaller run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-rows=${ROWS:-200000}
+rows=${ROWS:-1000000}
 "$root/scripts/build-plugins.sh"
 cargo build --release --locked -p sluice-runtime -p sluice-example-legacy-crm
 bin=${CARGO_TARGET_DIR:-$root/target}/release

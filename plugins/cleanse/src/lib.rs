@@ -148,6 +148,27 @@ fn collapse(s: &str) -> String {
     out
 }
 
+/// True if `s` is already as `title_case` would write it.
+fn is_title_case(s: &str) -> bool {
+    let mut start = true;
+    for c in s.chars() {
+        if c.is_alphanumeric() {
+            let ok = if start {
+                !c.is_lowercase()
+            } else {
+                !c.is_uppercase()
+            };
+            if !ok {
+                return false;
+            }
+            start = false;
+        } else {
+            start = c.is_whitespace() || c == '-';
+        }
+    }
+    true
+}
+
 fn title_case(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut start = true;
@@ -257,7 +278,7 @@ impl Resolved {
             let needed = match case {
                 Case::Lower => cur.chars().any(char::is_uppercase),
                 Case::Upper => cur.chars().any(char::is_lowercase),
-                Case::Title => true,
+                Case::Title => !is_title_case(&cur),
             };
             if needed {
                 let c = match case {

@@ -67,19 +67,26 @@ pub fn parse_money(s: &str, rule: &MoneyRule) -> Result<i64, String> {
         negative = true;
         t = &t[1..t.len() - 1];
     }
-    let mut int_part = String::new();
-    let mut frac_part = String::new();
+    // Accumulate the digits as an integer: no allocation per value.
+    let mut value: i64 = 0;
+    let mut frac_digits: u32 = 0;
     let mut seen_dec = false;
     let mut seen_digit = false;
+    let too_large = || "amount too large".to_string();
     for c in t.chars() {
         match c {
             '0'..='9' => {
                 seen_digit = true;
                 if seen_dec {
-                    frac_part.push(c);
-                } else {
-                    int_part.push(c);
+                    frac_digits += 1;
+                    if frac_digits > rule.minor_units {
+                        continue;
+                    }
                 }
+                value = value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(i64::from(c as u8 - b'0')))
+                    .ok_or_else(too_large)?;
             }
             '-' | '\u{2212}' => {
                 if negative {
@@ -112,27 +119,14 @@ pub fn parse_money(s: &str, rule: &MoneyRule) -> Result<i64, String> {
     if !seen_digit {
         return Err("no digits".into());
     }
-    if frac_part.len() > rule.minor_units as usize {
+    if frac_digits > rule.minor_units {
         return Err(format!(
-            "{} decimal places, the currency has {}",
-            frac_part.len(),
+            "{frac_digits} decimal places, the currency has {}",
             rule.minor_units
         ));
     }
-    while frac_part.len() < rule.minor_units as usize {
-        frac_part.push('0');
-    }
-    let digits = format!("{int_part}{frac_part}");
-    let v: i64 = digits
-        .trim_start_matches('0')
-        .parse::<i64>()
-        .or_else(|e| {
-            if digits.trim_start_matches('0').is_empty() {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|_| "amount too large".to_string())?;
+    let v = value
+        .checked_mul(10i64.pow(rule.minor_units - frac_digits))
+        .ok_or_else(too_large)?;
     Ok(if negative { -v } else { v })
 }
