@@ -15,6 +15,7 @@ packages=(
     sluice-plugin-validate
     sluice-fixture-misbehave
     sluice-fixture-other-world
+    sluice-bench-interface-guest
 )
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
