@@ -236,3 +236,47 @@ fn refuses_a_plugin_whose_init_fails_naming_plugin_file_and_reason() {
         "{e}"
     );
 }
+
+/// Runs the `probe` fixture with `grants` and returns what it saw.
+fn probe(grants: &str) -> serde_json::Value {
+    let dir = Dir::new();
+    let secret = dir.write("secret/data.txt", "top secret");
+    dir.write("in/r.jsonl", "{\"i\": 1}\n");
+    dir.write(
+        "pipeline.toml",
+        format!(
+            "[source]\ntype = \"jsonl\"\npath = \"in/r.jsonl\"\n\n[[transforms]]\nname = \"probe\"\nplugin = \"{}\"\nconfig = {{ mode = \"probe\", file = \"{}\" }}\n{grants}\n\n[sink]\ntype = \"jsonl\"\npath = \"out/r.jsonl\"\n",
+            plugin("fixture-misbehave"),
+            secret.display()
+        ),
+    );
+    let out = sluice()
+        .arg("run")
+        .arg(dir.path("pipeline.toml"))
+        .env("SLUICE_PROBE", "host value")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir.jsonl("out/r.jsonl").remove(0)
+}
+
+#[test]
+fn the_sandbox_denies_environment_clock_and_files_by_default() {
+    let seen = probe("");
+    assert_eq!(seen["env"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["now"], 0, "the clock reads the epoch: {seen}");
+    assert!(
+        seen["file"].as_str().unwrap().starts_with("error: "),
+        "{seen}"
+    );
+}
+
+#[test]
+fn granted_capabilities_are_exactly_what_the_plugin_gets() {
+    let dir_grant =
+        "[transforms.grants]\nenv = [\"SLUICE_PROBE\"]\nclock = true\nread_dirs = [\"secret\"]";
+    let seen = probe(dir_grant);
+    assert_eq!(seen["env"], "host value", "{seen}");
+    assert!(seen["now"].as_i64().unwrap() > 1_700_000_000, "{seen}");
+    assert_eq!(seen["file"], "top secret", "{seen}");
+}

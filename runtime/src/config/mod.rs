@@ -218,13 +218,27 @@ fn refine_span(text: &str, span: std::ops::Range<usize>, message: &str) -> usize
     span.start
 }
 
-/// Resolves `p` against `base` unless it is absolute.
+/// Resolves `p` against `base` unless it is absolute, and removes `.` and
+/// `..` components lexically so that messages show plain paths.
 pub fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
     }
+    out
 }
 
 impl Pipeline {

@@ -32,6 +32,10 @@ fn parses_a_minimal_pipeline_and_resolves_paths() {
         Path::new("/p/plugins/mapper.wasm")
     );
     assert_eq!(p.state_dir, Path::new("/p/.sluice"));
+    assert_eq!(
+        resolve(Path::new("/a/b"), Path::new("../../c/./d.wasm")),
+        Path::new("/c/d.wasm")
+    );
     assert_eq!(p.config.runtime.batch_size, 256);
     assert_eq!(
         toml_to_json(&p.config.transforms[0].config),
