@@ -280,3 +280,25 @@ fn granted_capabilities_are_exactly_what_the_plugin_gets() {
     assert!(seen["now"].as_i64().unwrap() > 1_700_000_000, "{seen}");
     assert_eq!(seen["file"], "top secret", "{seen}");
 }
+
+#[test]
+fn emitted_records_are_counted_and_balance() {
+    let (dir, s, dead) = misbehave("split", 3, "");
+    assert!(dead.is_empty());
+    assert_eq!(
+        (
+            s["records_in"].as_u64(),
+            s["written"].as_u64(),
+            s["dropped"].as_u64(),
+            s["expanded"].as_u64()
+        ),
+        (Some(3), Some(4), Some(1), Some(2)),
+        "{s}"
+    );
+    let parts: Vec<(i64, i64)> = dir
+        .jsonl("out/r.jsonl")
+        .iter()
+        .map(|v| (v["i"].as_i64().unwrap(), v["part"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(parts, [(1, 1), (1, 2), (3, 1), (3, 2)]);
+}

@@ -279,3 +279,33 @@ fn sigterm_stops_gracefully_and_a_rerun_finishes_the_job() {
     assert_eq!(s["records_in"].as_u64().unwrap() + first, rows as u64);
     assert_each_id_once_in_order(&dir, rows);
 }
+
+#[test]
+fn dead_letters_can_go_to_a_sqlite_table() {
+    let dir = Dir::new();
+    crm_pipeline(&dir, "[sink]\ntype = \"jsonl\"\npath = \"out/ok.jsonl\"");
+    let text = std::fs::read_to_string(dir.path("pipeline.toml"))
+        .unwrap()
+        .replace(
+            "[dead_letter]\ntype = \"jsonl\"\npath = \"out/dead.jsonl\"",
+            "[dead_letter]\ntype = \"sqlite\"\npath = \"out/dead.db\"",
+        );
+    dir.write("pipeline.toml", text);
+    let (out, s) = dir.run(&[]);
+    assert_eq!(assert_balanced(&out, &s)["dead_lettered"], 5);
+    assert_eq!(
+        dir.sql("out/dead.db", "SELECT position, reason, stage, code, coalesce(field, '-') FROM dead_letters ORDER BY position"),
+        [
+            "line 3|rejected|validate|invalid_email|email",
+            "line 4|rejected|cleanse|invalid_date|joined",
+            "line 6|rejected|validate|not_allowed|country",
+            "line 7|rejected|validate|required|email",
+            "line 8|malformed_input|source|malformed|-",
+        ]
+    );
+    let record = dir.sql(
+        "out/dead.db",
+        "SELECT json_extract(record, '$.fields.email') FROM dead_letters WHERE position = 'line 3'",
+    );
+    assert_eq!(record, ["bob at example.com"]);
+}
