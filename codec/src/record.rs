@@ -298,6 +298,16 @@ impl<'a> Record<'a> {
         })
     }
 
+    /// The stream and position of an encoded record, read without decoding
+    /// the rest.
+    pub fn peek_stream_position(bytes: &'a [u8]) -> Result<(&'a str, &'a str), DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.u8()?;
+        let stream = r.str()?;
+        let position = r.str()?;
+        Ok((stream, position))
+    }
+
     /// Checks that `bytes` hold exactly one well-formed record (valid UTF-8
     /// everywhere), without allocating.
     pub fn validate(bytes: &[u8]) -> Result<(), DecodeError> {

@@ -140,3 +140,14 @@ fn invalid_utf8_is_reported_with_offset() {
     assert_eq!(err.reason, "invalid UTF-8 in string");
     assert_eq!(err.offset, 1);
 }
+
+#[test]
+fn peeks_stream_and_position_without_decoding() {
+    let mut buf = Vec::new();
+    sample().encode(&mut buf);
+    assert_eq!(
+        Record::peek_stream_position(&buf),
+        Ok(("customers", "line 7"))
+    );
+    assert!(Record::peek_stream_position(&buf[..3]).is_err());
+}

@@ -6,7 +6,7 @@ use std::ops::Range;
 use sluice_codec::Record;
 
 use super::dead_letter::{DeadLetter, Kind, now_micros};
-use crate::plugin::TransformSlot;
+use crate::plugin::{CallError, LoadedPlugin, TransformSlot};
 use crate::sources::SourceBatch;
 use crate::value_json::record_json_text;
 
@@ -55,9 +55,45 @@ fn original(batch: &SourceBatch, i: u32) -> &[u8] {
 }
 
 fn meta(batch: &SourceBatch, i: u32) -> (String, String) {
-    Record::decode(original(batch, i))
-        .map(|r| (r.position.into_owned(), r.stream.into_owned()))
+    Record::peek_stream_position(original(batch, i))
+        .map(|(stream, position)| (position.to_string(), stream.to_string()))
         .unwrap_or_default()
+}
+
+/// A dead letter for the record at `index` of the stage's input.
+#[allow(clippy::too_many_arguments)]
+fn dead_letter(
+    kind: Kind,
+    plugin: &LoadedPlugin,
+    code: String,
+    field: Option<String>,
+    message: String,
+    batch: &SourceBatch,
+    p: &Processed,
+    stage: usize,
+    index: usize,
+) -> DeadLetter {
+    let origin = p.origins[index];
+    let (position, stream) = meta(batch, origin);
+    let here = &p.spans[index];
+    let data = p.data.as_ref().unwrap_or(&batch.data);
+    DeadLetter {
+        kind,
+        stage: plugin.name().to_string(),
+        plugin_version: Some(plugin.version().to_string()),
+        code,
+        field,
+        message,
+        position,
+        stream,
+        record: decode_json(original(batch, origin)),
+        // After the first stage, also what the failing stage received.
+        input: (stage > 0)
+            .then(|| decode_json(&data[here.start as usize..here.end as usize]))
+            .flatten(),
+        raw: None,
+        time: now_micros(),
+    }
 }
 
 /// Runs the surviving records of `p` through the transform at position
@@ -72,25 +108,18 @@ pub fn run_stage(slot: &mut TransformSlot, stage: usize, batch: &SourceBatch, p:
         Ok(result) => {
             let inputs = p.spans.len() as u64;
             for rej in &result.rejected {
-                let origin = p.origins[rej.input];
-                let (position, stream) = meta(batch, origin);
-                let here = &p.spans[rej.input];
-                p.dead.push(DeadLetter {
-                    kind: Kind::Rejected,
-                    stage: plugin.name().to_string(),
-                    plugin_version: Some(plugin.version().to_string()),
-                    code: rej.code.clone(),
-                    field: rej.field.clone(),
-                    message: rej.message.clone(),
-                    position,
-                    stream,
-                    record: decode_json(original(batch, origin)),
-                    input: (stage > 0)
-                        .then(|| decode_json(&data[here.start as usize..here.end as usize]))
-                        .flatten(),
-                    raw: None,
-                    time: now_micros(),
-                });
+                let d = dead_letter(
+                    Kind::Rejected,
+                    &plugin,
+                    rej.code.clone(),
+                    rej.field.clone(),
+                    rej.message.clone(),
+                    batch,
+                    p,
+                    stage,
+                    rej.input,
+                );
+                p.dead.push(d);
             }
             p.dropped += result.dropped.len() as u64;
             let kept_inputs = inputs - result.dropped.len() as u64 - result.rejected.len() as u64;
@@ -105,39 +134,35 @@ pub fn run_stage(slot: &mut TransformSlot, stage: usize, batch: &SourceBatch, p:
         }
         Err(err) => {
             let code = match &err {
-                crate::plugin::CallError::Trap(_) => "trap",
-                crate::plugin::CallError::Deadline(_) => "deadline_exceeded",
-                crate::plugin::CallError::Memory(_) => "memory_limit_exceeded",
-                crate::plugin::CallError::Batch(_) => "batch_error",
-                crate::plugin::CallError::Contract(_) => "contract_violation",
-                crate::plugin::CallError::Restart(_) => "restart_failed",
+                CallError::Trap(_) => "trap",
+                CallError::Deadline(_) => "deadline_exceeded",
+                CallError::Memory(_) => "memory_limit_exceeded",
+                CallError::Batch(_) => "batch_error",
+                CallError::Contract(_) => "contract_violation",
+                CallError::Restart(_) => "restart_failed",
             };
-            let mut dead = Vec::with_capacity(p.spans.len());
-            for (i, span) in p.spans.iter().enumerate() {
-                let origin = p.origins[i];
-                let (position, stream) = meta(batch, origin);
-                dead.push(DeadLetter {
-                    kind: Kind::PluginFailed,
-                    stage: plugin.name().to_string(),
-                    plugin_version: Some(plugin.version().to_string()),
-                    code: code.to_string(),
-                    field: None,
-                    message: format!(
-                        "plugin `{}` ({}) {err} (after one retry on a fresh instance)",
-                        plugin.name(),
-                        plugin.version()
-                    ),
-                    position,
-                    stream,
-                    record: decode_json(original(batch, origin)),
-                    input: (stage > 0)
-                        .then(|| decode_json(&data[span.start as usize..span.end as usize]))
-                        .flatten(),
-                    raw: None,
-                    time: now_micros(),
-                });
-            }
-            p.dead.append(&mut dead);
+            let message = format!(
+                "plugin `{}` ({}) {err} (after one retry on a fresh instance)",
+                plugin.name(),
+                plugin.version()
+            );
+            let dead: Vec<DeadLetter> = (0..p.spans.len())
+                .map(|i| {
+                    let code = code.to_string();
+                    dead_letter(
+                        Kind::PluginFailed,
+                        &plugin,
+                        code,
+                        None,
+                        message.clone(),
+                        batch,
+                        p,
+                        stage,
+                        i,
+                    )
+                })
+                .collect();
+            p.dead.extend(dead);
             p.spans.clear();
             p.origins.clear();
             p.data = Some(Vec::new());

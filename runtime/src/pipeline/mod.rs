@@ -316,13 +316,15 @@ fn commit_batch(
             .map_err(|e| RunError::Internal(format!("a checked record failed to decode: {e}")))?;
         records.push(rec);
     }
-    // Records keep the position of the source record they came from.
+    // Records keep the position of the source record they came from,
+    // whatever a plugin wrote there.
     for (rec, &origin) in records.iter_mut().zip(&processed.origins) {
         let s = &batch.spans[origin as usize];
-        if let Ok(orig) = Record::decode(&batch.data[s.start as usize..s.end as usize])
-            && orig.position != rec.position
+        if let Ok((_, position)) =
+            Record::peek_stream_position(&batch.data[s.start as usize..s.end as usize])
+            && position != rec.position
         {
-            rec.position = orig.position.into_owned().into();
+            rec.position = position.to_string().into();
         }
     }
     let t = Instant::now();

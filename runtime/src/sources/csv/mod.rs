@@ -118,6 +118,22 @@ impl CsvSource {
         }
     }
 
+    /// A row that cannot become a record: its fields as text (undecodable
+    /// bytes replaced), joined by the delimiter, and why.
+    fn malformed(&self, row: &::csv::ByteRecord, line: u64, reason: String) -> Malformed {
+        let raw = row
+            .iter()
+            .map(|f| self.encoding.decode_without_bom_handling(f).0.into_owned())
+            .collect::<Vec<_>>()
+            .join(&(self.delimiter as char).to_string());
+        Malformed {
+            position: format!("line {line}"),
+            stream: self.stream.clone(),
+            raw,
+            reason,
+        }
+    }
+
     /// Reads the header row (or takes `columns`) and returns the names.
     fn header(&self, reader: &mut ::csv::Reader<File>) -> Result<Vec<String>, SourceError> {
         let mut row = ::csv::ByteRecord::new();
@@ -233,21 +249,12 @@ impl Source for CsvSource {
             }
             let line = row.position().map_or(0, |p| p.line());
             let full = if row.len() != names.len() {
-                let raw = row
-                    .iter()
-                    .map(|f| self.encoding.decode_without_bom_handling(f).0.into_owned())
-                    .collect::<Vec<_>>()
-                    .join(&(self.delimiter as char).to_string());
-                ctx.push_malformed(Malformed {
-                    position: format!("line {line}"),
-                    stream: self.stream.clone(),
-                    raw,
-                    reason: format!(
-                        "row has {} fields, the header has {}",
-                        row.len(),
-                        names.len()
-                    ),
-                })
+                let reason = format!(
+                    "row has {} fields, the header has {}",
+                    row.len(),
+                    names.len()
+                );
+                ctx.push_malformed(self.malformed(&row, line, reason))
             } else {
                 let mut fields: Vec<(Cow<'_, str>, Value<'_>)> = Vec::with_capacity(names.len());
                 let mut bad = None;
@@ -270,19 +277,7 @@ impl Source for CsvSource {
                     }
                 }
                 match bad {
-                    Some(reason) => {
-                        let raw = row
-                            .iter()
-                            .map(|f| String::from_utf8_lossy(f).into_owned())
-                            .collect::<Vec<_>>()
-                            .join(&(self.delimiter as char).to_string());
-                        ctx.push_malformed(Malformed {
-                            position: format!("line {line}"),
-                            stream: self.stream.clone(),
-                            raw,
-                            reason,
-                        })
-                    }
+                    Some(reason) => ctx.push_malformed(self.malformed(&row, line, reason)),
                     None => {
                         let rec = Record {
                             op: Operation::Snapshot,
