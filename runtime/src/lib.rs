@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod pipeline;
 pub mod plugin;
+pub mod reload;
 pub mod sinks;
 pub mod sources;
 pub mod value_json;

@@ -6,4 +6,5 @@
 mod cli;
 mod common;
 mod failures;
+mod hot_reload;
 mod pipeline;

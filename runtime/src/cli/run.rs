@@ -27,15 +27,18 @@ pub struct RunArgs {
     no_progress: bool,
 }
 
-/// Installs SIGINT/SIGTERM handlers: the first sets `stop` (graceful), the
-/// second exits at once.
-fn handle_signals(stop: Arc<AtomicBool>) {
+/// Installs signal handlers: SIGINT/SIGTERM set `stop` (graceful; a second
+/// one exits at once), SIGHUP sets `reload`.
+fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) {
     let spawned = std::thread::Builder::new().name("sluice-signals".into()).spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         rt.block_on(async move {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut hup)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+            else {
                 return;
             };
             let mut count = 0;
@@ -43,6 +46,10 @@ fn handle_signals(stop: Arc<AtomicBool>) {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = hup.recv() => {
+                        reload.store(true, Ordering::Relaxed);
+                        continue;
+                    }
                 }
                 count += 1;
                 if count == 1 {
@@ -62,12 +69,16 @@ fn handle_signals(stop: Arc<AtomicBool>) {
 pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::load(&args.pipeline)?;
     let stop = Arc::new(AtomicBool::new(false));
-    handle_signals(stop.clone());
+    let reload = Arc::new(AtomicBool::new(false));
+    handle_signals(stop.clone(), reload.clone());
     let prepared = pipeline::prepare(pipeline)?;
     let mut progress = Progress::new(!args.no_progress);
     let summary = pipeline::run(
         prepared,
-        &RunOptions { reset: args.reset },
+        &RunOptions {
+            reset: args.reset,
+            reload,
+        },
         stop,
         &mut progress,
     );

@@ -62,7 +62,7 @@ pub enum ConfigError {
 
 /// A whole pipeline: one source, a chain of transforms, a sink, a
 /// dead-letter sink and runtime settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// The pipeline's name: keys its checkpoint. Defaults to the file name
@@ -84,7 +84,7 @@ pub struct PipelineConfig {
 }
 
 /// One transform in the chain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformConfig {
     /// A name for logs, metrics and dead letters (unique in the pipeline).
@@ -103,7 +103,7 @@ pub struct TransformConfig {
 }
 
 /// Per-transform overrides of the runtime limits.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsOverride {
     /// Memory cap of one instance, in MiB.
@@ -113,7 +113,7 @@ pub struct LimitsOverride {
 }
 
 /// `[runtime]`: batch sizes, limits and directories.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// Most records per batch (default 256).
@@ -137,6 +137,9 @@ pub struct RuntimeConfig {
     /// Precompiled plugins, keyed by content hash (default
     /// `$SLUICE_CACHE_DIR`, else `<state_dir>/cache`).
     pub cache_dir: Option<PathBuf>,
+    /// Watch the plugin files and the pipeline file and reload changed
+    /// transforms while running (default true). SIGHUP reloads either way.
+    pub watch: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -150,6 +153,7 @@ impl Default for RuntimeConfig {
             log_lines_per_batch: 100,
             state_dir: None,
             cache_dir: None,
+            watch: true,
         }
     }
 }

@@ -26,6 +26,7 @@ pub use summary::{PluginSummary, Summary};
 
 use crate::config::{Pipeline, toml_to_json};
 use crate::plugin::{LoadedPlugin, PluginError, PluginHost, PluginSpec, TransformSlot};
+use crate::reload::{Reloader, Swap};
 use crate::sinks::{self, Sink, SinkConfig, SinkError};
 use crate::sources::{self, SourceBatch, SourceError, Stopped};
 use crate::value_json::record_json_text;
@@ -70,14 +71,19 @@ pub struct Stats {
     pub progress: AtomicU64,
     /// Dead letters by `stage: code`.
     pub reasons: Mutex<BTreeMap<String, u64>>,
+    /// Plugin versions swapped in while running.
+    pub reloads: AtomicU64,
+    /// Candidate versions refused while running.
+    pub reload_failures: AtomicU64,
 }
 
 /// Everything a run needs, loaded and checked.
 pub struct Prepared {
     /// The pipeline file.
     pub pipeline: Pipeline,
-    /// The plugin host (keeps the engine alive).
-    pub host: PluginHost,
+    /// The plugin host (keeps the engine alive; the reloader loads
+    /// candidates with it).
+    pub host: Arc<PluginHost>,
     /// The loaded plugins, in chain order.
     pub plugins: Vec<Arc<LoadedPlugin>>,
     /// One started instance per plugin.
@@ -115,7 +121,7 @@ pub fn dead_letter_config(p: &Pipeline) -> SinkConfig {
 
 /// Loads every plugin and starts one instance of each.
 pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {
-    let host = PluginHost::new(Some(pipeline.cache_dir.clone()))?;
+    let host = Arc::new(PluginHost::new(Some(pipeline.cache_dir.clone()))?);
     let mut plugins = Vec::new();
     let mut slots = Vec::new();
     for spec in plugin_specs(&pipeline) {
@@ -138,6 +144,18 @@ pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {
 pub struct RunOptions {
     /// Forget the checkpoint and start from the beginning.
     pub reset: bool,
+    /// Set (by SIGHUP) to reload the pipeline file and every plugin.
+    pub reload: Arc<AtomicBool>,
+}
+
+/// Sets a flag when dropped: tells the reloader the run is over on every
+/// way out of the run, early errors included.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Hooks for the CLI: called with the source's size once, then regularly.
@@ -170,9 +188,9 @@ pub fn run(
     let Prepared {
         pipeline,
         host,
-        plugins,
         slots,
         dead_letter,
+        ..
     } = prepared;
     let rt = &pipeline.config.runtime;
     let store = Checkpoints::open(&pipeline.state_dir)?;
@@ -200,7 +218,11 @@ pub fn run(
     let (batch_size, batch_bytes) = (rt.batch_size, rt.batch_bytes);
     let source_desc = source.describe();
 
+    let done = AtomicBool::new(false);
+    let watch = rt.watch;
+    let reload_pipeline = pipeline.clone();
     let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
+        let _done_on_exit = SetOnDrop(&done);
         let (to_first, mut upstream): (SyncSender<InFlight>, Receiver<InFlight>) =
             sync_channel(capacity);
         let stop_src = stop.clone();
@@ -225,22 +247,56 @@ pub fn run(
         // One thread per transform: on 2 cores the stages, the source and
         // the sink share the CPU instead of queueing behind one thread.
         let mut stage_threads = Vec::new();
+        let mut swap_senders = Vec::new();
         for (stage, mut slot) in slots.into_iter().enumerate() {
             let (tx, rx): (SyncSender<InFlight>, Receiver<InFlight>) = sync_channel(capacity);
+            let (swap_tx, swaps) = std::sync::mpsc::channel::<Swap>();
+            swap_senders.push(swap_tx);
             let input = std::mem::replace(&mut upstream, rx);
             let handle = std::thread::Builder::new()
                 .name(format!("sluice-t{stage}"))
                 .spawn_scoped(scope, move || {
                     for (batch, mut processed) in input {
+                        // Between two batches: take a new version if one is ready.
+                        let mut retired = Vec::new();
+                        while let Ok(swap) = swaps.try_recv() {
+                            let paused = Instant::now();
+                            let from = slot.plugin().version().to_string();
+                            retired.extend(slot.swap(swap.plugin, swap.instance));
+                            tracing::info!(
+                                transform = %slot.plugin().name(),
+                                from = %from,
+                                to = %slot.plugin().version(),
+                                pause_us = paused.elapsed().as_micros() as u64,
+                                ready_to_live_us = swap.ready_at.elapsed().as_micros() as u64,
+                                "new version live"
+                            );
+                        }
                         run_stage(&mut slot, stage, &batch, &mut processed);
                         if tx.send((batch, processed)).is_err() {
                             break;
                         }
+                        drop(retired);
                     }
                     slot
                 })
                 .map_err(|e| RunError::Internal(format!("cannot start a transform thread: {e}")))?;
             stage_threads.push(handle);
+        }
+        if !swap_senders.is_empty() {
+            let reloader = Reloader {
+                pipeline: reload_pipeline,
+                host: host.clone(),
+                swaps: swap_senders,
+                stop: &done,
+                reload: &options.reload,
+                watch,
+                stats: &stats,
+            };
+            std::thread::Builder::new()
+                .name("sluice-reload".into())
+                .spawn_scoped(scope, move || reloader.run())
+                .map_err(|e| RunError::Internal(format!("cannot start the reload thread: {e}")))?;
         }
         let from_chain = upstream;
 
@@ -264,6 +320,7 @@ pub fn run(
         if sink_result.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
+        done.store(true, Ordering::Relaxed);
         drop(from_chain);
         let mut slots = Vec::new();
         for t in stage_threads {
@@ -287,7 +344,6 @@ pub fn run(
         sink.describe(),
         dlq.describe(),
         &stats,
-        &plugins,
         &slots,
         started.elapsed(),
         stop.load(Ordering::Relaxed),

@@ -1,7 +1,6 @@
 //! The end-of-run summary: counts, reasons, time per plugin, throughput.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use serde::Serialize;
 
 use super::Stats;
 use crate::config::Pipeline;
-use crate::plugin::{LoadedPlugin, TransformSlot};
+use crate::plugin::TransformSlot;
 
 /// One plugin's share of the run.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +23,8 @@ pub struct PluginSummary {
     pub retries: u64,
     /// Batches given up (dead-lettered) after the retry.
     pub failures: u64,
+    /// Input records per version, in the order the versions went live.
+    pub records_by_version: Vec<(String, u64)>,
 }
 
 /// What a run did. Records balance:
@@ -52,6 +53,10 @@ pub struct Summary {
     pub reasons: BTreeMap<String, u64>,
     /// Per plugin.
     pub plugins: Vec<PluginSummary>,
+    /// Plugin versions swapped in while running.
+    pub reloads: u64,
+    /// Candidate versions refused while running (the old one stayed live).
+    pub reload_failures: u64,
     /// Wall time, in milliseconds.
     pub elapsed_ms: u64,
     /// Source records per second.
@@ -70,7 +75,6 @@ impl Summary {
         sink: String,
         dead_letter: String,
         stats: &Stats,
-        plugins: &[Arc<LoadedPlugin>],
         slots: &[TransformSlot],
         elapsed: Duration,
         stopped: bool,
@@ -89,17 +93,19 @@ impl Summary {
             dead_lettered: stats.dead_lettered.load(Ordering::Relaxed),
             expanded: stats.expanded.load(Ordering::Relaxed),
             reasons: stats.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
-            plugins: plugins
+            plugins: slots
                 .iter()
-                .zip(slots)
-                .map(|(p, s)| PluginSummary {
-                    name: p.name().to_string(),
-                    version: p.version().to_string(),
+                .map(|s| PluginSummary {
+                    name: s.plugin().name().to_string(),
+                    version: s.plugin().version().to_string(),
                     busy_ms: s.busy.as_millis() as u64,
                     retries: s.retries,
                     failures: s.failures,
+                    records_by_version: s.records_by_version.clone(),
                 })
                 .collect(),
+            reloads: stats.reloads.load(Ordering::Relaxed),
+            reload_failures: stats.reload_failures.load(Ordering::Relaxed),
             elapsed_ms: elapsed.as_millis() as u64,
             records_per_sec: records_in as f64 / secs,
             stopped,
@@ -167,6 +173,25 @@ impl Summary {
                     String::new()
                 },
             );
+        }
+        if self.reloads > 0 || self.reload_failures > 0 {
+            let _ = writeln!(
+                s,
+                "  hot reload    {} versions swapped in, {} candidates refused",
+                self.reloads, self.reload_failures
+            );
+            for p in self
+                .plugins
+                .iter()
+                .filter(|p| p.records_by_version.len() > 1)
+            {
+                let v: Vec<String> = p
+                    .records_by_version
+                    .iter()
+                    .map(|(v, n)| format!("{v}: {n}"))
+                    .collect();
+                let _ = writeln!(s, "      {:<12} {}", p.name, v.join(", "));
+            }
         }
         let _ = writeln!(s, "  throughput    {:.0} records/s", self.records_per_sec);
         if !self.balances() {

@@ -9,6 +9,7 @@ mod host;
 mod sandbox;
 mod slot;
 
+pub use cache::content_hash;
 pub use error::{CallError, PluginError};
 pub use host::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
 pub use sandbox::{Grants, Limits};

@@ -42,6 +42,10 @@ pub struct StageOutput {
 pub struct TransformSlot {
     plugin: Arc<LoadedPlugin>,
     instance: Option<PluginInstance>,
+    /// Versions that were live before, newest last (kept loaded for rollback).
+    previous: Vec<Arc<LoadedPlugin>>,
+    /// Input records processed per version, in the order versions went live.
+    pub records_by_version: Vec<(String, u64)>,
     /// Time spent inside the plugin (calls, retries and restarts).
     pub busy: Duration,
     /// Batches that failed once and were retried.
@@ -56,8 +60,10 @@ impl TransformSlot {
     pub fn new(plugin: Arc<LoadedPlugin>) -> Result<Self, super::PluginError> {
         let instance = plugin.instantiate()?;
         Ok(TransformSlot {
+            records_by_version: vec![(plugin.version().to_string(), 0)],
             plugin,
             instance: Some(instance),
+            previous: Vec::new(),
             busy: Duration::ZERO,
             retries: 0,
             failures: 0,
@@ -69,12 +75,44 @@ impl TransformSlot {
         &self.plugin
     }
 
+    /// How many earlier versions are kept loaded.
+    pub const HISTORY: usize = 4;
+
+    /// Makes `plugin`, with its already started `instance`, the live
+    /// version. Called between batches: the batch in flight finished on the
+    /// old version, the next one runs on the new. The old version is kept
+    /// (the last [`Self::HISTORY`] are) for a rollback.
+    /// Returns the old instance, for the caller to drop off the pause.
+    pub fn swap(
+        &mut self,
+        plugin: Arc<LoadedPlugin>,
+        instance: PluginInstance,
+    ) -> Option<PluginInstance> {
+        let old = std::mem::replace(&mut self.plugin, plugin);
+        let old_instance = self.instance.replace(instance);
+        self.previous.push(old);
+        if self.previous.len() > Self::HISTORY {
+            self.previous.remove(0);
+        }
+        self.records_by_version
+            .push((self.plugin.version().to_string(), 0));
+        old_instance
+    }
+
+    /// The versions kept loaded before the live one, oldest first.
+    pub fn previous(&self) -> &[Arc<LoadedPlugin>] {
+        &self.previous
+    }
+
     /// Runs one batch: `input` is the encoded batch, `spans` the record
     /// spans inside it. On failure the batch is retried once on a fresh
     /// instance; the error of the second attempt is returned.
     #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
     pub fn run(&mut self, input: &Vec<u8>, spans: &[Range<u32>]) -> Result<StageOutput, CallError> {
         let started = Instant::now();
+        if let Some((_, n)) = self.records_by_version.last_mut() {
+            *n += spans.len() as u64;
+        }
         let first = self.attempt(input, spans);
         let result = match first {
             Ok(out) => Ok(out),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sluice_codec::Record;
 
 /// `[sink]` or `[dead_letter]` of a pipeline file; `type` picks the connector.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SinkConfig {
     /// A JSON-lines file.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sluice_codec::{BatchWriter, Record};
 
 /// `[source]` of a pipeline file; `type` picks the connector.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SourceConfig {
     /// A CSV file (`csv::CsvConfig`).

@@ -16,7 +16,7 @@ pub enum WriteMode {
 }
 
 /// Writes records into a SQLite database: the embedded default target.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSinkConfig {
     /// The database file, relative to the pipeline file (created if absent).

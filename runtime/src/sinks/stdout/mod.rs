@@ -9,7 +9,7 @@ use super::{Sink, SinkCommit, SinkError};
 use crate::value_json::{write_fields_json, write_record_json};
 
 /// `[sink] type = "stdout"`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutSinkConfig {
     /// Write stream, operation, position, key and headers around the fields

@@ -86,51 +86,64 @@ impl Source for JsonlSource {
             (offset, line_no) = (v[0], v[1]);
         }
         let mut reader = BufReader::with_capacity(1 << 16, file);
+        let token = |offset: u64, line: u64| format!("byte={offset};line={line}");
+        // `buf` holds one line; an incomplete last line stays in it while
+        // following, and the rest is appended when it arrives.
         let mut buf = Vec::with_capacity(1024);
         loop {
-            buf.clear();
-            let n = reader
+            reader
                 .read_until(b'\n', &mut buf)
                 .map_err(io("cannot read"))?;
-            let token = |offset: u64, line: u64| format!("byte={offset};line={line}");
-            if n == 0 {
-                let _ = ctx.flush(&token(offset, line_no));
-                return Ok(());
-            }
             if buf.last() != Some(&b'\n') {
-                // A last line without newline may still be being written:
-                // take it only if it parses.
-                if serde_json::from_slice::<serde_json::Value>(&buf).is_err() {
-                    let _ = ctx.flush(&token(offset, line_no));
-                    return Ok(());
+                // The end of the file, perhaps in the middle of a line.
+                let complete_last_line = !self.config.follow
+                    && !buf.is_empty()
+                    && serde_json::from_slice::<serde_json::Value>(&buf).is_ok();
+                if !complete_last_line {
+                    if ctx.flush(&token(offset, line_no)).is_err() || !self.config.follow {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    let len = std::fs::metadata(path).map_err(io("cannot stat"))?.len();
+                    if len < offset + buf.len() as u64 {
+                        return Err(SourceError::Checkpoint {
+                            path: path.clone(),
+                            message: format!(
+                                "the file shrank to {len} bytes while being followed at byte {offset}"
+                            ),
+                        });
+                    }
+                    continue;
                 }
             }
-            offset += n as u64;
+            offset += buf.len() as u64;
             line_no += 1;
             ctx.set_progress(offset);
             let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let position = format!("line {line_no}");
-            let full = match serde_json::from_slice::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(obj)) => {
-                    ctx.push(&object_to_record(&obj, &self.stream, position))
+            let full = if text.iter().all(u8::is_ascii_whitespace) {
+                false
+            } else {
+                let position = format!("line {line_no}");
+                match serde_json::from_slice::<serde_json::Value>(text) {
+                    Ok(serde_json::Value::Object(obj)) => {
+                        ctx.push(&object_to_record(&obj, &self.stream, position))
+                    }
+                    Ok(other) => ctx.push_malformed(Malformed {
+                        position,
+                        stream: self.stream.clone(),
+                        raw: String::from_utf8_lossy(text).into_owned(),
+                        reason: format!("expected a JSON object, found {}", kind(&other)),
+                    }),
+                    Err(e) => ctx.push_malformed(Malformed {
+                        position,
+                        stream: self.stream.clone(),
+                        raw: String::from_utf8_lossy(text).into_owned(),
+                        reason: format!("invalid JSON: {e}"),
+                    }),
                 }
-                Ok(other) => ctx.push_malformed(Malformed {
-                    position,
-                    stream: self.stream.clone(),
-                    raw: String::from_utf8_lossy(text).into_owned(),
-                    reason: format!("expected a JSON object, found {}", kind(&other)),
-                }),
-                Err(e) => ctx.push_malformed(Malformed {
-                    position,
-                    stream: self.stream.clone(),
-                    raw: String::from_utf8_lossy(text).into_owned(),
-                    reason: format!("invalid JSON: {e}"),
-                }),
             };
+            buf.clear();
             if full && ctx.flush(&token(offset, line_no)).is_err() {
                 return Ok(());
             }

@@ -12,6 +12,7 @@ fn source(bytes: &[u8]) -> (tempfile::NamedTempFile, JsonlSource) {
     let s = JsonlSource::new(JsonlSourceConfig {
         path: f.path().to_path_buf(),
         stream: Some("s".into()),
+        follow: false,
     })
     .expect("config");
     (f, s)
@@ -61,4 +62,49 @@ fn an_unfinished_last_line_is_left_for_later() {
     assert_eq!(c.records.len(), 1);
     assert!(c.malformed.is_empty());
     assert_eq!(c.resumes.last().map(String::as_str), Some("byte=8;line=1"));
+}
+
+#[test]
+fn follows_appended_lines_until_stopped() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut f = tempfile::Builder::new()
+        .suffix(".jsonl")
+        .tempfile()
+        .expect("tempfile");
+    f.write_all(b"{\"i\":1}\n{\"i\":").expect("write");
+    let path = f.path().to_path_buf();
+    let mut s = JsonlSource::new(JsonlSourceConfig {
+        path,
+        stream: None,
+        follow: true,
+    })
+    .expect("config");
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (stop2, seen2) = (stop.clone(), seen.clone());
+    let reader = std::thread::spawn(move || {
+        let progress = AtomicU64::new(0);
+        let mut send = |b: crate::sources::SourceBatch| {
+            seen2.lock().expect("lock").push(b.spans.len());
+            Ok(())
+        };
+        let mut ctx = crate::sources::SourceContext::new(10, 1 << 20, &mut send, &stop2, &progress);
+        s.run(None, &mut ctx)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    f.write_all(b"2}\n{\"i\":3}\n").expect("append");
+    f.flush().expect("flush");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.lock().expect("lock").iter().sum::<usize>() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appended lines not read"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().expect("join").expect("source ok");
+    assert_eq!(seen.lock().expect("lock").iter().sum::<usize>(), 3);
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 /// Reads a SQLite table (in rowid order, resumable by rowid) or the rows of
 /// a query (resumable by row count: the query must return rows in a stable
 /// order, so give it an `ORDER BY`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSourceConfig {
     /// The database file, relative to the pipeline file.

@@ -1,0 +1,260 @@
+//! Hot reload: watch the plugin files and the pipeline file, build a
+//! candidate version off the record path, and hand it to its transform
+//! thread, which swaps it in between two batches.
+//!
+//! A candidate goes live only if it loads (a complete, valid component of
+//! the right world) and its `init` succeeds with its config. Otherwise the
+//! running version stays live and the refusal is logged and counted. A
+//! pipeline-file change that cannot be applied live (source, sink,
+//! dead-letter sink, runtime settings, or the list of transforms) is refused
+//! as a whole, never half applied.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+
+use crate::config::Pipeline;
+use crate::pipeline::{Stats, plugin_specs};
+use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
+
+/// A started candidate for one transform, ready to be swapped in.
+pub struct Swap {
+    /// The new version.
+    pub plugin: Arc<LoadedPlugin>,
+    /// Its started instance (`init` done).
+    pub instance: PluginInstance,
+    /// When the candidate was ready (to measure the time to go live).
+    pub ready_at: Instant,
+}
+
+/// What the reloader needs.
+pub struct Reloader<'a> {
+    /// The running pipeline (its file is watched).
+    pub pipeline: Pipeline,
+    /// The plugin host shared with the transform threads.
+    pub host: Arc<PluginHost>,
+    /// One sender per transform thread, in chain order.
+    pub swaps: Vec<Sender<Swap>>,
+    /// Set when the pipeline is done or stopping.
+    pub stop: &'a AtomicBool,
+    /// Set by SIGHUP: reload the pipeline file and every plugin.
+    pub reload: &'a AtomicBool,
+    /// Watch files (else only SIGHUP reloads).
+    pub watch: bool,
+    /// Counters.
+    pub stats: &'a Stats,
+}
+
+/// The live state of one transform as the reloader knows it.
+struct Live {
+    spec: PluginSpec,
+    file_hash: Option<String>,
+}
+
+fn file_hash(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|b| crate::plugin::content_hash(&b))
+}
+
+impl Reloader<'_> {
+    /// Runs until `stop` is set or the transform threads are gone.
+    pub fn run(self) {
+        let Reloader {
+            pipeline,
+            host,
+            swaps,
+            stop,
+            reload,
+            watch,
+            stats,
+        } = self;
+        let mut live: Vec<Live> = plugin_specs(&pipeline)
+            .into_iter()
+            .map(|spec| Live {
+                file_hash: file_hash(&spec.path),
+                spec,
+            })
+            .collect();
+        let (tx, events) = std::sync::mpsc::channel::<DebounceEventResult>();
+        let mut debouncer = None;
+        if watch {
+            match new_debouncer(Duration::from_millis(250), None, move |r| {
+                let _ = tx.send(r);
+            }) {
+                Ok(d) => debouncer = Some(d),
+                Err(e) => tracing::warn!(error = %e, "cannot watch files; reload with SIGHUP"),
+            }
+        }
+        let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut rewatch = |live: &[Live], debouncer: &mut Option<_>| {
+            let Some(d) = debouncer.as_mut() else { return };
+            let d: &mut notify_debouncer_full::Debouncer<_, _> = d;
+            let dirs = live
+                .iter()
+                .map(|l| l.spec.path.as_path())
+                .chain([pipeline.path.as_path()])
+                .filter_map(|p| std::path::absolute(p).ok()?.parent().map(Path::to_path_buf));
+            for dir in dirs {
+                // Watch directories, not files: editors and build tools
+                // replace files by renaming, which a file watch would miss.
+                if watched.insert(dir.clone())
+                    && let Err(e) = d.watch(&dir, RecursiveMode::NonRecursive)
+                {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory");
+                }
+            }
+        };
+        rewatch(&live, &mut debouncer);
+        let pipeline_path = std::path::absolute(&pipeline.path).unwrap_or(pipeline.path.clone());
+        while !stop.load(Ordering::Relaxed) {
+            let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+            let mut all = false;
+            if reload.swap(false, Ordering::Relaxed) {
+                tracing::info!("reload requested");
+                all = true;
+            } else {
+                match recv(&events) {
+                    Some(paths) => touched = paths,
+                    None => continue,
+                }
+            }
+            if all || touched.contains(&pipeline_path) {
+                match reload_pipeline(&pipeline, &live) {
+                    Ok(Some(specs)) => {
+                        for (l, spec) in live.iter_mut().zip(specs) {
+                            if l.spec.path != spec.path
+                                || l.spec.config_json != spec.config_json
+                                || l.spec.grants != spec.grants
+                                || l.spec.limits != spec.limits
+                            {
+                                touched.insert(spec.path.clone());
+                                l.spec = spec;
+                                l.file_hash = None;
+                            }
+                        }
+                        rewatch(&live, &mut debouncer);
+                    }
+                    Ok(None) => {}
+                    Err(message) => {
+                        stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(pipeline = %pipeline.path.display(), "{message}");
+                    }
+                }
+            }
+            for (i, l) in live.iter_mut().enumerate() {
+                if !all && !touched.contains(&l.spec.path) {
+                    continue;
+                }
+                let hash = file_hash(&l.spec.path);
+                if hash.is_some() && hash == l.file_hash {
+                    continue; // Same file, same config: nothing to do.
+                }
+                match candidate(&host, &l.spec) {
+                    Ok(swap) => {
+                        tracing::info!(transform = %l.spec.name, version = %swap.plugin.version(), "candidate ready; swapping it in at the next batch");
+                        l.file_hash = hash;
+                        stats.reloads.fetch_add(1, Ordering::Relaxed);
+                        if swaps[i].send(swap).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(transform = %l.spec.name, error = %e, "candidate refused; the running version stays live");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits briefly for file events and returns the paths they touched.
+fn recv(events: &Receiver<DebounceEventResult>) -> Option<BTreeSet<PathBuf>> {
+    match events.recv_timeout(Duration::from_millis(100)) {
+        Ok(Ok(evs)) => Some(
+            evs.iter()
+                .flat_map(|e| e.paths.iter())
+                .map(|p| std::path::absolute(p).unwrap_or(p.clone()))
+                .collect(),
+        ),
+        Ok(Err(errors)) => {
+            for e in errors {
+                tracing::warn!(error = %e, "file watch error");
+            }
+            None
+        }
+        Err(RecvTimeoutError::Timeout) => None,
+        // No watcher (`watch = false`): only SIGHUP reloads.
+        Err(RecvTimeoutError::Disconnected) => {
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        }
+    }
+}
+
+/// Loads and starts a candidate off the record path.
+fn candidate(host: &PluginHost, spec: &PluginSpec) -> Result<Swap, crate::plugin::PluginError> {
+    let plugin = Arc::new(host.load(spec.clone())?);
+    let instance = plugin.instantiate()?;
+    Ok(Swap {
+        plugin,
+        instance,
+        ready_at: Instant::now(),
+    })
+}
+
+/// Re-reads the pipeline file. `Ok(Some(specs))`: the transforms' new specs
+/// (only transforms may change live); `Ok(None)`: unchanged; `Err`: the
+/// change is refused, with the reason.
+fn reload_pipeline(running: &Pipeline, live: &[Live]) -> Result<Option<Vec<PluginSpec>>, String> {
+    let new = Pipeline::load(&running.path)
+        .map_err(|e| format!("pipeline file not applied, the running configuration stays: {e}"))?;
+    let (a, b) = (&running.config, &new.config);
+    let mut fixed = Vec::new();
+    if a.source != b.source {
+        fixed.push("[source]");
+    }
+    if a.sink != b.sink {
+        fixed.push("[sink]");
+    }
+    if a.dead_letter != b.dead_letter {
+        fixed.push("[dead_letter]");
+    }
+    if a.runtime != b.runtime {
+        fixed.push("[runtime]");
+    }
+    if running.name != new.name {
+        fixed.push("`name`");
+    }
+    let names = |p: &Pipeline| {
+        p.config
+            .transforms
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    if names(running) != names(&new) {
+        fixed.push("the list of [[transforms]] (added, removed, renamed or reordered)");
+    }
+    if !fixed.is_empty() {
+        return Err(format!(
+            "pipeline file changed {} which cannot be applied while running; nothing was applied: restart sluice to apply it",
+            fixed.join(", ")
+        ));
+    }
+    let specs = plugin_specs(&new);
+    let changed = specs.iter().zip(live).any(|(s, l)| {
+        s.path != l.spec.path
+            || s.config_json != l.spec.config_json
+            || s.grants != l.spec.grants
+            || s.limits != l.spec.limits
+    });
+    Ok(changed.then_some(specs))
+}

@@ -1,0 +1,215 @@
+//! Hot reload while a live stream runs: changes go live between batches,
+//! broken candidates and unsupported changes never do, nothing is lost,
+//! repeated or reordered.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn pipeline_text(tag: &str, source: &str, watch: bool) -> String {
+    format!(
+        "[source]\ntype = \"jsonl\"\npath = \"{source}\"\nfollow = true\n\n[[transforms]]\nname = \"tagger\"\nplugin = \"plugins/tagger.wasm\"\nconfig = {{ mode = \"pass\", tag = \"{tag}\" }}\n\n[sink]\ntype = \"jsonl\"\npath = \"out/o.jsonl\"\n\n[runtime]\nbatch_size = 16\nwatch = {watch}\n"
+    )
+}
+
+/// Writes a file the way editors do: a temporary file, then a rename.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+struct Live {
+    dir: Dir,
+    child: Child,
+    next: usize,
+}
+
+impl Live {
+    fn start(watch: bool) -> Self {
+        let dir = Dir::new();
+        std::fs::create_dir_all(dir.path("plugins")).unwrap();
+        std::fs::copy(plugin("fixture-misbehave"), dir.path("plugins/tagger.wasm")).unwrap();
+        dir.write("in/stream.jsonl", "");
+        dir.write(
+            "pipeline.toml",
+            pipeline_text("v1", "in/stream.jsonl", watch),
+        );
+        let child = sluice()
+            .env("SLUICE_LOG", "info")
+            .arg("run")
+            .arg(dir.path("pipeline.toml"))
+            .arg("--no-progress")
+            .arg("--summary-json")
+            .arg(dir.path("summary.json"))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path("stderr.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        Live {
+            dir,
+            child,
+            next: 0,
+        }
+    }
+
+    /// Appends `n` records to the stream and waits until all records so far are out.
+    fn feed(&mut self, n: usize) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path("in/stream.jsonl"))
+            .unwrap();
+        for _ in 0..n {
+            writeln!(f, "{{\"i\":{}}}", self.next).unwrap();
+            self.next += 1;
+        }
+        f.flush().unwrap();
+        self.wait_for(|out| out.len() == self.next, "all records out");
+    }
+
+    fn output(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path("out/o.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn wait_for(&self, cond: impl Fn(&[serde_json::Value]) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond(&self.output()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Feeds records until one comes out tagged `tag`.
+    fn feed_until_tag(&mut self, tag: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.output().iter().any(|v| v["tag"] == tag) {
+            assert!(
+                Instant::now() < deadline,
+                "tag {tag} never went live; log:\n{}",
+                self.log()
+            );
+            self.feed(16);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default()
+    }
+
+    /// Stops with SIGTERM; returns the summary.
+    fn stop(mut self) -> (Dir, serde_json::Value, Vec<serde_json::Value>) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "sluice failed; log:\n{}", self.log());
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.dir.path("summary.json")).unwrap())
+                .unwrap();
+        let out = self.output();
+        (self.dir, summary, out)
+    }
+}
+
+/// Every record exactly once, in order; tags change only forward.
+fn assert_exactly_once_in_order(out: &[serde_json::Value], n: usize, tags: &[&str]) {
+    assert_eq!(out.len(), n);
+    let mut stage = 0;
+    for (i, v) in out.iter().enumerate() {
+        assert_eq!(v["i"], i, "record {i} missing, repeated or out of order");
+        let tag = v["tag"].as_str().unwrap();
+        while tags[stage] != tag {
+            stage += 1;
+            assert!(
+                stage < tags.len(),
+                "record {i} tagged {tag} after a later version was live"
+            );
+        }
+    }
+    assert_eq!(stage, tags.len() - 1, "not every version went live");
+}
+
+#[test]
+fn changes_go_live_between_batches_and_broken_or_unsupported_ones_never_do() {
+    let mut live = Live::start(true);
+    live.feed(100);
+    // A config change of the transform: applied live.
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v2", "in/stream.jsonl", true),
+    );
+    live.feed_until_tag("v2");
+    // A broken candidate (a plugin file truncated mid-write): refused.
+    let good = std::fs::read(live.dir.path("plugins/tagger.wasm")).unwrap();
+    std::fs::write(
+        live.dir.path("plugins/tagger.wasm"),
+        &good[..good.len() / 3],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(100);
+    // A source change cannot be applied live: refused as a whole (the tag
+    // change beside it is not applied either).
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v3", "in/other.jsonl", true),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(100);
+    let log = live.log();
+    let (_dir, summary, out) = live.stop();
+    let n = out.len();
+    assert_exactly_once_in_order(&out, n, &["v1", "v2"]);
+    assert!(
+        log.contains("candidate refused; the running version stays live"),
+        "{log}"
+    );
+    assert!(log.contains("is not a valid component"), "{log}");
+    assert!(log.contains("pipeline file changed [source] which cannot be applied while running; nothing was applied"), "{log}");
+    assert!(log.contains("new version live"), "{log}");
+    assert_eq!(summary["reloads"], 1, "{summary}");
+    assert!(
+        summary["reload_failures"].as_u64().unwrap() >= 2,
+        "{summary}"
+    );
+    let versions = summary["plugins"][0]["records_by_version"]
+        .as_array()
+        .unwrap();
+    assert_eq!(versions.len(), 2, "{summary}");
+    let counted: u64 = versions.iter().map(|v| v[1].as_u64().unwrap()).sum();
+    assert_eq!(counted, n as u64);
+}
+
+#[test]
+fn with_watching_off_sighup_reloads() {
+    let mut live = Live::start(false);
+    live.feed(50);
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v2", "in/stream.jsonl", false),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(50);
+    assert!(
+        live.output().iter().all(|v| v["tag"] == "v1"),
+        "reloaded without SIGHUP"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(live.child.id() as i32, libc::SIGHUP) };
+    live.feed_until_tag("v2");
+    let (_dir, summary, out) = live.stop();
+    let n = out.len();
+    assert_exactly_once_in_order(&out, n, &["v1", "v2"]);
+    assert_eq!(summary["reloads"], 1);
+}
