@@ -8,6 +8,7 @@
 //! [`sinks`], rejects and failures to the dead-letter sink; then the
 //! checkpoint moves past the batch.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod pipeline;

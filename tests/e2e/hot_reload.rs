@@ -30,6 +30,10 @@ struct Live {
 
 impl Live {
     fn start(watch: bool) -> Self {
+        Self::start_with(watch, &[])
+    }
+
+    fn start_with(watch: bool, extra: &[&str]) -> Self {
         let dir = Dir::new();
         std::fs::create_dir_all(dir.path("plugins")).unwrap();
         std::fs::copy(plugin("fixture-misbehave"), dir.path("plugins/tagger.wasm")).unwrap();
@@ -45,6 +49,7 @@ impl Live {
             .arg("--no-progress")
             .arg("--summary-json")
             .arg(dir.path("summary.json"))
+            .args(extra)
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path("stderr.log")).unwrap(),
             ))
@@ -212,4 +217,116 @@ fn with_watching_off_sighup_reloads() {
     let n = out.len();
     assert_exactly_once_in_order(&out, n, &["v1", "v2"]);
     assert_eq!(summary["reloads"], 1);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ctl(addr: &str, args: &[&str]) -> (bool, String) {
+    let out = sluice()
+        .args(["ctl", "--admin", addr])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}
+
+#[test]
+fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut live = Live::start_with(true, &["--admin", &addr]);
+    live.feed(50);
+    let (ok, text) = ctl(&addr, &["status"]);
+    assert!(ok, "{text}");
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status["records_in"], 50, "{status}");
+    let v1 = status["transforms"][0]["live"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(v1.len(), 12);
+
+    // Nothing to roll back to yet.
+    let (ok, text) = ctl(&addr, &["rollback", "tagger"]);
+    assert!(
+        !ok && text.contains("has no earlier version loaded"),
+        "{text}"
+    );
+    let (ok, text) = ctl(&addr, &["rollback", "nope"]);
+    assert!(!ok && text.contains("no transform named `nope`"), "{text}");
+
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v2", "in/stream.jsonl", true),
+    );
+    live.feed_until_tag("v2");
+    let (_, text) = ctl(&addr, &["status"]);
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        status["transforms"][0]["previous"][0],
+        v1.as_str(),
+        "{status}"
+    );
+
+    let (ok, text) = ctl(&addr, &["rollback", "tagger"]);
+    assert!(ok, "{text}");
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back["live"], v1.as_str());
+    live.feed(16);
+    let mut n = live.next;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live.output().last().is_none_or(|v| v["tag"] != "v1") {
+        assert!(Instant::now() < deadline, "rollback never went live");
+        live.feed(16);
+        n = live.next;
+    }
+
+    // Paused: at most the batch being handed over gets through.
+    let (ok, text) = ctl(&addr, &["pause"]);
+    assert!(ok, "{text}");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(live.dir.path("in/stream.jsonl"))
+        .unwrap();
+    for _ in 0..64 {
+        writeln!(f, "{{\"i\":{}}}", live.next).unwrap();
+        live.next += 1;
+    }
+    drop(f);
+    std::thread::sleep(Duration::from_millis(800));
+    let held = live.output().len();
+    assert!(
+        held < live.next && held <= n + 16,
+        "paused, yet {held} of {} records out",
+        live.next
+    );
+    let (ok, _) = ctl(&addr, &["resume"]);
+    assert!(ok);
+    live.wait_for(|out| out.len() == live.next, "all records after resume");
+
+    let (ok, text) = ctl(&addr, &["metrics"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("records_in_total"), "{text}");
+    assert!(
+        text.contains("plugin_records_total{transform=\"tagger\""),
+        "{text}"
+    );
+
+    let (ok, text) = ctl(&addr, &["stop"]);
+    assert!(ok, "{text}");
+    let status = live.child.wait().unwrap();
+    assert!(status.success(), "{}", live.log());
+    let out = live.output();
+    assert_exactly_once_in_order(&out, out.len(), &["v1", "v2", "v1"]);
+    let (ok, text) = ctl(&addr, &["status"]);
+    assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
 }

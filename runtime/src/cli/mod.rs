@@ -1,6 +1,7 @@
 //! The `sluice` command line: `run`, `check`, `plugin new`, `plugin test`.
 
 mod check;
+mod ctl;
 mod plugin_new;
 mod plugin_test;
 mod progress;
@@ -33,6 +34,8 @@ enum Command {
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Control a running pipeline through its admin API.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Check { pipeline } => check::check(&pipeline),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::test(args),
+        Command::Ctl(args) => ctl::ctl(args),
     };
     match result {
         Ok(code) => code,

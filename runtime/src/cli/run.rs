@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
 use super::progress::Progress;
 use crate::config::Pipeline;
-use crate::pipeline::{self, RunOptions};
+use crate::pipeline::{self, Control, RunOptions};
 
 /// Arguments of `sluice run`.
 #[derive(Debug, clap::Args)]
@@ -25,11 +25,15 @@ pub struct RunArgs {
     /// Do not show the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Serve the admin API on this address (`127.0.0.1:9464`); overrides
+    /// `runtime.admin`.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
 }
 
 /// Installs signal handlers: SIGINT/SIGTERM set `stop` (graceful; a second
 /// one exits at once), SIGHUP sets `reload`.
-fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) {
+fn handle_signals(control: Arc<Control>) {
     let spawned = std::thread::Builder::new().name("sluice-signals".into()).spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
@@ -47,14 +51,14 @@ fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
                     _ = hup.recv() => {
-                        reload.store(true, Ordering::Relaxed);
+                        control.reload.store(true, Ordering::Relaxed);
                         continue;
                     }
                 }
                 count += 1;
                 if count == 1 {
                     tracing::warn!("stopping: finishing the batches in flight (signal again to exit at once)");
-                    stop.store(true, Ordering::Relaxed);
+                    control.stop.store(true, Ordering::Relaxed);
                 } else {
                     std::process::exit(130);
                 }
@@ -68,18 +72,30 @@ fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) {
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::load(&args.pipeline)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let reload = Arc::new(AtomicBool::new(false));
-    handle_signals(stop.clone(), reload.clone());
+    let control = Arc::new(Control::new());
+    handle_signals(control.clone());
+    let metrics = {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).ok().map(|()| handle)
+    };
+    let admin_addr = args
+        .admin
+        .clone()
+        .or_else(|| pipeline.config.runtime.admin.clone());
+    let _admin = match &admin_addr {
+        Some(addr) => Some(
+            crate::admin::start(addr, control.clone(), pipeline.name.clone(), metrics)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let prepared = pipeline::prepare(pipeline)?;
     let mut progress = Progress::new(!args.no_progress);
     let summary = pipeline::run(
         prepared,
-        &RunOptions {
-            reset: args.reset,
-            reload,
-        },
-        stop,
+        &RunOptions { reset: args.reset },
+        control.clone(),
         &mut progress,
     );
     progress.finish();

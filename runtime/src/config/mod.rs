@@ -140,6 +140,10 @@ pub struct RuntimeConfig {
     /// Watch the plugin files and the pipeline file and reload changed
     /// transforms while running (default true). SIGHUP reloads either way.
     pub watch: bool,
+    /// Serve the admin API (status, metrics, reload, rollback, pause) on
+    /// this address, e.g. `"127.0.0.1:9464"` (default: off; `sluice run
+    /// --admin ADDR` also turns it on).
+    pub admin: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -154,6 +158,7 @@ impl Default for RuntimeConfig {
             state_dir: None,
             cache_dir: None,
             watch: true,
+            admin: None,
         }
     }
 }

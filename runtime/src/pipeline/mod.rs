@@ -8,6 +8,7 @@
 
 mod chain;
 pub mod checkpoint;
+pub mod control;
 pub mod dead_letter;
 mod summary;
 
@@ -21,6 +22,7 @@ use sluice_codec::Record;
 
 pub use chain::{Processed, run_stage};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
+pub use control::{Control, Request, TransformStatus};
 pub use dead_letter::{DeadLetter, Kind};
 pub use summary::{PluginSummary, Summary};
 
@@ -144,8 +146,6 @@ pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {
 pub struct RunOptions {
     /// Forget the checkpoint and start from the beginning.
     pub reset: bool,
-    /// Set (by SIGHUP) to reload the pipeline file and every plugin.
-    pub reload: Arc<AtomicBool>,
 }
 
 /// Sets a flag when dropped: tells the reloader the run is over on every
@@ -177,13 +177,17 @@ impl Observer for Quiet {
 /// What flows between the pipeline's threads.
 type InFlight = (SourceBatch, Processed);
 
-/// Runs a prepared pipeline to the end of its source or until `stop` is set.
+/// Runs a prepared pipeline to the end of its source or until
+/// `control.stop` is set.
 pub fn run(
     prepared: Prepared,
     options: &RunOptions,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     observer: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
+    let control: &Control = &control;
+    let stop = &control.stop;
+    let stats = &control.stats;
     let started = Instant::now();
     let Prepared {
         pipeline,
@@ -210,7 +214,17 @@ pub fn run(
     if let Some(c) = &checkpoint {
         tracing::info!(pipeline = %pipeline.name, position = %c.source, records = c.records, "resuming from checkpoint");
     }
-    let stats = Arc::new(Stats::default());
+    *control.transforms() = slots
+        .iter()
+        .map(|s| TransformStatus {
+            name: s.plugin().name().to_string(),
+            live: s.plugin().version().to_string(),
+            records_by_version: s.records_by_version.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let initial_plugins: Vec<Arc<LoadedPlugin>> =
+        slots.iter().map(|s| s.plugin().clone()).collect();
     let total = source.size_hint();
     observer.start(total, 0);
 
@@ -225,8 +239,6 @@ pub fn run(
         let _done_on_exit = SetOnDrop(&done);
         let (to_first, mut upstream): (SyncSender<InFlight>, Receiver<InFlight>) =
             sync_channel(capacity);
-        let stop_src = stop.clone();
-        let stats_src = stats.clone();
         let source_thread = std::thread::Builder::new()
             .name("sluice-source".into())
             .spawn_scoped(scope, move || -> Result<(), SourceError> {
@@ -238,8 +250,9 @@ pub fn run(
                     batch_size,
                     batch_bytes,
                     &mut send,
-                    &stop_src,
-                    &stats_src.progress,
+                    stop,
+                    &control.paused,
+                    &stats.progress,
                 );
                 source.run(resume.as_deref(), &mut ctx)
             })
@@ -272,7 +285,26 @@ pub fn run(
                                 "new version live"
                             );
                         }
+                        let swapped = !retired.is_empty();
+                        let inputs = processed.spans.len() as u64;
                         run_stage(&mut slot, stage, &batch, &mut processed);
+                        metrics::counter!(
+                            "plugin_records_total",
+                            "transform" => slot.plugin().name().to_string(),
+                            "version" => slot.plugin().version().to_string()
+                        )
+                        .increment(inputs);
+                        if let Some(st) = control.transforms().get_mut(stage) {
+                            if swapped {
+                                st.live = slot.plugin().version().to_string();
+                                st.previous = slot
+                                    .previous()
+                                    .iter()
+                                    .map(|p| p.version().to_string())
+                                    .collect();
+                            }
+                            st.records_by_version.clone_from(&slot.records_by_version);
+                        }
                         if tx.send((batch, processed)).is_err() {
                             break;
                         }
@@ -288,10 +320,10 @@ pub fn run(
                 pipeline: reload_pipeline,
                 host: host.clone(),
                 swaps: swap_senders,
-                stop: &done,
-                reload: &options.reload,
+                live: initial_plugins,
+                done: &done,
+                control,
                 watch,
-                stats: &stats,
             };
             std::thread::Builder::new()
                 .name("sluice-reload".into())
@@ -308,12 +340,12 @@ pub fn run(
                     processed,
                     sink.as_mut(),
                     dlq.as_mut(),
-                    &stats,
+                    stats,
                     &mut cp,
                     &store,
                     &pipeline.name,
                 )?;
-                observer.progress(&stats);
+                observer.progress(stats);
             }
             Ok(())
         })();
@@ -343,7 +375,7 @@ pub fn run(
         &source_desc,
         sink.describe(),
         dlq.describe(),
-        &stats,
+        stats,
         &slots,
         started.elapsed(),
         stop.load(Ordering::Relaxed),
@@ -458,6 +490,19 @@ fn commit_batch(
         cp.dead_letter = dlq_state;
     }
     store.save(pipeline, cp)?;
+    // The metric names every component shares (docs/metrics.md).
+    metrics::counter!("records_in_total").increment(inputs);
+    metrics::counter!("records_out_total").increment(commit.written);
+    metrics::counter!("records_dropped_total").increment(processed.dropped);
+    for d in &dead {
+        match d.kind {
+            Kind::Rejected => {
+                metrics::counter!("records_rejected_total", "stage" => d.stage.clone()).increment(1)
+            }
+            _ => metrics::counter!("errors_total", "stage" => d.stage.clone()).increment(1),
+        }
+    }
+    metrics::counter!("records_dead_lettered_total").increment(dead.len() as u64);
     stats.records_in.fetch_add(inputs, Ordering::Relaxed);
     stats.written.fetch_add(commit.written, Ordering::Relaxed);
     stats

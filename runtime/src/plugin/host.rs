@@ -140,7 +140,14 @@ impl PluginHost {
             ));
         }
         let hash = content_hash(&bytes);
-        let version: Arc<str> = Arc::from(&hash[..12]);
+        // A version is the component and what it was started with: the
+        // same file with another config is another version.
+        let identity = format!(
+            "{hash}\n{}\n{:?}\n{:?}",
+            spec.config_json, spec.grants, spec.limits
+        );
+        let version_hash = content_hash(identity.as_bytes());
+        let version: Arc<str> = Arc::from(&version_hash[..12]);
         let (component, origin) = self
             .cache
             .get(&self.engine, &hash, &bytes)

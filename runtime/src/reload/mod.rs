@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::config::Pipeline;
-use crate::pipeline::{Stats, plugin_specs};
+use crate::pipeline::{Control, Request, plugin_specs};
 use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
 
 /// A started candidate for one transform, ready to be swapped in.
@@ -41,20 +41,22 @@ pub struct Reloader<'a> {
     pub host: Arc<PluginHost>,
     /// One sender per transform thread, in chain order.
     pub swaps: Vec<Sender<Swap>>,
-    /// Set when the pipeline is done or stopping.
-    pub stop: &'a AtomicBool,
-    /// Set by SIGHUP: reload the pipeline file and every plugin.
-    pub reload: &'a AtomicBool,
-    /// Watch files (else only SIGHUP reloads).
+    /// The live version of each transform at start.
+    pub live: Vec<Arc<LoadedPlugin>>,
+    /// Set when the run is over.
+    pub done: &'a AtomicBool,
+    /// Reload requests, rollbacks, status.
+    pub control: &'a Control,
+    /// Watch files (else only SIGHUP and `POST /reload` reload).
     pub watch: bool,
-    /// Counters.
-    pub stats: &'a Stats,
 }
 
 /// The live state of one transform as the reloader knows it.
 struct Live {
     spec: PluginSpec,
     file_hash: Option<String>,
+    /// The versions that went live, the live one last.
+    history: Vec<Arc<LoadedPlugin>>,
 }
 
 fn file_hash(path: &Path) -> Option<String> {
@@ -70,18 +72,23 @@ impl Reloader<'_> {
             pipeline,
             host,
             swaps,
-            stop,
-            reload,
+            live: initial,
+            done,
+            control,
             watch,
-            stats,
         } = self;
+        let stats = &control.stats;
         let mut live: Vec<Live> = plugin_specs(&pipeline)
             .into_iter()
-            .map(|spec| Live {
+            .zip(initial)
+            .map(|(spec, plugin)| Live {
                 file_hash: file_hash(&spec.path),
                 spec,
+                history: vec![plugin],
             })
             .collect();
+        let (request_tx, requests) = std::sync::mpsc::channel::<Request>();
+        control.set_requests(Some(request_tx));
         let (tx, events) = std::sync::mpsc::channel::<DebounceEventResult>();
         let mut debouncer = None;
         if watch {
@@ -113,10 +120,27 @@ impl Reloader<'_> {
         };
         rewatch(&live, &mut debouncer);
         let pipeline_path = std::path::absolute(&pipeline.path).unwrap_or(pipeline.path.clone());
-        while !stop.load(Ordering::Relaxed) {
+        while !done.load(Ordering::Relaxed) {
+            while let Ok(req) = requests.try_recv() {
+                match req {
+                    Request::Rollback { transform, reply } => {
+                        let answer = rollback(&mut live, &swaps, &transform);
+                        match &answer {
+                            Ok(v) => {
+                                stats.reloads.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(transform = %transform, version = %v, "rolling back at the next batch");
+                            }
+                            Err(e) => {
+                                tracing::warn!(transform = %transform, error = %e, "rollback refused")
+                            }
+                        }
+                        let _ = reply.send(answer);
+                    }
+                }
+            }
             let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
             let mut all = false;
-            if reload.swap(false, Ordering::Relaxed) {
+            if control.reload.swap(false, Ordering::Relaxed) {
                 tracing::info!("reload requested");
                 all = true;
             } else {
@@ -160,14 +184,27 @@ impl Reloader<'_> {
                     Ok(swap) => {
                         tracing::info!(transform = %l.spec.name, version = %swap.plugin.version(), "candidate ready; swapping it in at the next batch");
                         l.file_hash = hash;
+                        l.history.push(swap.plugin.clone());
+                        if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
+                            l.history.remove(0);
+                        }
                         stats.reloads.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("reloads_total", "transform" => l.spec.name.clone())
+                            .increment(1);
+                        if let Some(st) = control.transforms().get_mut(i) {
+                            st.last_refusal = None;
+                        }
                         if swaps[i].send(swap).is_err() {
-                            return;
+                            break;
                         }
                     }
                     Err(e) => {
                         stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("reload_failures_total", "transform" => l.spec.name.clone()).increment(1);
                         tracing::error!(transform = %l.spec.name, error = %e, "candidate refused; the running version stays live");
+                        if let Some(st) = control.transforms().get_mut(i) {
+                            st.last_refusal = Some(e.to_string());
+                        }
                     }
                 }
             }
@@ -175,11 +212,13 @@ impl Reloader<'_> {
     }
 }
 
-/// Waits briefly for file events and returns the paths they touched.
+/// Waits briefly for file events and returns the paths they changed.
+/// Reads (`Access` events, our own reads included) change nothing.
 fn recv(events: &Receiver<DebounceEventResult>) -> Option<BTreeSet<PathBuf>> {
     match events.recv_timeout(Duration::from_millis(100)) {
         Ok(Ok(evs)) => Some(
             evs.iter()
+                .filter(|e| !matches!(e.kind, EventKind::Access(_) | EventKind::Other))
                 .flat_map(|e| e.paths.iter())
                 .map(|p| std::path::absolute(p).unwrap_or(p.clone()))
                 .collect(),
@@ -197,6 +236,37 @@ fn recv(events: &Receiver<DebounceEventResult>) -> Option<BTreeSet<PathBuf>> {
             None
         }
     }
+}
+
+/// Swaps the previous version of `transform` back in (a fresh instance of
+/// it, started off the record path).
+fn rollback(live: &mut [Live], swaps: &[Sender<Swap>], transform: &str) -> Result<String, String> {
+    let i = live
+        .iter()
+        .position(|l| l.spec.name == transform)
+        .ok_or_else(|| format!("no transform named `{transform}`"))?;
+    let l = &mut live[i];
+    if l.history.len() < 2 {
+        return Err(format!(
+            "transform `{transform}` has no earlier version loaded"
+        ));
+    }
+    let previous = l.history[l.history.len() - 2].clone();
+    let instance = previous.instantiate().map_err(|e| e.to_string())?;
+    let version = previous.version().to_string();
+    l.history.pop();
+    // The rolled-back version and its config are live now; the files on
+    // disk are applied again only when they change (or on a reload).
+    l.spec = previous.spec().clone();
+    l.file_hash = file_hash(&l.spec.path);
+    swaps[i]
+        .send(Swap {
+            plugin: previous,
+            instance,
+            ready_at: Instant::now(),
+        })
+        .map_err(|_| "the transform thread is gone".to_string())?;
+    Ok(version)
 }
 
 /// Loads and starts a candidate off the record path.

@@ -135,6 +135,7 @@ pub struct SourceContext<'a> {
     batch_bytes: usize,
     send: &'a mut dyn FnMut(SourceBatch) -> Result<(), Stopped>,
     stop: &'a AtomicBool,
+    paused: &'a AtomicBool,
     progress: &'a AtomicU64,
 }
 
@@ -145,6 +146,7 @@ impl<'a> SourceContext<'a> {
         batch_bytes: usize,
         send: &'a mut dyn FnMut(SourceBatch) -> Result<(), Stopped>,
         stop: &'a AtomicBool,
+        paused: &'a AtomicBool,
         progress: &'a AtomicU64,
     ) -> Self {
         SourceContext {
@@ -155,6 +157,7 @@ impl<'a> SourceContext<'a> {
             batch_bytes,
             send,
             stop,
+            paused,
             progress,
         }
     }
@@ -194,6 +197,10 @@ impl<'a> SourceContext<'a> {
                 resume: resume.to_string(),
             };
             (self.send)(batch)?;
+        }
+        // Paused: hold the next batch back (what is in flight drains).
+        while self.paused.load(Ordering::Relaxed) && !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         if self.stop.load(Ordering::Relaxed) {
             return Err(Stopped);
@@ -266,13 +273,14 @@ pub(crate) mod test_support {
         batch_size: usize,
     ) -> Result<Collected, SourceError> {
         let stop = AtomicBool::new(false);
+        let paused = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
         let mut batches = Vec::new();
         let mut send = |b: SourceBatch| {
             batches.push(b);
             Ok(())
         };
-        let mut ctx = SourceContext::new(batch_size, 1 << 20, &mut send, &stop, &progress);
+        let mut ctx = SourceContext::new(batch_size, 1 << 20, &mut send, &stop, &paused, &progress);
         source.run(resume, &mut ctx)?;
         let mut c = Collected {
             records: vec![],

@@ -1,0 +1,195 @@
+//! The admin HTTP API of a running pipeline, on a local port:
+//!
+//! | method and path | what it does |
+//! |---|---|
+//! | `GET /status` | pipeline counters, pause state, each transform's live and kept versions, records per version, the last refused candidate |
+//! | `GET /metrics` | Prometheus text: the shared metric names (`records_in_total`, `records_out_total`, `records_rejected_total`, `errors_total{stage}`...) |
+//! | `POST /reload` | reload the pipeline file and every plugin (like SIGHUP) |
+//! | `POST /rollback/{transform}` | make the previous version of a transform live again |
+//! | `POST /pause`, `POST /resume` | hold back / let through new batches from the source |
+//! | `POST /stop` | stop gracefully (like SIGTERM) |
+//!
+//! `sluice ctl` calls it. It listens on loopback unless told otherwise and
+//! has no authentication: do not expose it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use crate::pipeline::Control;
+
+/// A running admin server; stops when dropped.
+pub struct AdminServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    control: Arc<Control>,
+    pipeline: String,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Binds `addr` (an error says if the port is taken) and serves the API on
+/// a thread of its own.
+pub fn start(
+    addr: &str,
+    control: Arc<Control>,
+    pipeline: String,
+    metrics: Option<PrometheusHandle>,
+) -> Result<AdminServer, String> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("admin API: cannot listen on `{addr}`: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("admin API: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("admin API: {e}"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState {
+        control,
+        pipeline,
+        metrics,
+    };
+    let thread = std::thread::Builder::new()
+        .name("sluice-admin".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin API: cannot start its runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin API: cannot listen");
+                        return;
+                    }
+                };
+                let app = Router::new()
+                    .route("/status", get(status))
+                    .route("/metrics", get(metrics_text))
+                    .route("/reload", post(reload))
+                    .route("/rollback/{transform}", post(rollback))
+                    .route("/pause", post(pause))
+                    .route("/resume", post(resume))
+                    .route("/stop", post(stop))
+                    .with_state(state);
+                let shutdown = async {
+                    let _ = rx.await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "admin API stopped");
+                }
+            });
+        })
+        .map_err(|e| format!("admin API: cannot start its thread: {e}"))?;
+    tracing::info!(addr = %local, "admin API listening");
+    Ok(AdminServer {
+        addr: local,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let c = &s.control;
+    let st = &c.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let transforms = c.transforms().clone();
+    Json(json!({
+        "pipeline": s.pipeline,
+        "paused": c.paused.load(Ordering::Relaxed),
+        "stopping": c.stopping(),
+        "records_in": load(&st.records_in),
+        "written": load(&st.written),
+        "dropped": load(&st.dropped),
+        "dead_lettered": load(&st.dead_lettered),
+        "reloads": load(&st.reloads),
+        "reload_failures": load(&st.reload_failures),
+        "transforms": transforms,
+    }))
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    match &s.metrics {
+        Some(h) => ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn reload(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    s.control.reload.store(true, Ordering::Relaxed);
+    (StatusCode::ACCEPTED, Json(json!({"reload": "requested"})))
+}
+
+async fn rollback(
+    State(s): State<AppState>,
+    Path(transform): Path<String>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let control = s.control.clone();
+    let t = transform.clone();
+    let answer = tokio::task::spawn_blocking(move || control.rollback(&t)).await;
+    match answer {
+        Ok(Ok(version)) => (
+            StatusCode::OK,
+            Json(json!({"transform": transform, "live": version})),
+        ),
+        Ok(Err(e)) => (StatusCode::CONFLICT, Json(json!({"error": e}))),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        ),
+    }
+}
+
+async fn pause(State(s): State<AppState>) -> Json<serde_json::Value> {
+    s.control.paused.store(true, Ordering::Relaxed);
+    Json(json!({"paused": true}))
+}
+
+async fn resume(State(s): State<AppState>) -> Json<serde_json::Value> {
+    s.control.paused.store(false, Ordering::Relaxed);
+    Json(json!({"paused": false}))
+}
+
+async fn stop(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    s.control.stop.store(true, Ordering::Relaxed);
+    (StatusCode::ACCEPTED, Json(json!({"stop": "requested"})))
+}
