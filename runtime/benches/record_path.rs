@@ -185,6 +185,7 @@ fn main() {
                     path: path.clone(),
                     config_json: cfg.clone(),
                     grants: Grants::default(),
+                    canary: None,
                     limits: Limits {
                         batch_timeout: Duration::from_secs(60),
                         ..Limits::default()

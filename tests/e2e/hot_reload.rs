@@ -330,3 +330,69 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
     let (ok, text) = ctl(&addr, &["status"]);
     assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
 }
+
+fn with_canary(text: &str) -> String {
+    text.replace(
+        "\n\n[sink]",
+        "\ncanary = { input = \"canary/in.jsonl\", expect = \"canary/want.jsonl\" }\n\n[sink]",
+    )
+}
+
+#[test]
+fn a_candidate_that_fails_its_canary_never_goes_live() {
+    let mut live = Live::start(true);
+    live.feed(20);
+    let dir = &live.dir;
+    dir.write("canary/in.jsonl", "{\"i\": -1}\n");
+    dir.write(
+        "canary/want.jsonl",
+        "{\"outcome\":\"keep\",\"record\":{\"i\":-1,\"tag\":\"v1\"}}\n",
+    );
+    // v2 with a canary that expects v1's behaviour: refused.
+    replace(
+        &dir.path("pipeline.toml"),
+        &with_canary(&pipeline_text("v2", "in/stream.jsonl", true)),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    live.feed(20);
+    assert!(live.output().iter().all(|v| v["tag"] == "v1"));
+    let log = live.log();
+    assert!(
+        log.contains("fails its canary: canary record 1 of") && log.contains("differs: expected"),
+        "{log}"
+    );
+    // The canary updated with it: accepted.
+    live.dir.write(
+        "canary/want.jsonl",
+        "{\"outcome\":\"keep\",\"record\":{\"i\":-1,\"tag\":\"v3\"}}\n",
+    );
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &with_canary(&pipeline_text("v3", "in/stream.jsonl", true)),
+    );
+    live.feed_until_tag("v3");
+    let (_dir, summary, out) = live.stop();
+    assert_exactly_once_in_order(&out, out.len(), &["v1", "v3"]);
+    assert_eq!(summary["reloads"], 1);
+    assert!(summary["reload_failures"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn a_canary_that_fails_at_start_refuses_to_start() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path("plugins")).unwrap();
+    std::fs::copy(plugin("fixture-misbehave"), dir.path("plugins/tagger.wasm")).unwrap();
+    dir.write("in/stream.jsonl", "{\"i\": 1}\n");
+    dir.write("canary/in.jsonl", "{\"i\": -1}\n");
+    dir.write("canary/want.jsonl", "{\"outcome\":\"drop\"}\n");
+    let text = with_canary(&pipeline_text("v1", "in/stream.jsonl", true))
+        .replace("follow = true", "follow = false");
+    dir.write("pipeline.toml", text);
+    let (out, _) = dir.run(&["--no-progress"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("plugin `tagger` (") && e.contains("fails its canary: canary record 1"),
+        "{e}"
+    );
+}

@@ -7,17 +7,15 @@
 //! `{"outcome":"keep","record":{...}}`, `{"outcome":"emit","records":[...]}`,
 //! `{"outcome":"drop"}`, `{"outcome":"reject","code":...,"field":...,"message":...}`.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use serde_json::{Map, Value as Json, json};
-use sluice_codec::{BatchWriter, Operation, OutcomeRef, OutcomesReader, Record};
+use serde_json::Value as Json;
 
 use crate::config::toml_to_json;
+use crate::plugin::golden::{differences, read_outcomes, read_records, run_records};
 use crate::plugin::{Grants, Limits, PluginHost, PluginSpec};
-use crate::value_json::{fields_to_json, json_to_value, object_to_record};
 
 /// Arguments of `sluice plugin test`.
 #[derive(Debug, clap::Args)]
@@ -62,94 +60,9 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<String> {
     }
 }
 
-/// Reads the sample records.
-fn read_input(path: &Path) -> anyhow::Result<Vec<Record<'static>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
-    let stream = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Json = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))?;
-        let Json::Object(obj) = v else {
-            bail!("{}:{}: expected a JSON object", path.display(), i + 1);
-        };
-        let position = format!("line {}", i + 1);
-        let rec = match obj.get("fields") {
-            Some(Json::Object(fields)) => {
-                let mut r = object_to_record(fields, &stream, position);
-                if let Some(s) = obj.get("stream").and_then(Json::as_str) {
-                    r.stream = Cow::Owned(s.to_string());
-                }
-                if let Some(op) = obj.get("op").and_then(Json::as_str) {
-                    r.op = Operation::parse(op).with_context(|| {
-                        format!("{}:{}: unknown op `{op}`", path.display(), i + 1)
-                    })?;
-                }
-                if let Some(k) = obj.get("key") {
-                    r.key = json_to_value(k);
-                }
-                r
-            }
-            _ => object_to_record(&obj, &stream, position),
-        };
-        out.push(rec);
-    }
-    Ok(out)
-}
-
-fn record_json(r: &Record<'_>, input: &Record<'_>) -> Json {
-    let mut m = Map::new();
-    m.insert("record".into(), Json::Object(fields_to_json(r)));
-    if r.stream != input.stream {
-        m.insert("stream".into(), Json::String(r.stream.to_string()));
-    }
-    if r.op != input.op {
-        m.insert("op".into(), Json::String(r.op.as_str().into()));
-    }
-    Json::Object(m)
-}
-
-fn outcome_json(o: OutcomeRef<'_>, input: &Record<'_>) -> anyhow::Result<Json> {
-    Ok(match o {
-        OutcomeRef::KeepUnchanged => {
-            let mut v = record_json(input, input);
-            v["outcome"] = json!("keep");
-            v
-        }
-        OutcomeRef::Keep(bytes) => {
-            let r = Record::decode(bytes).context("the plugin returned a malformed record")?;
-            let mut v = record_json(&r, input);
-            v["outcome"] = json!("keep");
-            v
-        }
-        OutcomeRef::Emit(recs) => {
-            let mut list = Vec::new();
-            for bytes in recs {
-                let r = Record::decode(bytes).context("the plugin emitted a malformed record")?;
-                list.push(record_json(&r, input));
-            }
-            json!({"outcome": "emit", "records": list})
-        }
-        OutcomeRef::Drop => json!({"outcome": "drop"}),
-        OutcomeRef::Reject(r) => json!({
-            "outcome": "reject",
-            "code": r.code,
-            "field": r.field,
-            "message": r.message,
-        }),
-    })
-}
-
 pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let config_json = read_config(args.config.as_deref())?;
-    let records = read_input(&args.input)?;
+    let records = read_records(&args.input).map_err(anyhow::Error::msg)?;
     let cache = std::env::var_os("SLUICE_CACHE_DIR").map(PathBuf::from);
     let host = PluginHost::new(cache)?;
     let name = args
@@ -163,34 +76,11 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         config_json,
         grants: Grants::default(),
         limits: Limits::default(),
+        canary: None,
     })?;
     let mut instance = plugin.instantiate()?;
-    let mut actual: Vec<Json> = Vec::with_capacity(records.len());
-    for chunk in records.chunks(args.batch_size.max(1)) {
-        let mut w = BatchWriter::default();
-        for r in chunk {
-            w.push(r);
-        }
-        let outcomes = instance.process(&w.finish()).map_err(|e| {
-            anyhow::anyhow!("plugin `{}` ({}) {e}", plugin.name(), plugin.version())
-        })?;
-        let mut reader =
-            OutcomesReader::new(&outcomes).context("the plugin returned unreadable outcomes")?;
-        if reader.remaining() != chunk.len() {
-            bail!(
-                "the plugin returned {} outcomes for {} records",
-                reader.remaining(),
-                chunk.len()
-            );
-        }
-        for r in chunk {
-            let o = reader
-                .next_outcome()
-                .context("the plugin returned unreadable outcomes")?;
-            let Some(o) = o else { bail!("missing outcome") };
-            actual.push(outcome_json(o, r)?);
-        }
-    }
+    let actual = run_records(&plugin, &mut instance, &records, args.batch_size)
+        .map_err(anyhow::Error::msg)?;
     let text: String = actual.iter().map(|v| format!("{v}\n")).collect();
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for v in &actual {
@@ -219,39 +109,24 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {} outcomes to {}", actual.len(), expect.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let want_text = std::fs::read_to_string(expect)
-        .with_context(|| format!("cannot read `{}`", expect.display()))?;
-    let mut want = Vec::new();
-    for (i, line) in want_text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        want.push(
-            serde_json::from_str::<Json>(line)
-                .with_context(|| format!("{}:{}: not valid JSON", expect.display(), i + 1))?,
+    let want = read_outcomes(expect).map_err(anyhow::Error::msg)?;
+    let diffs = differences(&actual, &want);
+    for (i, w, a) in &diffs {
+        eprintln!(
+            "record {} ({}):",
+            i + 1,
+            records.get(*i).map_or("-", |r| r.position.as_ref())
+        );
+        eprintln!(
+            "  expected: {}",
+            w.as_ref().map_or("(nothing)".into(), Json::to_string)
+        );
+        eprintln!(
+            "  actual:   {}",
+            a.as_ref().map_or("(nothing)".into(), Json::to_string)
         );
     }
-    let mut differ = 0;
-    for i in 0..actual.len().max(want.len()) {
-        let (a, w) = (actual.get(i), want.get(i));
-        if a != w {
-            differ += 1;
-            eprintln!(
-                "record {} ({}):",
-                i + 1,
-                records.get(i).map_or("-", |r| r.position.as_ref())
-            );
-            eprintln!(
-                "  expected: {}",
-                w.map_or("(nothing)".into(), Json::to_string)
-            );
-            eprintln!(
-                "  actual:   {}",
-                a.map_or("(nothing)".into(), Json::to_string)
-            );
-        }
-    }
+    let differ = diffs.len();
     if differ > 0 {
         eprintln!(
             "FAIL: {differ} of {} outcomes differ from {} (rerun with --update to accept them)",

@@ -100,6 +100,11 @@ pub struct TransformConfig {
     /// Overrides of the `[runtime]` limits for this plugin.
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// Canary records: `{ input = "canary/in.jsonl", expect =
+    /// "canary/expected.jsonl" }`. Every version, at start and on each
+    /// reload, must give exactly these outcomes (the `sluice plugin test`
+    /// format) before it goes live.
+    pub canary: Option<crate::plugin::golden::Canary>,
 }
 
 /// Per-transform overrides of the runtime limits.
@@ -313,6 +318,10 @@ impl Pipeline {
                 )));
             }
             t.plugin = resolve(&base, &t.plugin);
+            if let Some(c) = &mut t.canary {
+                c.input = resolve(&base, &c.input);
+                c.expect = resolve(&base, &c.expect);
+            }
             t.grants.resolve_paths(&base);
         }
         let rt = &config.runtime;

@@ -105,6 +105,7 @@ pub fn plugin_specs(p: &Pipeline) -> Vec<PluginSpec> {
             config_json: toml_to_json(&t.config),
             grants: t.grants.clone(),
             limits: p.config.runtime.limits_for(t),
+            canary: t.canary.clone(),
         })
         .collect()
 }
@@ -128,6 +129,7 @@ pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {
     let mut slots = Vec::new();
     for spec in plugin_specs(&pipeline) {
         let plugin = Arc::new(host.load(spec)?);
+        crate::plugin::check_canary_of(&plugin)?;
         slots.push(TransformSlot::new(plugin.clone())?);
         plugins.push(plugin);
     }

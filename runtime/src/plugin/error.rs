@@ -67,6 +67,16 @@ pub enum PluginError {
         /// The plugin's message.
         reason: String,
     },
+    /// The version does not reproduce its canary records.
+    #[error("plugin `{name}` ({version}) fails its canary: {reason}")]
+    Canary {
+        /// Transform name.
+        name: String,
+        /// Version.
+        version: String,
+        /// The first difference.
+        reason: String,
+    },
     /// The engine or the compile cache failed.
     #[error("plugin host: {0}")]
     Engine(String),

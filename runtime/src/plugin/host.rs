@@ -54,6 +54,8 @@ pub struct PluginSpec {
     pub grants: Grants,
     /// Resource limits.
     pub limits: Limits,
+    /// Records a new version must reproduce before it goes live.
+    pub canary: Option<super::golden::Canary>,
 }
 
 /// A checked, compiled, pre-instantiated plugin version.

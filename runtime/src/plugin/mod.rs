@@ -5,6 +5,7 @@
 pub mod bindings;
 mod cache;
 mod error;
+pub mod golden;
 mod host;
 mod sandbox;
 mod slot;
@@ -14,3 +15,17 @@ pub use error::{CallError, PluginError};
 pub use host::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
 pub use sandbox::{Grants, Limits};
 pub use slot::{StageOutput, StageRecordError, TransformSlot, apply_outcomes};
+
+/// Runs a plugin's canary records, if its spec has some.
+pub fn check_canary_of(plugin: &LoadedPlugin) -> Result<(), PluginError> {
+    let Some(canary) = &plugin.spec().canary else {
+        return Ok(());
+    };
+    let n = golden::check_canary(plugin, canary).map_err(|reason| PluginError::Canary {
+        name: plugin.name().to_string(),
+        version: plugin.version().to_string(),
+        reason,
+    })?;
+    tracing::info!(plugin = %plugin.name(), version = %plugin.version(), records = n, "canary records pass");
+    Ok(())
+}

@@ -157,6 +157,7 @@ impl Reloader<'_> {
                                 || l.spec.config_json != spec.config_json
                                 || l.spec.grants != spec.grants
                                 || l.spec.limits != spec.limits
+                                || l.spec.canary != spec.canary
                             {
                                 touched.insert(spec.path.clone());
                                 l.spec = spec;
@@ -272,6 +273,7 @@ fn rollback(live: &mut [Live], swaps: &[Sender<Swap>], transform: &str) -> Resul
 /// Loads and starts a candidate off the record path.
 fn candidate(host: &PluginHost, spec: &PluginSpec) -> Result<Swap, crate::plugin::PluginError> {
     let plugin = Arc::new(host.load(spec.clone())?);
+    crate::plugin::check_canary_of(&plugin)?;
     let instance = plugin.instantiate()?;
     Ok(Swap {
         plugin,
@@ -325,6 +327,7 @@ fn reload_pipeline(running: &Pipeline, live: &[Live]) -> Result<Option<Vec<Plugi
             || s.config_json != l.spec.config_json
             || s.grants != l.spec.grants
             || s.limits != l.spec.limits
+            || s.canary != l.spec.canary
     });
     Ok(changed.then_some(specs))
 }
