@@ -77,6 +77,22 @@ pub struct Stats {
     pub reloads: AtomicU64,
     /// Candidate versions refused while running.
     pub reload_failures: AtomicU64,
+    /// Every swap: when the new version went live and how long the record
+    /// path paused for it.
+    pub swaps: Mutex<Vec<SwapTiming>>,
+}
+
+/// One version swap on the record path.
+#[derive(Debug, Clone)]
+pub struct SwapTiming {
+    /// The transform.
+    pub transform: String,
+    /// The version that went live.
+    pub version: String,
+    /// When it went live.
+    pub at: Instant,
+    /// How long the transform thread paused to swap.
+    pub pause: std::time::Duration,
 }
 
 /// Everything a run needs, loaded and checked.
@@ -278,11 +294,20 @@ pub fn run(
                             let paused = Instant::now();
                             let from = slot.plugin().version().to_string();
                             retired.extend(slot.swap(swap.plugin, swap.instance));
+                            let pause = paused.elapsed();
+                            stats.swaps.lock().unwrap_or_else(|p| p.into_inner()).push(
+                                SwapTiming {
+                                    transform: slot.plugin().name().to_string(),
+                                    version: slot.plugin().version().to_string(),
+                                    at: Instant::now(),
+                                    pause,
+                                },
+                            );
                             tracing::info!(
                                 transform = %slot.plugin().name(),
                                 from = %from,
                                 to = %slot.plugin().version(),
-                                pause_us = paused.elapsed().as_micros() as u64,
+                                pause_us = pause.as_micros() as u64,
                                 ready_to_live_us = swap.ready_at.elapsed().as_micros() as u64,
                                 "new version live"
                             );
