@@ -484,3 +484,94 @@ fn a_million_records_through_fifty_plugin_replacements_exactly_once_in_order() {
     assert_eq!(counted, RECORDS as u64);
     assert_eq!(summary["reload_failures"], 0, "{summary}");
 }
+
+fn with_shadow(text: &str, shadow: &str) -> String {
+    text.replace("\n\n[sink]", &format!("\n{shadow}\n\n[sink]"))
+}
+
+#[test]
+fn a_shadow_is_compared_then_promoted_on_command() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut live = Live::start_with(true, &["--admin", &addr]);
+    live.feed(20);
+    let shadow = format!(
+        "shadow = {{ plugin = \"{}\", config = {{ mode = \"pass\", tag = \"v2\" }} }}",
+        live.dir.path("plugins/tagger.wasm").display()
+    );
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &with_shadow(&pipeline_text("v1", "in/stream.jsonl", true), &shadow),
+    );
+    // The shadow sees the same batches; its output is compared, not written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        live.feed(16);
+        let (_, text) = ctl(&addr, &["status"]);
+        let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let report = status["transforms"][0]["shadow"].clone();
+        if report["compared"].as_u64().unwrap_or(0) >= 32 {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shadow never compared records: {status}"
+        );
+    };
+    assert_eq!(
+        report["compared"], report["differing"],
+        "every record differs in `tag`: {report}"
+    );
+    assert_eq!(
+        report["by_outcome"]["keep -> keep"], report["differing"],
+        "{report}"
+    );
+    assert_eq!(
+        report["changed_fields"]["tag"], report["differing"],
+        "{report}"
+    );
+    assert_eq!(report["samples"][0]["fields"][0], "tag", "{report}");
+    assert!(
+        live.output().iter().all(|v| v["tag"] == "v1"),
+        "the shadow wrote output"
+    );
+
+    let (ok, text) = ctl(&addr, &["promote", "tagger"]);
+    assert!(ok, "{text}");
+    live.feed_until_tag("v2");
+    let (ok, text) = ctl(&addr, &["promote", "tagger"]);
+    assert!(!ok && text.contains("has no shadow"), "{text}");
+    let (_dir, _summary, out) = live.stop();
+    assert_exactly_once_in_order(&out, out.len(), &["v1", "v2"]);
+}
+
+#[test]
+fn a_shadow_that_agrees_is_promoted_automatically() {
+    let mut live = Live::start(true);
+    live.feed(20);
+    // Same behaviour, another config (an unused key): another version.
+    let shadow = format!(
+        "shadow = {{ plugin = \"{}\", config = {{ mode = \"pass\", tag = \"v1\", note = \"candidate\" }}, promote_after = 100 }}",
+        live.dir.path("plugins/tagger.wasm").display()
+    );
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &with_shadow(&pipeline_text("v1", "in/stream.jsonl", true), &shadow),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !live.log().contains("promoting the shadow") {
+        assert!(
+            Instant::now() < deadline,
+            "never promoted; log:\n{}",
+            live.log()
+        );
+        live.feed(16);
+    }
+    live.feed(16);
+    let (_dir, summary, out) = live.stop();
+    assert_exactly_once_in_order(&out, out.len(), &["v1"]);
+    let versions = summary["plugins"][0]["records_by_version"]
+        .as_array()
+        .unwrap();
+    assert_eq!(versions.len(), 2, "{summary}");
+    assert_ne!(versions[0][0], versions[1][0]);
+}

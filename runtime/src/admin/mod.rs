@@ -6,6 +6,7 @@
 //! | `GET /metrics` | Prometheus text: the shared metric names (`records_in_total`, `records_out_total`, `records_rejected_total`, `errors_total{stage}`...) |
 //! | `POST /reload` | reload the pipeline file and every plugin (like SIGHUP) |
 //! | `POST /rollback/{transform}` | make the previous version of a transform live again |
+//! | `POST /promote/{transform}` | make the transform's shadow live at its next batch |
 //! | `POST /pause`, `POST /resume` | hold back / let through new batches from the source |
 //! | `POST /stop` | stop gracefully (like SIGTERM) |
 //!
@@ -100,6 +101,7 @@ pub fn start(
                     .route("/metrics", get(metrics_text))
                     .route("/reload", post(reload))
                     .route("/rollback/{transform}", post(rollback))
+                    .route("/promote/{transform}", post(promote))
                     .route("/pause", post(pause))
                     .route("/resume", post(resume))
                     .route("/stop", post(stop))
@@ -176,6 +178,19 @@ async fn rollback(
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": e.to_string()})),
         ),
+    }
+}
+
+async fn promote(
+    State(s): State<AppState>,
+    Path(transform): Path<String>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    match s.control.promote(&transform) {
+        Ok(version) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"transform": transform, "promoting": version})),
+        ),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e}))),
     }
 }
 

@@ -27,6 +27,11 @@ enum CtlCommand {
         /// The transform's name.
         transform: String,
     },
+    /// Make the shadow of a transform live (at its next batch).
+    Promote {
+        /// The transform's name.
+        transform: String,
+    },
     /// Hold back new batches from the source.
     Pause,
     /// Let new batches through again.
@@ -42,6 +47,7 @@ pub(super) fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCommand::Metrics => ("GET", "/metrics".to_string()),
         CtlCommand::Reload => ("POST", "/reload".to_string()),
         CtlCommand::Rollback { transform } => ("POST", format!("/rollback/{transform}")),
+        CtlCommand::Promote { transform } => ("POST", format!("/promote/{transform}")),
         CtlCommand::Pause => ("POST", "/pause".to_string()),
         CtlCommand::Resume => ("POST", "/resume".to_string()),
         CtlCommand::Stop => ("POST", "/stop".to_string()),

@@ -105,6 +105,24 @@ pub struct TransformConfig {
     /// reload, must give exactly these outcomes (the `sluice plugin test`
     /// format) before it goes live.
     pub canary: Option<crate::plugin::golden::Canary>,
+    /// A candidate to run in shadow of this transform: on the same batches,
+    /// outcomes compared and reported, never written.
+    pub shadow: Option<ShadowConfig>,
+}
+
+/// `[transforms.shadow]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// The candidate component, relative to the pipeline file.
+    pub plugin: PathBuf,
+    /// Its config (default: the transform's config).
+    pub config: Option<toml::Table>,
+    /// Promote it automatically after this many compared records...
+    pub promote_after: Option<u64>,
+    /// ...if at most this fraction of them differed (default 0: none).
+    #[serde(default)]
+    pub max_difference: f64,
 }
 
 /// Per-transform overrides of the runtime limits.
@@ -318,6 +336,15 @@ impl Pipeline {
                 )));
             }
             t.plugin = resolve(&base, &t.plugin);
+            if let Some(s) = &mut t.shadow {
+                s.plugin = resolve(&base, &s.plugin);
+                if !(0.0..=1.0).contains(&s.max_difference) {
+                    return Err(value_err(format!(
+                        "transform `{}`: `shadow.max_difference` must be between 0 and 1",
+                        t.name
+                    )));
+                }
+            }
             if let Some(c) = &mut t.canary {
                 c.input = resolve(&base, &c.input);
                 c.expect = resolve(&base, &c.expect);

@@ -6,6 +6,7 @@ use std::ops::Range;
 use sluice_codec::Record;
 
 use super::dead_letter::{DeadLetter, Kind, now_micros};
+use super::shadow::Shadow;
 use crate::plugin::{CallError, LoadedPlugin, TransformSlot};
 use crate::sources::SourceBatch;
 use crate::value_json::record_json_text;
@@ -98,7 +99,15 @@ fn dead_letter(
 
 /// Runs the surviving records of `p` through the transform at position
 /// `stage` of the chain (each stage runs on a thread of its own).
-pub fn run_stage(slot: &mut TransformSlot, stage: usize, batch: &SourceBatch, p: &mut Processed) {
+/// A shadow, if any, runs on the same input and is compared with the live
+/// result; its outcomes go nowhere.
+pub fn run_stage(
+    slot: &mut TransformSlot,
+    shadow: Option<&mut Shadow>,
+    stage: usize,
+    batch: &SourceBatch,
+    p: &mut Processed,
+) {
     if p.spans.is_empty() {
         return;
     }
@@ -106,6 +115,9 @@ pub fn run_stage(slot: &mut TransformSlot, stage: usize, batch: &SourceBatch, p:
     let data = p.data.as_ref().unwrap_or(&batch.data);
     match slot.run(data, &p.spans) {
         Ok(result) => {
+            if let Some(shadow) = shadow {
+                shadow.compare(data, &p.spans, &result, |i| meta(batch, p.origins[i]).0);
+            }
             let inputs = p.spans.len() as u64;
             for rej in &result.rejected {
                 let d = dead_letter(

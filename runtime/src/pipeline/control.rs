@@ -22,6 +22,11 @@ pub struct TransformStatus {
     pub records_by_version: Vec<(String, u64)>,
     /// Why the last candidate was refused, if it was.
     pub last_refusal: Option<String>,
+    /// The candidate running in shadow, and how its outcomes compare.
+    pub shadow: Option<super::shadow::ShadowReport>,
+    /// Set to promote the shadow at the next batch.
+    #[serde(skip)]
+    pub promote: bool,
 }
 
 /// A request to the reloader that needs an answer.
@@ -70,6 +75,20 @@ impl Control {
     /// Where requests for the reloader go, while it runs.
     pub(crate) fn set_requests(&self, tx: Option<Sender<Request>>) {
         *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+    }
+
+    /// Asks for the shadow of `transform` to become live at its next batch.
+    pub fn promote(&self, transform: &str) -> Result<String, String> {
+        let mut ts = self.transforms();
+        let t = ts
+            .iter_mut()
+            .find(|t| t.name == transform)
+            .ok_or_else(|| format!("no transform named `{transform}`"))?;
+        let Some(shadow) = &t.shadow else {
+            return Err(format!("transform `{transform}` has no shadow"));
+        };
+        t.promote = true;
+        Ok(shadow.version.clone())
     }
 
     /// Asks the reloader to roll `transform` back to its previous version;

@@ -10,6 +10,7 @@ mod chain;
 pub mod checkpoint;
 pub mod control;
 pub mod dead_letter;
+pub mod shadow;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -28,10 +29,11 @@ pub use summary::{PluginSummary, Summary};
 
 use crate::config::{Pipeline, toml_to_json};
 use crate::plugin::{LoadedPlugin, PluginError, PluginHost, PluginSpec, TransformSlot};
-use crate::reload::{Reloader, Swap};
+use crate::reload::{Reloader, StageMsg};
 use crate::sinks::{self, Sink, SinkConfig, SinkError};
 use crate::sources::{self, SourceBatch, SourceError, Stopped};
 use crate::value_json::record_json_text;
+use shadow::{Shadow, ShadowReport};
 
 /// A pipeline run that failed.
 #[derive(Debug, thiserror::Error)]
@@ -281,40 +283,46 @@ pub fn run(
         let mut swap_senders = Vec::new();
         for (stage, mut slot) in slots.into_iter().enumerate() {
             let (tx, rx): (SyncSender<InFlight>, Receiver<InFlight>) = sync_channel(capacity);
-            let (swap_tx, swaps) = std::sync::mpsc::channel::<Swap>();
+            let (swap_tx, messages) = std::sync::mpsc::channel::<StageMsg>();
             swap_senders.push(swap_tx);
             let input = std::mem::replace(&mut upstream, rx);
             let handle = std::thread::Builder::new()
                 .name(format!("sluice-t{stage}"))
                 .spawn_scoped(scope, move || {
+                    let mut shadow: Option<Shadow> = None;
                     for (batch, mut processed) in input {
-                        // Between two batches: take a new version if one is ready.
+                        // Between two batches: take what the reloader sent.
                         let mut retired = Vec::new();
-                        while let Ok(swap) = swaps.try_recv() {
-                            let paused = Instant::now();
-                            let from = slot.plugin().version().to_string();
-                            retired.extend(slot.swap(swap.plugin, swap.instance));
-                            let pause = paused.elapsed();
-                            stats.swaps.lock().unwrap_or_else(|p| p.into_inner()).push(
-                                SwapTiming {
-                                    transform: slot.plugin().name().to_string(),
-                                    version: slot.plugin().version().to_string(),
-                                    at: Instant::now(),
-                                    pause,
-                                },
-                            );
-                            tracing::info!(
-                                transform = %slot.plugin().name(),
-                                from = %from,
-                                to = %slot.plugin().version(),
-                                pause_us = pause.as_micros() as u64,
-                                ready_to_live_us = swap.ready_at.elapsed().as_micros() as u64,
-                                "new version live"
-                            );
+                        while let Ok(msg) = messages.try_recv() {
+                            match msg {
+                                StageMsg::Live(swap) => {
+                                    retired.extend(swap_in(&mut slot, swap.plugin, swap.instance, swap.ready_at, stats));
+                                }
+                                StageMsg::Shadow(swap, auto) => {
+                                    let report = ShadowReport { version: swap.plugin.version().to_string(), ..Default::default() };
+                                    shadow = Some(Shadow {
+                                        slot: TransformSlot::with_instance(swap.plugin, swap.instance),
+                                        report,
+                                        auto,
+                                    });
+                                }
+                                StageMsg::EndShadow => shadow = None,
+                            }
+                        }
+                        let promote = control.transforms().get_mut(stage).is_some_and(|st| std::mem::take(&mut st.promote));
+                        if shadow.as_ref().is_some_and(|s| promote || s.ready_to_promote())
+                            && let Some(s) = shadow.take()
+                        {
+                            tracing::info!(transform = %slot.plugin().name(), version = %s.report.version, compared = s.report.compared, differing = s.report.differing, "promoting the shadow");
+                            let (plugin, instance) = s.slot.into_parts();
+                            match instance.map(Ok).unwrap_or_else(|| plugin.instantiate()) {
+                                Ok(instance) => retired.extend(swap_in(&mut slot, plugin, instance, Instant::now(), stats)),
+                                Err(e) => tracing::error!(error = %e, "cannot start the shadow to promote it"),
+                            }
                         }
                         let swapped = !retired.is_empty();
                         let inputs = processed.spans.len() as u64;
-                        run_stage(&mut slot, stage, &batch, &mut processed);
+                        run_stage(&mut slot, shadow.as_mut(), stage, &batch, &mut processed);
                         metrics::counter!(
                             "plugin_records_total",
                             "transform" => slot.plugin().name().to_string(),
@@ -331,6 +339,7 @@ pub fn run(
                                     .collect();
                             }
                             st.records_by_version.clone_from(&slot.records_by_version);
+                            st.shadow = shadow.as_ref().map(|s| s.report.clone());
                         }
                         if tx.send((batch, processed)).is_err() {
                             break;
@@ -408,6 +417,39 @@ pub fn run(
         stop.load(Ordering::Relaxed),
         committed_before,
     ))
+}
+
+/// Makes a version live in `slot` (between batches), records the pause.
+fn swap_in(
+    slot: &mut TransformSlot,
+    plugin: Arc<LoadedPlugin>,
+    instance: crate::plugin::PluginInstance,
+    ready_at: Instant,
+    stats: &Stats,
+) -> Option<crate::plugin::PluginInstance> {
+    let paused = Instant::now();
+    let from = slot.plugin().version().to_string();
+    let retired = slot.swap(plugin, instance);
+    let pause = paused.elapsed();
+    stats
+        .swaps
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(SwapTiming {
+            transform: slot.plugin().name().to_string(),
+            version: slot.plugin().version().to_string(),
+            at: Instant::now(),
+            pause,
+        });
+    tracing::info!(
+        transform = %slot.plugin().name(),
+        from = %from,
+        to = %slot.plugin().version(),
+        pause_us = pause.as_micros() as u64,
+        ready_to_live_us = ready_at.elapsed().as_micros() as u64,
+        "new version live"
+    );
+    retired
 }
 
 /// Writes one processed batch: sink, then dead letters, then the checkpoint.

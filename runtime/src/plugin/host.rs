@@ -42,7 +42,7 @@ impl Drop for PluginHost {
 }
 
 /// What to load: a transform entry of the pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginSpec {
     /// Transform name in the pipeline.
     pub name: String,

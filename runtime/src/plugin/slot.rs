@@ -70,6 +70,24 @@ impl TransformSlot {
         })
     }
 
+    /// A slot around an instance started elsewhere (a reload candidate).
+    pub fn with_instance(plugin: Arc<LoadedPlugin>, instance: PluginInstance) -> Self {
+        TransformSlot {
+            records_by_version: vec![(plugin.version().to_string(), 0)],
+            plugin,
+            instance: Some(instance),
+            previous: Vec::new(),
+            busy: Duration::ZERO,
+            retries: 0,
+            failures: 0,
+        }
+    }
+
+    /// The version and its instance (if it has a healthy one).
+    pub fn into_parts(self) -> (Arc<LoadedPlugin>, Option<PluginInstance>) {
+        (self.plugin, self.instance)
+    }
+
     /// The plugin version running in this slot.
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin

@@ -20,8 +20,56 @@ use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::config::Pipeline;
+use crate::config::toml_to_json;
+use crate::pipeline::shadow::AutoPromote;
 use crate::pipeline::{Control, Request, plugin_specs};
 use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
+
+/// What the reloader tells a transform thread.
+pub enum StageMsg {
+    /// Make this version live at the next batch.
+    Live(Swap),
+    /// Run this candidate in shadow (replacing any shadow).
+    Shadow(Swap, Option<AutoPromote>),
+    /// Stop the shadow.
+    EndShadow,
+}
+
+/// A transform's shadow as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowSpec {
+    /// The candidate.
+    pub spec: PluginSpec,
+    /// Automatic promotion.
+    pub auto: Option<AutoPromote>,
+}
+
+/// The shadow of each transform of a pipeline, in chain order.
+pub fn shadow_specs(p: &Pipeline) -> Vec<Option<ShadowSpec>> {
+    p.config
+        .transforms
+        .iter()
+        .zip(plugin_specs(p))
+        .map(|(t, live)| {
+            let s = t.shadow.as_ref()?;
+            Some(ShadowSpec {
+                spec: PluginSpec {
+                    name: live.name.clone(),
+                    path: s.plugin.clone(),
+                    config_json: s
+                        .config
+                        .as_ref()
+                        .map_or(live.config_json.clone(), toml_to_json),
+                    ..live
+                },
+                auto: s.promote_after.map(|after| AutoPromote {
+                    after,
+                    max_difference: s.max_difference,
+                }),
+            })
+        })
+        .collect()
+}
 
 /// A started candidate for one transform, ready to be swapped in.
 pub struct Swap {
@@ -40,7 +88,7 @@ pub struct Reloader<'a> {
     /// The plugin host shared with the transform threads.
     pub host: Arc<PluginHost>,
     /// One sender per transform thread, in chain order.
-    pub swaps: Vec<Sender<Swap>>,
+    pub swaps: Vec<Sender<StageMsg>>,
     /// The live version of each transform at start.
     pub live: Vec<Arc<LoadedPlugin>>,
     /// Set when the run is over.
@@ -57,6 +105,11 @@ struct Live {
     file_hash: Option<String>,
     /// The versions that went live, the live one last.
     history: Vec<Arc<LoadedPlugin>>,
+    /// The configured shadow.
+    shadow: Option<ShadowSpec>,
+    /// The shadow must be (re)built and sent, or ended.
+    shadow_dirty: bool,
+    shadow_hash: Option<String>,
 }
 
 fn file_hash(path: &Path) -> Option<String> {
@@ -81,10 +134,14 @@ impl Reloader<'_> {
         let mut live: Vec<Live> = plugin_specs(&pipeline)
             .into_iter()
             .zip(initial)
-            .map(|(spec, plugin)| Live {
+            .zip(shadow_specs(&pipeline))
+            .map(|((spec, plugin), shadow)| Live {
                 file_hash: file_hash(&spec.path),
                 spec,
                 history: vec![plugin],
+                shadow_dirty: shadow.is_some(),
+                shadow_hash: None,
+                shadow,
             })
             .collect();
         let (request_tx, requests) = std::sync::mpsc::channel::<Request>();
@@ -105,7 +162,13 @@ impl Reloader<'_> {
             let d: &mut notify_debouncer_full::Debouncer<_, _> = d;
             let dirs = live
                 .iter()
-                .map(|l| l.spec.path.as_path())
+                .flat_map(|l| {
+                    [
+                        Some(l.spec.path.as_path()),
+                        l.shadow.as_ref().map(|s| s.spec.path.as_path()),
+                    ]
+                })
+                .flatten()
                 .chain([pipeline.path.as_path()])
                 .filter_map(|p| std::path::absolute(p).ok()?.parent().map(Path::to_path_buf));
             for dir in dirs {
@@ -121,6 +184,32 @@ impl Reloader<'_> {
         rewatch(&live, &mut debouncer);
         let pipeline_path = std::path::absolute(&pipeline.path).unwrap_or(pipeline.path.clone());
         while !done.load(Ordering::Relaxed) {
+            for (i, l) in live.iter_mut().enumerate() {
+                if !std::mem::take(&mut l.shadow_dirty) {
+                    continue;
+                }
+                let msg = match &l.shadow {
+                    None => StageMsg::EndShadow,
+                    Some(s) => match candidate(&host, &s.spec) {
+                        Ok(swap) => {
+                            tracing::info!(transform = %l.spec.name, version = %swap.plugin.version(), "shadow candidate ready");
+                            l.shadow_hash = file_hash(&s.spec.path);
+                            StageMsg::Shadow(swap, s.auto)
+                        }
+                        Err(e) => {
+                            stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(transform = %l.spec.name, error = %e, "shadow candidate refused");
+                            if let Some(st) = control.transforms().get_mut(i) {
+                                st.last_refusal = Some(e.to_string());
+                            }
+                            continue;
+                        }
+                    },
+                };
+                if swaps[i].send(msg).is_err() {
+                    break;
+                }
+            }
             while let Ok(req) = requests.try_recv() {
                 match req {
                     Request::Rollback { transform, reply } => {
@@ -151,17 +240,16 @@ impl Reloader<'_> {
             }
             if all || touched.contains(&pipeline_path) {
                 match reload_pipeline(&pipeline, &live) {
-                    Ok(Some(specs)) => {
-                        for (l, spec) in live.iter_mut().zip(specs) {
-                            if l.spec.path != spec.path
-                                || l.spec.config_json != spec.config_json
-                                || l.spec.grants != spec.grants
-                                || l.spec.limits != spec.limits
-                                || l.spec.canary != spec.canary
-                            {
+                    Ok(Some((specs, shadows))) => {
+                        for ((l, spec), shadow) in live.iter_mut().zip(specs).zip(shadows) {
+                            if l.spec != spec {
                                 touched.insert(spec.path.clone());
                                 l.spec = spec;
                                 l.file_hash = None;
+                            }
+                            if l.shadow != shadow {
+                                l.shadow = shadow;
+                                l.shadow_dirty = true;
                             }
                         }
                         rewatch(&live, &mut debouncer);
@@ -171,6 +259,14 @@ impl Reloader<'_> {
                         stats.reload_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(pipeline = %pipeline.path.display(), "{message}");
                     }
+                }
+            }
+            for l in live.iter_mut() {
+                if let Some(s) = &l.shadow
+                    && (all || touched.contains(&s.spec.path))
+                    && file_hash(&s.spec.path) != l.shadow_hash
+                {
+                    l.shadow_dirty = true;
                 }
             }
             for (i, l) in live.iter_mut().enumerate() {
@@ -195,7 +291,7 @@ impl Reloader<'_> {
                         if let Some(st) = control.transforms().get_mut(i) {
                             st.last_refusal = None;
                         }
-                        if swaps[i].send(swap).is_err() {
+                        if swaps[i].send(StageMsg::Live(swap)).is_err() {
                             break;
                         }
                     }
@@ -241,7 +337,11 @@ fn recv(events: &Receiver<DebounceEventResult>) -> Option<BTreeSet<PathBuf>> {
 
 /// Swaps the previous version of `transform` back in (a fresh instance of
 /// it, started off the record path).
-fn rollback(live: &mut [Live], swaps: &[Sender<Swap>], transform: &str) -> Result<String, String> {
+fn rollback(
+    live: &mut [Live],
+    swaps: &[Sender<StageMsg>],
+    transform: &str,
+) -> Result<String, String> {
     let i = live
         .iter()
         .position(|l| l.spec.name == transform)
@@ -261,11 +361,11 @@ fn rollback(live: &mut [Live], swaps: &[Sender<Swap>], transform: &str) -> Resul
     l.spec = previous.spec().clone();
     l.file_hash = file_hash(&l.spec.path);
     swaps[i]
-        .send(Swap {
+        .send(StageMsg::Live(Swap {
             plugin: previous,
             instance,
             ready_at: Instant::now(),
-        })
+        }))
         .map_err(|_| "the transform thread is gone".to_string())?;
     Ok(version)
 }
@@ -285,7 +385,11 @@ fn candidate(host: &PluginHost, spec: &PluginSpec) -> Result<Swap, crate::plugin
 /// Re-reads the pipeline file. `Ok(Some(specs))`: the transforms' new specs
 /// (only transforms may change live); `Ok(None)`: unchanged; `Err`: the
 /// change is refused, with the reason.
-fn reload_pipeline(running: &Pipeline, live: &[Live]) -> Result<Option<Vec<PluginSpec>>, String> {
+#[allow(clippy::type_complexity)]
+fn reload_pipeline(
+    running: &Pipeline,
+    live: &[Live],
+) -> Result<Option<(Vec<PluginSpec>, Vec<Option<ShadowSpec>>)>, String> {
     let new = Pipeline::load(&running.path)
         .map_err(|e| format!("pipeline file not applied, the running configuration stays: {e}"))?;
     let (a, b) = (&running.config, &new.config);
@@ -322,12 +426,11 @@ fn reload_pipeline(running: &Pipeline, live: &[Live]) -> Result<Option<Vec<Plugi
         ));
     }
     let specs = plugin_specs(&new);
-    let changed = specs.iter().zip(live).any(|(s, l)| {
-        s.path != l.spec.path
-            || s.config_json != l.spec.config_json
-            || s.grants != l.spec.grants
-            || s.limits != l.spec.limits
-            || s.canary != l.spec.canary
-    });
-    Ok(changed.then_some(specs))
+    let shadows = shadow_specs(&new);
+    let changed = specs
+        .iter()
+        .zip(&shadows)
+        .zip(live)
+        .any(|((s, sh), l)| *s != l.spec || *sh != l.shadow);
+    Ok(changed.then_some((specs, shadows)))
 }
