@@ -429,29 +429,28 @@ fn a_million_records_through_fifty_plugin_replacements_exactly_once_in_order() {
     const RECORDS: usize = 1_000_000;
     const SWAPS: usize = 50;
     let mut live = Live::start(true);
+    // Running (plugins loaded) before the first replacement.
+    live.feed(10);
     let component = std::fs::read(live.dir.path("plugins/tagger.wasm")).unwrap();
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(live.dir.path("in/stream.jsonl"))
         .unwrap();
-    let per_step = RECORDS / (SWAPS + 1);
-    let mut tag = 1;
-    for k in 0..=SWAPS {
-        let end = if k == SWAPS {
-            RECORDS
-        } else {
-            (k + 1) * per_step
-        };
-        let mut chunk = String::with_capacity((end - live.next) * 12);
-        while live.next < end {
+    let mut append = |live: &mut Live, upto: usize| {
+        let mut chunk = String::with_capacity(upto.saturating_sub(live.next) * 12);
+        while live.next < upto {
             chunk.push_str(&format!("{{\"i\":{}}}\n", live.next));
             live.next += 1;
         }
         f.write_all(chunk.as_bytes()).unwrap();
         f.flush().unwrap();
-        if k == SWAPS {
-            break;
-        }
+    };
+    let swaps_so_far = |live: &Live| live.log().matches("new version live").count();
+    let per_step = RECORDS / (SWAPS + 1);
+    let mut tag = 1;
+    for k in 0..SWAPS {
+        append(&mut live, (k + 1) * per_step);
+        let before = swaps_so_far(&live);
         // Replace the plugin file in place (`cp` over it), and every fifth
         // time change the transform's config too (the tag it writes).
         std::fs::write(live.dir.path("plugins/tagger.wasm"), variant(&component, k)).unwrap();
@@ -462,9 +461,20 @@ fn a_million_records_through_fifty_plugin_replacements_exactly_once_in_order() {
                 &pipeline_text(&format!("v{tag}"), "in/stream.jsonl", true),
             );
         }
-        // Let the swap happen while records flow.
-        std::thread::sleep(Duration::from_millis(350));
+        // Keep records flowing until the new version is live.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while swaps_so_far(&live) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "replacement {k} never went live:\n{}",
+                live.log()
+            );
+            let more = live.next + 64;
+            append(&mut live, more.min(RECORDS));
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+    append(&mut live, RECORDS);
     live.wait_for(|out| out.len() == RECORDS, "every record out");
     let (_dir, summary, out) = live.stop();
     let tags: Vec<String> = (1..=tag).map(|t| format!("v{t}")).collect();
@@ -473,10 +483,8 @@ fn a_million_records_through_fifty_plugin_replacements_exactly_once_in_order() {
     let versions = summary["plugins"][0]["records_by_version"]
         .as_array()
         .unwrap();
-    // Writes that land within one debounce window become one reload, so a
-    // few replacements may share a version; nearly all must go live.
     assert!(
-        versions.len() > SWAPS * 9 / 10,
+        versions.len() > SWAPS,
         "only {} versions went live: {summary}",
         versions.len()
     );
@@ -574,4 +582,47 @@ fn a_shadow_that_agrees_is_promoted_automatically() {
         .unwrap();
     assert_eq!(versions.len(), 2, "{summary}");
     assert_ne!(versions[0][0], versions[1][0]);
+}
+
+#[test]
+fn a_candidate_that_traps_on_its_first_batch_never_goes_live_and_loses_nothing() {
+    let mut live = Live::start(true);
+    live.feed(20);
+    let trapping =
+        pipeline_text("v2", "in/stream.jsonl", true).replace("mode = \"pass\"", "mode = \"trap\"");
+    replace(&live.dir.path("pipeline.toml"), &trapping);
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(100);
+    assert!(live.output().iter().all(|v| v["tag"] == "v1"));
+    assert!(
+        live.log().contains("failed its first batch: trapped"),
+        "{}",
+        live.log()
+    );
+    // Deleted, then recreated: the deletion is refused, the new file goes live.
+    let bytes = std::fs::read(live.dir.path("plugins/tagger.wasm")).unwrap();
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v1", "in/stream.jsonl", true),
+    );
+    std::fs::remove_file(live.dir.path("plugins/tagger.wasm")).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(20);
+    std::fs::write(live.dir.path("plugins/tagger.wasm"), variant(&bytes, 7)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !live.log().contains("new version live") {
+        assert!(
+            Instant::now() < deadline,
+            "the recreated file never went live:\n{}",
+            live.log()
+        );
+        live.feed(16);
+    }
+    live.feed(16);
+    let log = live.log();
+    let (_dir, summary, out) = live.stop();
+    assert_exactly_once_in_order(&out, out.len(), &["v1"]);
+    assert_eq!(summary["dead_lettered"], 0, "{summary}");
+    assert_eq!(summary["reloads"], 1, "{summary}");
+    assert!(log.contains("cannot read"), "{log}");
 }

@@ -7,7 +7,7 @@ use sluice_codec::Record;
 
 use super::dead_letter::{DeadLetter, Kind, now_micros};
 use super::shadow::Shadow;
-use crate::plugin::{CallError, LoadedPlugin, TransformSlot};
+use crate::plugin::{CallError, LoadedPlugin, StageOutput, TransformSlot};
 use crate::sources::SourceBatch;
 use crate::value_json::record_json_text;
 
@@ -101,19 +101,26 @@ fn dead_letter(
 /// `stage` of the chain (each stage runs on a thread of its own).
 /// A shadow, if any, runs on the same input and is compared with the live
 /// result; its outcomes go nowhere.
+/// `ran` is the slot's output for this batch when it was already computed
+/// (by the trial of a new version).
 pub fn run_stage(
     slot: &mut TransformSlot,
     shadow: Option<&mut Shadow>,
     stage: usize,
     batch: &SourceBatch,
     p: &mut Processed,
+    ran: Option<StageOutput>,
 ) {
     if p.spans.is_empty() {
         return;
     }
     let plugin = slot.plugin().clone();
     let data = p.data.as_ref().unwrap_or(&batch.data);
-    match slot.run(data, &p.spans) {
+    let result = match ran {
+        Some(out) => Ok(out),
+        None => slot.run(data, &p.spans),
+    };
+    match result {
         Ok(result) => {
             if let Some(shadow) = shadow {
                 shadow.compare(data, &p.spans, &result, |i| meta(batch, p.origins[i]).0);

@@ -290,14 +290,15 @@ pub fn run(
                 .name(format!("sluice-t{stage}"))
                 .spawn_scoped(scope, move || {
                     let mut shadow: Option<Shadow> = None;
+                    let mut pending: Option<crate::reload::Swap> = None;
                     for (batch, mut processed) in input {
                         // Between two batches: take what the reloader sent.
                         let mut retired = Vec::new();
                         while let Ok(msg) = messages.try_recv() {
                             match msg {
-                                StageMsg::Live(swap) => {
-                                    retired.extend(swap_in(&mut slot, swap.plugin, swap.instance, swap.ready_at, stats));
-                                }
+                                // The newest candidate wins; it goes live once it
+                                // has run a batch without failing.
+                                StageMsg::Live(swap) => pending = Some(swap),
                                 StageMsg::Shadow(swap, auto) => {
                                     let report = ShadowReport { version: swap.plugin.version().to_string(), ..Default::default() };
                                     shadow = Some(Shadow {
@@ -320,9 +321,37 @@ pub fn run(
                                 Err(e) => tracing::error!(error = %e, "cannot start the shadow to promote it"),
                             }
                         }
+                        let mut ran = None;
+                        if !processed.spans.is_empty()
+                            && let Some(swap) = pending.take()
+                        {
+                            let data = processed.data.as_ref().unwrap_or(&batch.data);
+                            let mut trial = TransformSlot::with_instance(swap.plugin.clone(), swap.instance);
+                            match trial.try_once(data, &processed.spans) {
+                                Ok(out) => {
+                                    let (plugin, instance) = trial.into_parts();
+                                    if let Some(instance) = instance {
+                                        retired.extend(swap_in(&mut slot, plugin, instance, swap.ready_at, stats));
+                                        // The trial counted its records on the new version.
+                                        if let Some((_, n)) = slot.records_by_version.last_mut() {
+                                            *n += processed.spans.len() as u64;
+                                        }
+                                        ran = Some(out);
+                                    }
+                                }
+                                Err(e) => {
+                                    stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                                    let why = format!("version {} failed its first batch: {e}", swap.plugin.version());
+                                    tracing::error!(transform = %slot.plugin().name(), error = %why, "candidate refused; the running version stays live");
+                                    if let Some(st) = control.transforms().get_mut(stage) {
+                                        st.last_refusal = Some(why);
+                                    }
+                                }
+                            }
+                        }
                         let swapped = !retired.is_empty();
                         let inputs = processed.spans.len() as u64;
-                        run_stage(&mut slot, shadow.as_mut(), stage, &batch, &mut processed);
+                        run_stage(&mut slot, shadow.as_mut(), stage, &batch, &mut processed, ran);
                         metrics::counter!(
                             "plugin_records_total",
                             "transform" => slot.plugin().name().to_string(),
@@ -431,6 +460,9 @@ fn swap_in(
     let from = slot.plugin().version().to_string();
     let retired = slot.swap(plugin, instance);
     let pause = paused.elapsed();
+    stats.reloads.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("reloads_total", "transform" => slot.plugin().name().to_string())
+        .increment(1);
     stats
         .swaps
         .lock()

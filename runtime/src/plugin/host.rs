@@ -65,6 +65,7 @@ pub struct LoadedPlugin {
     pre: TransformerPre<HostState>,
     version: Arc<str>,
     name: Arc<str>,
+    content_hash: String,
     /// How the component was obtained, and how long that took.
     pub load: (Origin, Duration),
     /// Size of the component file.
@@ -195,6 +196,7 @@ impl PluginHost {
         tracing::info!(plugin = %spec.name, version = %version, path = %spec.path.display(), ?origin, ms = started.elapsed().as_millis() as u64, "plugin loaded");
         Ok(LoadedPlugin {
             name: Arc::from(spec.name.as_str()),
+            content_hash: hash.clone(),
             spec,
             engine: self.engine.clone(),
             pre,
@@ -220,6 +222,11 @@ impl LoadedPlugin {
     /// The version: the first 12 hex digits of the component's SHA-256.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The SHA-256 of the component file as it was loaded.
+    pub fn content_hash(&self) -> &str {
+        &self.content_hash
     }
 
     /// The spec it was loaded from.

@@ -151,6 +151,23 @@ impl TransformSlot {
         result
     }
 
+    /// Runs one batch once, without the retry: the trial of a new version
+    /// on its first batch before it goes live.
+    #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
+    pub fn try_once(
+        &mut self,
+        input: &Vec<u8>,
+        spans: &[Range<u32>],
+    ) -> Result<StageOutput, CallError> {
+        let started = Instant::now();
+        if let Some((_, n)) = self.records_by_version.last_mut() {
+            *n += spans.len() as u64;
+        }
+        let out = self.attempt(input, spans);
+        self.busy += started.elapsed();
+        out
+    }
+
     #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
     fn attempt(&mut self, input: &Vec<u8>, spans: &[Range<u32>]) -> Result<StageOutput, CallError> {
         if self.instance.is_none() {

@@ -136,7 +136,9 @@ impl Reloader<'_> {
             .zip(initial)
             .zip(shadow_specs(&pipeline))
             .map(|((spec, plugin), shadow)| Live {
-                file_hash: file_hash(&spec.path),
+                // What was loaded, not what is on disk now: a change made
+                // before the watcher was ready is found by the first pass.
+                file_hash: Some(plugin.content_hash().to_string()),
                 spec,
                 history: vec![plugin],
                 shadow_dirty: shadow.is_some(),
@@ -183,6 +185,8 @@ impl Reloader<'_> {
         };
         rewatch(&live, &mut debouncer);
         let pipeline_path = std::path::absolute(&pipeline.path).unwrap_or(pipeline.path.clone());
+        // The first pass checks everything once the watches are set.
+        let mut first_pass = true;
         while !done.load(Ordering::Relaxed) {
             for (i, l) in live.iter_mut().enumerate() {
                 if !std::mem::take(&mut l.shadow_dirty) {
@@ -216,7 +220,6 @@ impl Reloader<'_> {
                         let answer = rollback(&mut live, &swaps, &transform);
                         match &answer {
                             Ok(v) => {
-                                stats.reloads.fetch_add(1, Ordering::Relaxed);
                                 tracing::info!(transform = %transform, version = %v, "rolling back at the next batch");
                             }
                             Err(e) => {
@@ -229,7 +232,9 @@ impl Reloader<'_> {
             }
             let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
             let mut all = false;
-            if control.reload.swap(false, Ordering::Relaxed) {
+            if std::mem::take(&mut first_pass) {
+                all = true;
+            } else if control.reload.swap(false, Ordering::Relaxed) {
                 tracing::info!("reload requested");
                 all = true;
             } else {
@@ -285,9 +290,6 @@ impl Reloader<'_> {
                         if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
                             l.history.remove(0);
                         }
-                        stats.reloads.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("reloads_total", "transform" => l.spec.name.clone())
-                            .increment(1);
                         if let Some(st) = control.transforms().get_mut(i) {
                             st.last_refusal = None;
                         }
