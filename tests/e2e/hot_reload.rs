@@ -164,6 +164,28 @@ fn changes_go_live_between_batches_and_broken_or_unsupported_ones_never_do() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(600));
     live.feed(100);
+    // A component of another world, and a config its init refuses.
+    std::fs::copy(
+        plugin("fixture-other-world"),
+        live.dir.path("plugins/tagger.wasm"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(20);
+    std::fs::write(live.dir.path("plugins/tagger.wasm"), &good).unwrap();
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v2", "in/stream.jsonl", true)
+            .replace("mode = \"pass\"", "mode = \"init_fail\""),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(20);
+    replace(
+        &live.dir.path("pipeline.toml"),
+        &pipeline_text("v2", "in/stream.jsonl", true),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    live.feed(20);
     // A source change cannot be applied live: refused as a whole (the tag
     // change beside it is not applied either).
     replace(
@@ -181,6 +203,14 @@ fn changes_go_live_between_batches_and_broken_or_unsupported_ones_never_do() {
         "{log}"
     );
     assert!(log.contains("is not a valid component"), "{log}");
+    assert!(
+        log.contains("does not export `sluice:plugin/transform@0.1.x`"),
+        "{log}"
+    );
+    assert!(
+        log.contains("refused to start: invalid config: `mode`: init_fail asked for"),
+        "{log}"
+    );
     assert!(log.contains("pipeline file changed [source] which cannot be applied while running; nothing was applied"), "{log}");
     assert!(log.contains("new version live"), "{log}");
     assert_eq!(summary["reloads"], 1, "{summary}");

@@ -28,6 +28,8 @@ pub struct Processed {
     pub dropped: u64,
     /// Records added by `emit` beyond one per input.
     pub expanded: u64,
+    /// The version of each transform that processed this batch, in order.
+    pub versions: Vec<(String, String)>,
 }
 
 impl Processed {
@@ -115,6 +117,8 @@ pub fn run_stage(
         return;
     }
     let plugin = slot.plugin().clone();
+    p.versions
+        .push((plugin.name().to_string(), plugin.version().to_string()));
     let data = p.data.as_ref().unwrap_or(&batch.data);
     let result = match ran {
         Some(out) => Ok(out),

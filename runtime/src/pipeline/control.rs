@@ -54,6 +54,8 @@ pub struct Control {
     pub stats: Stats,
     transforms: Mutex<Vec<TransformStatus>>,
     requests: Mutex<Option<Sender<Request>>>,
+    /// Candidates refused on their trial batch: (transform index, version).
+    trial_failures: Mutex<Vec<(usize, String)>>,
 }
 
 impl Control {
@@ -70,6 +72,24 @@ impl Control {
     /// The transforms' status (a poisoned lock still gives the data).
     pub fn transforms(&self) -> MutexGuard<'_, Vec<TransformStatus>> {
         self.transforms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A transform thread refused a candidate on its trial batch.
+    pub(crate) fn trial_failed(&self, stage: usize, version: String) {
+        self.trial_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((stage, version));
+    }
+
+    /// The trial failures since the last call.
+    pub(crate) fn take_trial_failures(&self) -> Vec<(usize, String)> {
+        std::mem::take(
+            &mut *self
+                .trial_failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// Where requests for the reloader go, while it runs.

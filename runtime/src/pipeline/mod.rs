@@ -341,6 +341,7 @@ pub fn run(
                                 }
                                 Err(e) => {
                                     stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+                                    control.trial_failed(stage, swap.plugin.version().to_string());
                                     let why = format!("version {} failed its first batch: {e}", swap.plugin.version());
                                     tracing::error!(transform = %slot.plugin().name(), error = %why, "candidate refused; the running version stays live");
                                     if let Some(st) = control.transforms().get_mut(stage) {
@@ -504,6 +505,21 @@ fn commit_batch(
         let rec = Record::decode(&data[s.start as usize..s.end as usize])
             .map_err(|e| RunError::Internal(format!("a checked record failed to decode: {e}")))?;
         records.push(rec);
+    }
+    // Every output names the versions that made it, in headers
+    // `sluice-version-TRANSFORM` (shown by sinks that write metadata).
+    let version_headers: Vec<(String, &str)> = processed
+        .versions
+        .iter()
+        .map(|(t, v)| (format!("sluice-version-{t}"), v.as_str()))
+        .collect();
+    for rec in records.iter_mut() {
+        for (name, version) in &version_headers {
+            rec.headers.push((
+                std::borrow::Cow::Owned(name.clone()),
+                std::borrow::Cow::Borrowed(version.as_bytes()),
+            ));
+        }
     }
     // Records keep the position of the source record they came from,
     // whatever a plugin wrote there.

@@ -105,6 +105,8 @@ struct Live {
     file_hash: Option<String>,
     /// The versions that went live, the live one last.
     history: Vec<Arc<LoadedPlugin>>,
+    /// A spec from a changed pipeline file, not live yet.
+    wanted: Option<PluginSpec>,
     /// The configured shadow.
     shadow: Option<ShadowSpec>,
     /// The shadow must be (re)built and sent, or ended.
@@ -141,6 +143,7 @@ impl Reloader<'_> {
                 file_hash: Some(plugin.content_hash().to_string()),
                 spec,
                 history: vec![plugin],
+                wanted: None,
                 shadow_dirty: shadow.is_some(),
                 shadow_hash: None,
                 shadow,
@@ -188,6 +191,20 @@ impl Reloader<'_> {
         // The first pass checks everything once the watches are set.
         let mut first_pass = true;
         while !done.load(Ordering::Relaxed) {
+            // A candidate refused on its trial batch never went live: what
+            // is live is the version before it.
+            for (i, version) in control.take_trial_failures() {
+                if let Some(l) = live.get_mut(i)
+                    && l.history.len() > 1
+                    && l.history.last().is_some_and(|p| p.version() == version)
+                {
+                    l.history.pop();
+                    if let Some(p) = l.history.last() {
+                        l.spec = p.spec().clone();
+                        l.file_hash = Some(p.content_hash().to_string());
+                    }
+                }
+            }
             for (i, l) in live.iter_mut().enumerate() {
                 if !std::mem::take(&mut l.shadow_dirty) {
                     continue;
@@ -249,8 +266,8 @@ impl Reloader<'_> {
                         for ((l, spec), shadow) in live.iter_mut().zip(specs).zip(shadows) {
                             if l.spec != spec {
                                 touched.insert(spec.path.clone());
-                                l.spec = spec;
-                                l.file_hash = None;
+                                // Live only if the candidate succeeds.
+                                l.wanted = Some(spec);
                             }
                             if l.shadow != shadow {
                                 l.shadow = shadow;
@@ -275,16 +292,18 @@ impl Reloader<'_> {
                 }
             }
             for (i, l) in live.iter_mut().enumerate() {
-                if !all && !touched.contains(&l.spec.path) {
+                let target = l.wanted.take().unwrap_or_else(|| l.spec.clone());
+                if !all && !touched.contains(&target.path) && !touched.contains(&l.spec.path) {
                     continue;
                 }
-                let hash = file_hash(&l.spec.path);
-                if hash.is_some() && hash == l.file_hash {
+                let hash = file_hash(&target.path);
+                if target == l.spec && hash.is_some() && hash == l.file_hash {
                     continue; // Same file, same config: nothing to do.
                 }
-                match candidate(&host, &l.spec) {
+                match candidate(&host, &target) {
                     Ok(swap) => {
                         tracing::info!(transform = %l.spec.name, version = %swap.plugin.version(), "candidate ready; swapping it in at the next batch");
+                        l.spec = target;
                         l.file_hash = hash;
                         l.history.push(swap.plugin.clone());
                         if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
