@@ -309,3 +309,28 @@ fn dead_letters_can_go_to_a_sqlite_table() {
     );
     assert_eq!(record, ["bob at example.com"]);
 }
+
+#[test]
+fn every_output_names_the_versions_that_made_it() {
+    let dir = Dir::new();
+    dir.write("in/r.jsonl", "{\"i\":1}\n{\"i\":2}\n");
+    dir.write(
+        "pipeline.toml",
+        format!(
+            "[source]\ntype = \"jsonl\"\npath = \"in/r.jsonl\"\n\n[[transforms]]\nname = \"a\"\nplugin = \"{p}\"\nconfig = {{ mode = \"pass\" }}\n\n[[transforms]]\nname = \"b\"\nplugin = \"{p}\"\nconfig = {{ mode = \"pass\", tag = \"x\" }}\n\n[sink]\ntype = \"jsonl\"\npath = \"out/o.jsonl\"\ninclude_metadata = true\n",
+            p = plugin("fixture-misbehave")
+        ),
+    );
+    let (out, s) = dir.run(&[]);
+    let s = assert_balanced(&out, &s);
+    let (va, vb) = (
+        s["plugins"][0]["version"].clone(),
+        s["plugins"][1]["version"].clone(),
+    );
+    assert_ne!(va, vb, "another config is another version");
+    for rec in dir.jsonl("out/o.jsonl") {
+        assert_eq!(rec["headers"]["sluice-version-a"], va, "{rec}");
+        assert_eq!(rec["headers"]["sluice-version-b"], vb, "{rec}");
+        assert_eq!(rec["fields"]["tag"], "x");
+    }
+}
