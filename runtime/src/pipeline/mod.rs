@@ -500,6 +500,11 @@ fn commit_batch(
     let inputs = (batch.spans.len() + batch.malformed.len()) as u64;
     let owned = processed.data.take();
     let data: &[u8] = owned.as_deref().unwrap_or(&batch.data);
+    let version_headers: Vec<(String, String)> = processed
+        .versions
+        .iter()
+        .map(|(t, v)| (format!("sluice-version-{t}"), v.clone()))
+        .collect();
     let mut records = Vec::with_capacity(processed.spans.len());
     for s in &processed.spans {
         let rec = Record::decode(&data[s.start as usize..s.end as usize])
@@ -508,15 +513,10 @@ fn commit_batch(
     }
     // Every output names the versions that made it, in headers
     // `sluice-version-TRANSFORM` (shown by sinks that write metadata).
-    let version_headers: Vec<(String, &str)> = processed
-        .versions
-        .iter()
-        .map(|(t, v)| (format!("sluice-version-{t}"), v.as_str()))
-        .collect();
     for rec in records.iter_mut() {
         for (name, version) in &version_headers {
             rec.headers.push((
-                std::borrow::Cow::Owned(name.clone()),
+                std::borrow::Cow::Borrowed(name.as_str()),
                 std::borrow::Cow::Borrowed(version.as_bytes()),
             ));
         }
