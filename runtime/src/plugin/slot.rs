@@ -59,15 +59,7 @@ impl TransformSlot {
     /// problems show at start).
     pub fn new(plugin: Arc<LoadedPlugin>) -> Result<Self, super::PluginError> {
         let instance = plugin.instantiate()?;
-        Ok(TransformSlot {
-            records_by_version: vec![(plugin.version().to_string(), 0)],
-            plugin,
-            instance: Some(instance),
-            previous: Vec::new(),
-            busy: Duration::ZERO,
-            retries: 0,
-            failures: 0,
-        })
+        Ok(Self::with_instance(plugin, instance))
     }
 
     /// A slot around an instance started elsewhere (a reload candidate).
