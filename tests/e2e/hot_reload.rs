@@ -578,8 +578,19 @@ fn a_shadow_is_compared_then_promoted_on_command() {
     live.feed_until_tag("v2");
     let (ok, text) = ctl(&addr, &["promote", "tagger"]);
     assert!(!ok && text.contains("has no shadow"), "{text}");
+    // A rollback after a promotion returns to the version before it.
+    let (ok, text) = ctl(&addr, &["rollback", "tagger"]);
+    assert!(ok, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live.output().last().is_none_or(|v| v["tag"] != "v1") {
+        assert!(
+            Instant::now() < deadline,
+            "rollback after promotion never went live"
+        );
+        live.feed(16);
+    }
     let (_dir, _summary, out) = live.stop();
-    assert_exactly_once_in_order(&out, out.len(), &["v1", "v2"]);
+    assert_exactly_once_in_order(&out, out.len(), &["v1", "v2", "v1"]);
 }
 
 #[test]

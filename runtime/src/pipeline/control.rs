@@ -56,6 +56,8 @@ pub struct Control {
     requests: Mutex<Option<Sender<Request>>>,
     /// Candidates refused on their trial batch: (transform index, version).
     trial_failures: Mutex<Vec<(usize, String)>>,
+    /// Shadows promoted by their transform thread: (transform index, version).
+    promoted: Mutex<Vec<(usize, std::sync::Arc<crate::plugin::LoadedPlugin>)>>,
 }
 
 impl Control {
@@ -80,6 +82,25 @@ impl Control {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((stage, version));
+    }
+
+    /// A transform thread made its shadow live.
+    pub(crate) fn shadow_promoted(
+        &self,
+        stage: usize,
+        plugin: std::sync::Arc<crate::plugin::LoadedPlugin>,
+    ) {
+        self.promoted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((stage, plugin));
+    }
+
+    /// The promotions since the last call.
+    pub(crate) fn take_promoted(
+        &self,
+    ) -> Vec<(usize, std::sync::Arc<crate::plugin::LoadedPlugin>)> {
+        std::mem::take(&mut *self.promoted.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The trial failures since the last call.

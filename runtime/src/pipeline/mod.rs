@@ -316,6 +316,7 @@ pub fn run(
                         {
                             tracing::info!(transform = %slot.plugin().name(), version = %s.report.version, compared = s.report.compared, differing = s.report.differing, "promoting the shadow");
                             let (plugin, instance) = s.slot.into_parts();
+                            control.shadow_promoted(stage, plugin.clone());
                             match instance.map(Ok).unwrap_or_else(|| plugin.instantiate()) {
                                 Ok(instance) => retired.extend(swap_in(&mut slot, plugin, instance, Instant::now(), stats)),
                                 Err(e) => tracing::error!(error = %e, "cannot start the shadow to promote it"),

@@ -191,6 +191,16 @@ impl Reloader<'_> {
         // The first pass checks everything once the watches are set.
         let mut first_pass = true;
         while !done.load(Ordering::Relaxed) {
+            // A promoted shadow is the live version now: a rollback returns
+            // to the version before it.
+            for (i, plugin) in control.take_promoted() {
+                if let Some(l) = live.get_mut(i) {
+                    l.history.push(plugin);
+                    if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
+                        l.history.remove(0);
+                    }
+                }
+            }
             // A candidate refused on its trial batch never went live: what
             // is live is the version before it.
             for (i, version) in control.take_trial_failures() {
