@@ -54,10 +54,19 @@ pub struct Control {
     pub stats: Stats,
     transforms: Mutex<Vec<TransformStatus>>,
     requests: Mutex<Option<Sender<Request>>>,
-    /// Candidates refused on their trial batch: (transform index, version).
-    trial_failures: Mutex<Vec<(usize, String)>>,
-    /// Shadows promoted by their transform thread: (transform index, version).
-    promoted: Mutex<Vec<(usize, std::sync::Arc<crate::plugin::LoadedPlugin>)>>,
+    /// What the transform threads changed on their own, in order, for the
+    /// reloader: (transform index, change).
+    live_changes: Mutex<Vec<(usize, LiveChange)>>,
+}
+
+/// A change of the live version made by a transform thread, not by the
+/// reloader.
+#[derive(Debug)]
+pub(crate) enum LiveChange {
+    /// The shadow was promoted: this version is live now.
+    Promoted(std::sync::Arc<crate::plugin::LoadedPlugin>),
+    /// The candidate of this version failed its trial batch: it never went live.
+    TrialFailed(String),
 }
 
 impl Control {
@@ -76,41 +85,17 @@ impl Control {
         self.transforms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A transform thread refused a candidate on its trial batch.
-    pub(crate) fn trial_failed(&self, stage: usize, version: String) {
-        self.trial_failures
+    /// A transform thread changed what is live.
+    pub(crate) fn report(&self, stage: usize, change: LiveChange) {
+        self.live_changes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((stage, version));
+            .push((stage, change));
     }
 
-    /// A transform thread made its shadow live.
-    pub(crate) fn shadow_promoted(
-        &self,
-        stage: usize,
-        plugin: std::sync::Arc<crate::plugin::LoadedPlugin>,
-    ) {
-        self.promoted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((stage, plugin));
-    }
-
-    /// The promotions since the last call.
-    pub(crate) fn take_promoted(
-        &self,
-    ) -> Vec<(usize, std::sync::Arc<crate::plugin::LoadedPlugin>)> {
-        std::mem::take(&mut *self.promoted.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// The trial failures since the last call.
-    pub(crate) fn take_trial_failures(&self) -> Vec<(usize, String)> {
-        std::mem::take(
-            &mut *self
-                .trial_failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+    /// The changes reported since the last call, in order.
+    pub(crate) fn take_live_changes(&self) -> Vec<(usize, LiveChange)> {
+        std::mem::take(&mut *self.live_changes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Where requests for the reloader go, while it runs.

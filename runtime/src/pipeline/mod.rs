@@ -23,6 +23,7 @@ use sluice_codec::Record;
 
 pub use chain::{Processed, run_stage};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
+pub(crate) use control::LiveChange;
 pub use control::{Control, Request, TransformStatus};
 pub use dead_letter::{DeadLetter, Kind};
 pub use summary::{PluginSummary, Summary};
@@ -316,9 +317,11 @@ pub fn run(
                         {
                             tracing::info!(transform = %slot.plugin().name(), version = %s.report.version, compared = s.report.compared, differing = s.report.differing, "promoting the shadow");
                             let (plugin, instance) = s.slot.into_parts();
-                            control.shadow_promoted(stage, plugin.clone());
                             match instance.map(Ok).unwrap_or_else(|| plugin.instantiate()) {
-                                Ok(instance) => retired.extend(swap_in(&mut slot, plugin, instance, Instant::now(), stats)),
+                                Ok(instance) => {
+                                    control.report(stage, LiveChange::Promoted(plugin.clone()));
+                                    retired.extend(swap_in(&mut slot, plugin, instance, Instant::now(), stats));
+                                }
                                 Err(e) => tracing::error!(error = %e, "cannot start the shadow to promote it"),
                             }
                         }
@@ -342,7 +345,7 @@ pub fn run(
                                 }
                                 Err(e) => {
                                     stats.reload_failures.fetch_add(1, Ordering::Relaxed);
-                                    control.trial_failed(stage, swap.plugin.version().to_string());
+                                    control.report(stage, LiveChange::TrialFailed(swap.plugin.version().to_string()));
                                     let why = format!("version {} failed its first batch: {e}", swap.plugin.version());
                                     tracing::error!(transform = %slot.plugin().name(), error = %why, "candidate refused; the running version stays live");
                                     if let Some(st) = control.transforms().get_mut(stage) {

@@ -22,7 +22,7 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use crate::config::Pipeline;
 use crate::config::toml_to_json;
 use crate::pipeline::shadow::AutoPromote;
-use crate::pipeline::{Control, Request, plugin_specs};
+use crate::pipeline::{Control, LiveChange, Request, plugin_specs};
 use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
 
 /// What the reloader tells a transform thread.
@@ -191,27 +191,29 @@ impl Reloader<'_> {
         // The first pass checks everything once the watches are set.
         let mut first_pass = true;
         while !done.load(Ordering::Relaxed) {
-            // A promoted shadow is the live version now: a rollback returns
-            // to the version before it.
-            for (i, plugin) in control.take_promoted() {
-                if let Some(l) = live.get_mut(i) {
-                    l.history.push(plugin);
-                    if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
-                        l.history.remove(0);
+            for (i, change) in control.take_live_changes() {
+                let Some(l) = live.get_mut(i) else { continue };
+                match change {
+                    // A promoted shadow is live now: a rollback returns to
+                    // the version before it.
+                    LiveChange::Promoted(plugin) => {
+                        l.history.push(plugin);
+                        if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
+                            l.history.remove(0);
+                        }
                     }
-                }
-            }
-            // A candidate refused on its trial batch never went live: what
-            // is live is the version before it.
-            for (i, version) in control.take_trial_failures() {
-                if let Some(l) = live.get_mut(i)
-                    && l.history.len() > 1
-                    && l.history.last().is_some_and(|p| p.version() == version)
-                {
-                    l.history.pop();
-                    if let Some(p) = l.history.last() {
-                        l.spec = p.spec().clone();
-                        l.file_hash = Some(p.content_hash().to_string());
+                    // A candidate refused on its trial batch never went live:
+                    // what is live is the version before it.
+                    LiveChange::TrialFailed(version) => {
+                        if l.history.len() > 1
+                            && l.history.last().is_some_and(|p| p.version() == version)
+                        {
+                            l.history.pop();
+                            if let Some(p) = l.history.last() {
+                                l.spec = p.spec().clone();
+                                l.file_hash = Some(p.content_hash().to_string());
+                            }
+                        }
                     }
                 }
             }
