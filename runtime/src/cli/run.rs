@@ -22,6 +22,11 @@ pub struct RunArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// For sources that follow their input (PostgreSQL change data capture,
+    /// JSONL with `follow`): end once everything the source had when the
+    /// run started is written, instead of waiting for more.
+    #[arg(long)]
+    until_caught_up: bool,
     /// Do not show the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -71,7 +76,10 @@ fn handle_signals(control: Arc<Control>) {
 }
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = Pipeline::load(&args.pipeline)?;
+    let mut pipeline = Pipeline::load(&args.pipeline)?;
+    if args.until_caught_up {
+        pipeline.config.source.set_until_caught_up();
+    }
     let control = Arc::new(Control::new());
     handle_signals(control.clone());
     let metrics = {

@@ -387,6 +387,7 @@ impl Pipeline {
             (None, Some(env)) => PathBuf::from(env),
             (None, None) => state_dir.join("cache"),
         };
+        config.source.apply_defaults(&name);
         Ok(Pipeline {
             path: path.to_path_buf(),
             name,

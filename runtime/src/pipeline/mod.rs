@@ -74,6 +74,8 @@ pub struct Stats {
     pub expanded: AtomicU64,
     /// Progress in the source's units (bytes or rows).
     pub progress: AtomicU64,
+    /// Committed positions to the source; lag and state from it.
+    pub source: sources::SourceFeedback,
     /// Dead letters by `stage: code`.
     pub reasons: Mutex<BTreeMap<String, u64>>,
     /// Plugin versions swapped in while running.
@@ -274,6 +276,7 @@ pub fn run(
                     stop,
                     &control.paused,
                     &stats.progress,
+                    &stats.source,
                 );
                 source.run(resume.as_deref(), &mut ctx)
             })
@@ -611,6 +614,7 @@ fn commit_batch(
         cp.dead_letter = dlq_state;
     }
     store.save(pipeline, cp)?;
+    stats.source.set_committed(&batch.resume);
     // The metric names every component shares (docs/metrics.md).
     metrics::counter!("records_in_total").increment(inputs);
     metrics::counter!("records_out_total").increment(commit.written);

@@ -2,6 +2,7 @@
 //! folder per connector, registered by the plain `match` in [`build`].
 
 pub mod jsonl;
+pub mod postgres;
 pub mod sqlite;
 pub mod stdout;
 
@@ -18,6 +19,8 @@ pub enum SinkConfig {
     Jsonl(jsonl::JsonlSinkConfig),
     /// A SQLite database (the embedded default).
     Sqlite(sqlite::SqliteSinkConfig),
+    /// A PostgreSQL database.
+    Postgres(postgres::PostgresSinkConfig),
     /// JSON lines on standard output.
     Stdout(stdout::StdoutSinkConfig),
 }
@@ -28,7 +31,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SinkConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
-            SinkConfig::Stdout(_) => {}
+            SinkConfig::Stdout(_) | SinkConfig::Postgres(_) => {}
         }
     }
 }
@@ -39,6 +42,7 @@ pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
         SinkConfig::Jsonl(c) => Box::new(jsonl::JsonlSink::new(c.clone())),
         SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::new(c.clone())?),
         SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
+        SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new(c.clone())?),
     })
 }
 

@@ -3,10 +3,12 @@
 
 pub mod csv;
 pub mod jsonl;
+pub mod postgres;
 pub mod sqlite;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Deserialize;
@@ -22,6 +24,9 @@ pub enum SourceConfig {
     Jsonl(jsonl::JsonlSourceConfig),
     /// A SQLite table or query (`sqlite::SqliteSourceConfig`).
     Sqlite(sqlite::SqliteSourceConfig),
+    /// PostgreSQL tables: snapshot, then change data capture
+    /// (`postgres::PostgresSourceConfig`).
+    Postgres(postgres::PostgresSourceConfig),
 }
 
 impl SourceConfig {
@@ -31,6 +36,25 @@ impl SourceConfig {
             SourceConfig::Csv(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
+            SourceConfig::Postgres(_) => {}
+        }
+    }
+
+    /// Fills defaults that depend on the pipeline (names of replication
+    /// slots and publications).
+    pub fn apply_defaults(&mut self, pipeline: &str) {
+        if let SourceConfig::Postgres(c) = self {
+            c.apply_defaults(pipeline);
+        }
+    }
+
+    /// Makes a source that follows its input end once caught up
+    /// (`sluice run --until-caught-up`).
+    pub fn set_until_caught_up(&mut self) {
+        match self {
+            SourceConfig::Postgres(c) => c.until_caught_up = true,
+            SourceConfig::Jsonl(c) => c.follow = false,
+            SourceConfig::Csv(_) | SourceConfig::Sqlite(_) => {}
         }
     }
 
@@ -40,6 +64,7 @@ impl SourceConfig {
             SourceConfig::Csv(_) => "csv",
             SourceConfig::Jsonl(_) => "jsonl",
             SourceConfig::Sqlite(_) => "sqlite",
+            SourceConfig::Postgres(_) => "postgres",
         }
     }
 }
@@ -50,6 +75,7 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
         SourceConfig::Csv(c) => Box::new(csv::CsvSource::new(c.clone())?),
         SourceConfig::Jsonl(c) => Box::new(jsonl::JsonlSource::new(c.clone())?),
         SourceConfig::Sqlite(c) => Box::new(sqlite::SqliteSource::new(c.clone())?),
+        SourceConfig::Postgres(c) => Box::new(postgres::PostgresSource::new(c.clone())?),
     })
 }
 
@@ -84,6 +110,14 @@ pub enum SourceError {
         /// What does not fit.
         message: String,
     },
+    /// A database server (PostgreSQL) failed or refused.
+    #[error("source `{at}`: {message}")]
+    Server {
+        /// Which server and database (`postgres user@host:port/db`).
+        at: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
     /// The database failed.
     #[error("source `{path}`: {message}")]
     Database {
@@ -92,6 +126,67 @@ pub enum SourceError {
         /// SQLite's message, with the statement.
         message: String,
     },
+}
+
+/// How far the target is behind a source that keeps producing (change data
+/// capture).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Lag {
+    /// Source data not yet committed to the target, in the source's units
+    /// (bytes of WAL for PostgreSQL).
+    pub bytes: u64,
+    /// Age of the oldest source change not yet committed to the target, in
+    /// seconds (0 when caught up).
+    pub seconds: f64,
+}
+
+/// What the pipeline and a running source tell each other besides
+/// batches: the position committed downstream (so a source can confirm it
+/// upstream), and the source's lag and connection state (for status and
+/// the summary).
+#[derive(Debug, Default)]
+pub struct SourceFeedback {
+    committed: Mutex<Option<String>>,
+    lag: Mutex<Option<Lag>>,
+    state: Mutex<Option<String>>,
+}
+
+impl SourceFeedback {
+    /// Called by the pipeline after a batch's checkpoint is saved.
+    pub fn set_committed(&self, resume: &str) {
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = Some(resume.to_string());
+    }
+
+    /// The resume token of the last committed batch, if any this run.
+    pub fn committed(&self) -> Option<String> {
+        self.committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reports the lag (sources that know it).
+    pub fn set_lag(&self, lag: Lag) {
+        metrics::gauge!("source_lag_bytes").set(lag.bytes as f64);
+        metrics::gauge!("source_lag_seconds").set(lag.seconds);
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(lag);
+    }
+
+    /// The last reported lag.
+    pub fn lag(&self) -> Option<Lag> {
+        self.lag.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reports what the source is doing (`snapshot public.orders`,
+    /// `streaming`, `reconnecting: ...`).
+    pub fn set_state(&self, state: impl Into<String>) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.into());
+    }
+
+    /// The last reported state.
+    pub fn state(&self) -> Option<String> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// An input record that could not be read (a CSV row with the wrong number
@@ -137,6 +232,7 @@ pub struct SourceContext<'a> {
     stop: &'a AtomicBool,
     paused: &'a AtomicBool,
     progress: &'a AtomicU64,
+    feedback: &'a SourceFeedback,
 }
 
 impl<'a> SourceContext<'a> {
@@ -148,6 +244,7 @@ impl<'a> SourceContext<'a> {
         stop: &'a AtomicBool,
         paused: &'a AtomicBool,
         progress: &'a AtomicU64,
+        feedback: &'a SourceFeedback,
     ) -> Self {
         SourceContext {
             writer: BatchWriter::with_capacity(batch_bytes.min(1 << 16)),
@@ -159,7 +256,24 @@ impl<'a> SourceContext<'a> {
             stop,
             paused,
             progress,
+            feedback,
         }
+    }
+
+    /// The channel back from the pipeline: committed positions, and where
+    /// to report lag and state.
+    pub fn feedback(&self) -> &SourceFeedback {
+        self.feedback
+    }
+
+    /// True when records are waiting to be flushed.
+    pub fn has_pending(&self) -> bool {
+        self.items() > 0
+    }
+
+    /// True while the pipeline is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 
     fn items(&self) -> usize {
@@ -206,6 +320,12 @@ impl<'a> SourceContext<'a> {
             return Err(Stopped);
         }
         Ok(())
+    }
+
+    /// The stop flag itself, for waits that outlive a borrow of the context
+    /// (reconnect loops).
+    pub fn stop_flag(&self) -> &'a AtomicBool {
+        self.stop
     }
 
     /// True once a stop was requested.
@@ -275,12 +395,21 @@ pub(crate) mod test_support {
         let stop = AtomicBool::new(false);
         let paused = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
+        let feedback = SourceFeedback::default();
         let mut batches = Vec::new();
         let mut send = |b: SourceBatch| {
             batches.push(b);
             Ok(())
         };
-        let mut ctx = SourceContext::new(batch_size, 1 << 20, &mut send, &stop, &paused, &progress);
+        let mut ctx = SourceContext::new(
+            batch_size,
+            1 << 20,
+            &mut send,
+            &stop,
+            &paused,
+            &progress,
+            &feedback,
+        );
         source.run(resume, &mut ctx)?;
         let mut c = Collected {
             records: vec![],

@@ -87,12 +87,20 @@ fn follows_appended_lines_until_stopped() {
     let reader = std::thread::spawn(move || {
         let progress = AtomicU64::new(0);
         let paused = AtomicBool::new(false);
+        let feedback = crate::sources::SourceFeedback::default();
         let mut send = |b: crate::sources::SourceBatch| {
             seen2.lock().expect("lock").push(b.spans.len());
             Ok(())
         };
-        let mut ctx =
-            crate::sources::SourceContext::new(10, 1 << 20, &mut send, &stop2, &paused, &progress);
+        let mut ctx = crate::sources::SourceContext::new(
+            10,
+            1 << 20,
+            &mut send,
+            &stop2,
+            &paused,
+            &progress,
+            &feedback,
+        );
         s.run(None, &mut ctx)
     });
     std::thread::sleep(std::time::Duration::from_millis(200));

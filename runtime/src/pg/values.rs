@@ -1,0 +1,276 @@
+//! PostgreSQL text form ⇄ record values, by type OID.
+//!
+//! Every path reads values as text (COPY for the snapshot, pgoutput's text
+//! tuples for the change stream, `::text` for `verify`) and converts them
+//! here, so a row has the same values whichever way it came:
+//!
+//! | PostgreSQL                              | value       |
+//! |-----------------------------------------|-------------|
+//! | `boolean`                               | `bool`      |
+//! | `smallint`, `integer`, `bigint`, `oid`  | `int`       |
+//! | `real`, `double precision`              | `float`     |
+//! | `timestamp`, `timestamptz`              | `timestamp` (UTC; `timestamp` is taken as UTC) |
+//! | `json`, `jsonb`                         | `json`      |
+//! | `bytea`                                 | `bytes`     |
+//! | anything else (`numeric`, `date`, `uuid`, `text`, arrays, ...) | `text`, exactly as PostgreSQL prints it |
+//!
+//! `numeric` stays text so that no digit is lost. A value that does not
+//! parse as its type says (`infinity` timestamps) stays text too.
+
+use std::borrow::Cow;
+
+use sluice_codec::Value;
+
+/// Type OIDs this module treats specially.
+pub mod oid {
+    /// `boolean`
+    pub const BOOL: u32 = 16;
+    /// `bytea`
+    pub const BYTEA: u32 = 17;
+    /// `bigint`
+    pub const INT8: u32 = 20;
+    /// `smallint`
+    pub const INT2: u32 = 21;
+    /// `integer`
+    pub const INT4: u32 = 23;
+    /// `oid`
+    pub const OID: u32 = 26;
+    /// `json`
+    pub const JSON: u32 = 114;
+    /// `real`
+    pub const FLOAT4: u32 = 700;
+    /// `double precision`
+    pub const FLOAT8: u32 = 701;
+    /// `timestamp`
+    pub const TIMESTAMP: u32 = 1114;
+    /// `timestamptz`
+    pub const TIMESTAMPTZ: u32 = 1184;
+    /// `jsonb`
+    pub const JSONB: u32 = 3802;
+}
+
+/// The value of a column of type `type_oid` whose text form is `text`.
+pub fn from_text(type_oid: u32, text: &str) -> Value<'static> {
+    match type_oid {
+        oid::BOOL => match text {
+            "t" | "true" => Value::Bool(true),
+            "f" | "false" => Value::Bool(false),
+            _ => Value::Text(Cow::Owned(text.to_string())),
+        },
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => text
+            .parse()
+            .map(Value::Int)
+            .unwrap_or_else(|_| Value::Text(Cow::Owned(text.to_string()))),
+        oid::FLOAT4 | oid::FLOAT8 => text
+            .parse()
+            .map(Value::Float)
+            .unwrap_or_else(|_| Value::Text(Cow::Owned(text.to_string()))),
+        oid::TIMESTAMP | oid::TIMESTAMPTZ => parse_timestamp(text)
+            .map(Value::Timestamp)
+            .unwrap_or_else(|| Value::Text(Cow::Owned(text.to_string()))),
+        oid::JSON | oid::JSONB => Value::Json(Cow::Owned(text.to_string())),
+        oid::BYTEA => parse_bytea(text)
+            .map(|b| Value::Bytes(Cow::Owned(b)))
+            .unwrap_or_else(|| Value::Text(Cow::Owned(text.to_string()))),
+        _ => Value::Text(Cow::Owned(text.to_string())),
+    }
+}
+
+/// Microseconds since the epoch of an ISO timestamp as PostgreSQL prints
+/// it (`2024-01-02 03:04:05.123456+00`, offset optional: none means UTC).
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDateTime};
+    if let Ok(d) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
+        return Some(d.timestamp_micros());
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .map(|d| d.and_utc().timestamp_micros())
+}
+
+/// The bytes of a `bytea` in hex output form (`\x0a0b`).
+pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("\\x")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    hex.as_bytes()
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
+/// The text PostgreSQL accepts as input for a value (`None` for null):
+/// what the sink sends, cast to the column's type.
+pub fn to_text(v: &Value<'_>) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => float_text(*f),
+        Value::Text(s) | Value::Json(s) => s.to_string(),
+        Value::Bytes(b) => {
+            let mut s = String::with_capacity(2 + b.len() * 2);
+            s.push_str("\\x");
+            for byte in b.iter() {
+                s.push_str(&format!("{byte:02x}"));
+            }
+            s
+        }
+        Value::Timestamp(t) => crate::value_json::timestamp_to_rfc3339(*t),
+    })
+}
+
+fn float_text(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        f.to_string()
+    }
+}
+
+/// A canonical text of a value, for comparing a source row (run through
+/// the plugins) with the target row: equal values of different but
+/// compatible types compare equal (`int 5` and `numeric '5'`, `bool` and
+/// SQLite's `1`, a `timestamp` and its RFC 3339 text, `jsonb` with its keys
+/// reordered).
+pub fn canonical(v: &Value<'_>) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => canonical_number(*f),
+        Value::Text(s) => canonical_text(s),
+        Value::Json(s) => serde_json::from_str::<serde_json::Value>(s)
+            .map(|j| j.to_string())
+            .unwrap_or_else(|_| s.to_string()),
+        Value::Bytes(b) => {
+            let mut s = String::with_capacity(b.len() * 2);
+            for byte in b.iter() {
+                s.push_str(&format!("{byte:02x}"));
+            }
+            s
+        }
+        Value::Timestamp(t) => crate::value_json::timestamp_to_rfc3339(*t),
+    })
+}
+
+fn canonical_number(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        format!("{}", f as i64)
+    } else {
+        float_text(f)
+    }
+}
+
+/// Text that is a number compares as a number (`5.00` = `5`); text that is
+/// a timestamp compares as one; other text as it is.
+fn canonical_text(s: &str) -> String {
+    let t = s.trim();
+    if !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        && let Ok(f) = t.parse::<f64>()
+    {
+        return canonical_number(f);
+    }
+    if t.len() >= 19
+        && t.as_bytes().get(4) == Some(&b'-')
+        && let Some(us) = parse_timestamp(t).or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .ok()
+                .map(|d| d.timestamp_micros())
+        })
+    {
+        return crate::value_json::timestamp_to_rfc3339(us);
+    }
+    s.to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_converts_by_type() {
+        assert_eq!(from_text(oid::BOOL, "t"), Value::Bool(true));
+        assert_eq!(from_text(oid::INT8, "-42"), Value::Int(-42));
+        assert_eq!(from_text(oid::FLOAT8, "1.5"), Value::Float(1.5));
+        assert_eq!(
+            from_text(oid::TIMESTAMPTZ, "2024-01-02 03:04:05.5+00"),
+            Value::Timestamp(1_704_164_645_500_000)
+        );
+        assert_eq!(
+            from_text(oid::TIMESTAMPTZ, "2024-01-02 05:04:05.5+02"),
+            Value::Timestamp(1_704_164_645_500_000)
+        );
+        assert_eq!(
+            from_text(oid::TIMESTAMP, "2024-01-02 03:04:05"),
+            Value::Timestamp(1_704_164_645_000_000)
+        );
+        assert_eq!(
+            from_text(oid::TIMESTAMP, "infinity"),
+            Value::Text("infinity".into())
+        );
+        assert_eq!(
+            from_text(oid::BYTEA, "\\x00ff10"),
+            Value::Bytes(vec![0, 255, 16].into())
+        );
+        assert_eq!(from_text(1700, "12.3400"), Value::Text("12.3400".into()));
+        assert_eq!(
+            from_text(oid::JSONB, "{\"a\": 1}"),
+            Value::Json("{\"a\": 1}".into())
+        );
+        assert_eq!(from_text(oid::INT4, "x"), Value::Text("x".into()));
+    }
+
+    #[test]
+    fn values_round_trip_through_text() {
+        for (oid, v) in [
+            (oid::BOOL, Value::Bool(false)),
+            (oid::INT8, Value::Int(i64::MIN)),
+            (oid::FLOAT8, Value::Float(0.1)),
+            (oid::BYTEA, Value::Bytes(vec![1, 2, 254].into())),
+            (oid::TIMESTAMPTZ, Value::Timestamp(1_704_164_645_123_456)),
+        ] {
+            let text = to_text(&v).unwrap();
+            let text = text.replace('T', " ").replace('Z', "+00");
+            assert_eq!(from_text(oid, &text), v, "{text}");
+        }
+        assert_eq!(to_text(&Value::Null), None);
+        assert_eq!(to_text(&Value::Float(f64::NAN)).unwrap(), "NaN");
+    }
+
+    #[test]
+    fn canonical_forms_compare_compatible_values() {
+        assert_eq!(
+            canonical(&Value::Int(5)),
+            canonical(&Value::Text("5.00".into()))
+        );
+        assert_eq!(canonical(&Value::Bool(true)), canonical(&Value::Int(1)));
+        assert_eq!(
+            canonical(&Value::Timestamp(1_704_164_645_000_000)),
+            canonical(&Value::Text("2024-01-02T03:04:05Z".into()))
+        );
+        assert_eq!(
+            canonical(&Value::Json("{\"b\":1, \"a\":2}".into())),
+            canonical(&Value::Json("{\"a\": 2, \"b\": 1}".into()))
+        );
+        assert_ne!(
+            canonical(&Value::Text("a".into())),
+            canonical(&Value::Text("b".into()))
+        );
+        assert_eq!(canonical(&Value::Null), None);
+    }
+}

@@ -1,0 +1,702 @@
+//! PostgreSQL sink: one transaction per batch; per table, one set-based
+//! `DELETE` and one `INSERT ... ON CONFLICT DO UPDATE` per column shape
+//! (values travel as text arrays and are cast to the column types);
+//! tables and columns created from the records when allowed.
+//!
+//! When a statement fails on a value (a cast the column refuses, a
+//! constraint), the batch is written again record by record, each in a
+//! savepoint: the refused records go to the dead-letter sink with the
+//! server's message, the others are committed. A lost connection is
+//! retried with backoff (the batch was not committed, so writing it again
+//! is safe) for up to `retry_timeout_s`.
+
+mod config;
+mod plan;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use postgres::types::ToSql;
+use sluice_codec::{Operation, Record, Value};
+
+pub use config::PostgresSinkConfig;
+
+use super::sqlite::WriteMode;
+use super::{Sink, SinkCommit, SinkError};
+use crate::pg::{self, TableName, quote_ident, values};
+use crate::sources::postgres::records::KEY_HEADER;
+use plan::{Key, RowOp, Segment, Target};
+
+/// A target table as the sink knows it.
+#[derive(Debug, Clone)]
+struct TargetTable {
+    /// Column name → SQL type.
+    columns: Vec<(String, String)>,
+    /// Key columns (empty: insert only).
+    key: Vec<String>,
+}
+
+impl TargetTable {
+    fn type_of(&self, column: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == column)
+            .map(|(_, t)| t.as_str())
+    }
+}
+
+/// The PostgreSQL sink.
+pub struct PostgresSink {
+    config: PostgresSinkConfig,
+    client: Option<Client>,
+    tables: HashMap<TableName, TargetTable>,
+    at: String,
+}
+
+/// A failure of a batch attempt.
+enum Failed {
+    /// The connection is gone: reconnect, write the batch again.
+    Connection(String),
+    /// A statement failed on the data: go record by record.
+    Data(String),
+    /// The sink cannot go on.
+    Fatal(String),
+}
+
+impl PostgresSink {
+    /// Checks the config (the server is contacted by `open`).
+    pub fn new(config: PostgresSinkConfig) -> Result<Self, SinkError> {
+        let at = format!("postgres {}", pg::describe_url(&config.url));
+        Ok(PostgresSink {
+            config,
+            client: None,
+            tables: HashMap::new(),
+            at,
+        })
+    }
+
+    fn err(&self, message: impl Into<String>) -> SinkError {
+        SinkError::Database {
+            path: self.at.clone().into(),
+            message: message.into(),
+        }
+    }
+
+    fn table_name(&self, rec: &Record<'_>) -> Result<TableName, String> {
+        let name = self.config.table.as_deref().unwrap_or(&rec.stream);
+        if name.is_empty() {
+            return Err("the record has no stream name and the sink no `table`".into());
+        }
+        if name.contains('.') {
+            TableName::parse(name)
+        } else {
+            Ok(TableName {
+                schema: self.config.schema.clone(),
+                name: name.to_string(),
+            })
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, Failed> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            let c = pg::connect(&self.config.url, "sluice-sink").map_err(|m| {
+                if pg::is_retryable_message(&m) {
+                    Failed::Connection(m)
+                } else {
+                    Failed::Fatal(m)
+                }
+            })?;
+            self.client = Some(c);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| Failed::Fatal("no connection".into()))
+    }
+
+    /// The prepared table a record goes to: `Ok(None)` when there is
+    /// nothing to do (a truncate of a table that does not exist),
+    /// `Err(reason)` when the record is refused.
+    fn target(&mut self, rec: &Record<'_>) -> Result<Result<Option<TableName>, String>, Failed> {
+        let name = match self.table_name(rec) {
+            Ok(n) => n,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if plan::is_truncate(rec)
+            && !self.tables.contains_key(&name)
+            && self.describe(&name)?.is_none()
+        {
+            return Ok(Ok(None));
+        }
+        self.prepare(&name, rec)?;
+        Ok(Ok(Some(name)))
+    }
+
+    /// Reads (or creates) the target table for `rec`, adding missing
+    /// columns when allowed.
+    fn prepare(&mut self, name: &TableName, rec: &Record<'_>) -> Result<(), Failed> {
+        if !self.tables.contains_key(name) {
+            let known = self.describe(name)?;
+            let table = match known {
+                Some(t) => t,
+                None if !self.config.create_table => {
+                    return Err(Failed::Fatal(format!(
+                        "table `{name}` does not exist and `create_table = false`: create it, or allow the sink to"
+                    )));
+                }
+                None => self.create(name, rec)?,
+            };
+            if self.mode() == WriteMode::Upsert && table.key.is_empty() {
+                return Err(Failed::Fatal(format!(
+                    "table `{name}` has no primary key or unique index on the key, so upserts and deletes cannot find rows: add one, set `key`, or use `mode = \"insert\"`"
+                )));
+            }
+            self.tables.insert(name.clone(), table);
+        }
+        let missing: Vec<(String, &'static str)> = {
+            let t = &self.tables[name];
+            rec.fields
+                .iter()
+                .filter(|(n, _)| t.type_of(n).is_none())
+                .map(|(n, v)| (n.to_string(), sql_type(v)))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !self.config.create_table {
+            return Ok(()); // Refused per record when written.
+        }
+        let client = self.client()?;
+        for (col, ty) in &missing {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {ty}",
+                    name.quoted(),
+                    quote_ident(col)
+                ))
+                .map_err(|e| {
+                    Failed::Fatal(format!("cannot add column `{col}` to `{name}`: {e}"))
+                })?;
+            tracing::info!(table = %name, column = %col, "added column");
+        }
+        let fresh = self.describe(name)?;
+        if let (Some(mut t), Some(old)) = (fresh, self.tables.get(name)) {
+            t.key.clone_from(&old.key);
+            self.tables.insert(name.clone(), t);
+        }
+        Ok(())
+    }
+
+    fn mode(&self) -> WriteMode {
+        self.config.mode.unwrap_or(WriteMode::Upsert)
+    }
+
+    fn describe(&mut self, name: &TableName) -> Result<Option<TargetTable>, Failed> {
+        let config_key = self.config.key.clone();
+        let client = self.client()?;
+        let rows = client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+                        coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4
+                 FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+                 ORDER BY a.attnum",
+                &[&name.schema, &name.name],
+            )
+            .map_err(|e| Failed::Connection(e.to_string()))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut key: Vec<(i32, String)> = Vec::new();
+        let columns = rows
+            .iter()
+            .map(|r| {
+                let n: String = r.get(0);
+                let pos: i32 = r.get(2);
+                if pos > 0 {
+                    key.push((pos, n.clone()));
+                }
+                (n, r.get::<_, String>(1))
+            })
+            .collect();
+        key.sort();
+        let key = if config_key.is_empty() {
+            key.into_iter().map(|(_, n)| n).collect()
+        } else {
+            config_key
+        };
+        Ok(Some(TargetTable { columns, key }))
+    }
+
+    fn create(&mut self, name: &TableName, rec: &Record<'_>) -> Result<TargetTable, Failed> {
+        let key: Vec<String> = if !self.config.key.is_empty() {
+            self.config.key.clone()
+        } else if self.mode() == WriteMode::Insert {
+            Vec::new()
+        } else {
+            rec.headers
+                .iter()
+                .find(|(n, _)| n == KEY_HEADER)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let mut columns: Vec<(String, String)> = rec
+            .fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), sql_type(v).to_string()))
+            .collect();
+        for k in &key {
+            if !columns.iter().any(|(n, _)| n == k) {
+                columns.push((k.clone(), "text".into()));
+            }
+        }
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|(n, t)| format!("{} {t}", quote_ident(n)))
+            .collect();
+        let pk = if key.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", PRIMARY KEY ({})",
+                key.iter()
+                    .map(|k| quote_ident(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let client = self.client()?;
+        if name.schema != "public" {
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    quote_ident(&name.schema)
+                ))
+                .map_err(|e| {
+                    Failed::Fatal(format!("cannot create schema `{}`: {e}", name.schema))
+                })?;
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {} ({}{pk})",
+                name.quoted(),
+                defs.join(", ")
+            ))
+            .map_err(|e| Failed::Fatal(format!("cannot create table `{name}`: {e}")))?;
+        tracing::info!(table = %name, columns = columns.len(), key = %key.join(","), "created table");
+        Ok(TargetTable { columns, key })
+    }
+
+    /// One attempt at the whole batch, set-based.
+    fn write_batch(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, Failed> {
+        let mut refused = Vec::new();
+        let mut names: Vec<Option<TableName>> = Vec::with_capacity(records.len());
+        for (i, rec) in records.iter().enumerate() {
+            match self.target(rec)? {
+                Ok(n) => names.push(n),
+                Err(reason) => {
+                    refused.push((i, reason));
+                    names.push(None);
+                }
+            }
+        }
+        // Plan per table, in first-seen order.
+        let mut order: Vec<TableName> = Vec::new();
+        let mut plans: HashMap<TableName, Vec<Segment<'_>>> = HashMap::new();
+        let mut inserts: HashMap<TableName, Vec<usize>> = HashMap::new();
+        let insert_mode = self.mode() == WriteMode::Insert;
+        for (i, rec) in records.iter().enumerate() {
+            let Some(name) = &names[i] else { continue };
+            if !plans.contains_key(name) && !inserts.contains_key(name) {
+                order.push(name.clone());
+            }
+            if insert_mode {
+                if rec.op == Operation::Delete {
+                    refused.push((
+                        i,
+                        "a delete cannot be applied in `mode = \"insert\"`".into(),
+                    ));
+                } else {
+                    inserts.entry(name.clone()).or_default().push(i);
+                }
+                continue;
+            }
+            let table = &self.tables[name];
+            if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
+                refused.push((
+                    i,
+                    format!(
+                        "table `{name}` has no column `{}` (and `create_table = false`)",
+                        bad.0
+                    ),
+                ));
+                continue;
+            }
+            let target = Target { key: &table.key };
+            if let Err(r) = plan::add(plans.entry(name.clone()).or_default(), &target, i, rec) {
+                refused.push((r.record, r.reason));
+            }
+        }
+        let tables = self.tables.clone();
+        let url = self.config.url.clone();
+        let client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(|e| Failed::Connection(e.to_string()))?;
+        let mut written = 0u64;
+        for name in &order {
+            let table = &tables[name];
+            if let Some(rows) = inserts.get(name) {
+                let recs: Vec<&Record<'_>> = rows.iter().map(|&i| &records[i]).collect();
+                insert_rows(&mut tx, name, table, &recs, false).map_err(|e| classify(&e, &url))?;
+                written += rows.len() as u64;
+                continue;
+            }
+            for seg in plans.get(name).map(Vec::as_slice).unwrap_or_default() {
+                if seg.truncate {
+                    tx.batch_execute(&format!("TRUNCATE {}", name.quoted()))
+                        .map_err(|e| classify(&e, &url))?;
+                }
+                let deletes: Vec<&Key> = seg
+                    .rows
+                    .iter()
+                    .filter(|(_, op, _)| *op == RowOp::Delete)
+                    .map(|(k, _, _)| k)
+                    .collect();
+                if !deletes.is_empty() {
+                    delete_keys(&mut tx, name, table, &deletes).map_err(|e| classify(&e, &url))?;
+                }
+                upsert_rows(&mut tx, name, table, &seg.rows).map_err(|e| classify(&e, &url))?;
+            }
+        }
+        tx.commit().map_err(|e| classify(&e, &url))?;
+        // Every record not refused counts as written (several updates of
+        // one key are one row but several records; a truncate of a table
+        // that does not exist writes nothing).
+        let _ = written;
+        Ok(SinkCommit {
+            written: (records.len() - refused.len()) as u64,
+            refused,
+            state: None,
+        })
+    }
+
+    /// The batch record by record, each in a savepoint: refused records are
+    /// reported, the rest committed.
+    fn write_one_by_one(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, Failed> {
+        let mut refused = Vec::new();
+        let mut written = 0u64;
+        let mut names = Vec::with_capacity(records.len());
+        for rec in records {
+            names.push(self.target(rec)?);
+        }
+        let tables = self.tables.clone();
+        let insert_mode = self.mode() == WriteMode::Insert;
+        let url = self.config.url.clone();
+        let client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(|e| Failed::Connection(e.to_string()))?;
+        for (i, rec) in records.iter().enumerate() {
+            let name = match &names[i] {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    written += 1;
+                    continue;
+                }
+                Err(reason) => {
+                    refused.push((i, reason.clone()));
+                    continue;
+                }
+            };
+            let Some(table) = tables.get(name) else {
+                continue;
+            };
+            let mut sp = tx
+                .savepoint("one")
+                .map_err(|e| Failed::Connection(e.to_string()))?;
+            let result: Result<(), String> = (|| {
+                if insert_mode {
+                    if rec.op == Operation::Delete {
+                        return Err("a delete cannot be applied in `mode = \"insert\"`".into());
+                    }
+                    return insert_rows(&mut sp, name, table, &[rec], false)
+                        .map_err(|e| pg::explain(&e, &url));
+                }
+                if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
+                    return Err(format!("table `{name}` has no column `{}`", bad.0));
+                }
+                let mut segs = Vec::new();
+                plan::add(&mut segs, &Target { key: &table.key }, i, rec).map_err(|r| r.reason)?;
+                for seg in &segs {
+                    if seg.truncate {
+                        sp.batch_execute(&format!("TRUNCATE {}", name.quoted()))
+                            .map_err(|e| pg::explain(&e, &url))?;
+                    }
+                    let deletes: Vec<&Key> = seg
+                        .rows
+                        .iter()
+                        .filter(|(_, op, _)| *op == RowOp::Delete)
+                        .map(|(k, _, _)| k)
+                        .collect();
+                    if !deletes.is_empty() {
+                        delete_keys(&mut sp, name, table, &deletes)
+                            .map_err(|e| pg::explain(&e, &url))?;
+                    }
+                    upsert_rows(&mut sp, name, table, &seg.rows)
+                        .map_err(|e| pg::explain(&e, &url))?;
+                }
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    sp.commit().map_err(|e| Failed::Connection(e.to_string()))?;
+                    written += 1;
+                }
+                Err(reason) => {
+                    sp.rollback()
+                        .map_err(|e| Failed::Connection(e.to_string()))?;
+                    refused.push((i, reason));
+                }
+            }
+        }
+        tx.commit().map_err(|e| Failed::Connection(e.to_string()))?;
+        Ok(SinkCommit {
+            written,
+            refused,
+            state: None,
+        })
+    }
+}
+
+fn classify(e: &postgres::Error, url: &str) -> Failed {
+    let text = pg::explain(e, url);
+    if pg::is_connection_error(e) {
+        Failed::Connection(text)
+    } else {
+        Failed::Data(text)
+    }
+}
+
+/// The SQL type a column created for `v` gets.
+fn sql_type(v: &Value<'_>) -> &'static str {
+    match v {
+        Value::Null | Value::Text(_) => "text",
+        Value::Bool(_) => "boolean",
+        Value::Int(_) => "bigint",
+        Value::Float(_) => "double precision",
+        Value::Bytes(_) => "bytea",
+        Value::Timestamp(_) => "timestamptz",
+        Value::Json(_) => "jsonb",
+    }
+}
+
+/// `DELETE` of a set of keys.
+fn delete_keys(
+    tx: &mut postgres::Transaction<'_>,
+    name: &TableName,
+    table: &TargetTable,
+    keys: &[&Key],
+) -> Result<(), postgres::Error> {
+    let mut arrays: Vec<Vec<Option<String>>> =
+        vec![Vec::with_capacity(keys.len()); table.key.len()];
+    for k in keys {
+        for (a, v) in arrays.iter_mut().zip(k.iter()) {
+            a.push(v.clone());
+        }
+    }
+    let cols: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
+    let cond: Vec<String> = table
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let ty = table.type_of(k).unwrap_or("text");
+            format!("t.{} = d.k{i}::{ty}", quote_ident(k))
+        })
+        .collect();
+    let params: Vec<String> = (1..=table.key.len())
+        .map(|i| format!("${i}::text[]"))
+        .collect();
+    let sql = format!(
+        "DELETE FROM {} t USING unnest({}) AS d({}) WHERE {}",
+        name.quoted(),
+        params.join(", "),
+        cols.join(", "),
+        cond.join(" AND ")
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+    tx.execute(sql.as_str(), &refs)?;
+    Ok(())
+}
+
+/// Upserts the rows of a segment, one statement per column shape.
+fn upsert_rows(
+    tx: &mut postgres::Transaction<'_>,
+    name: &TableName,
+    table: &TargetTable,
+    rows: &[(Key, RowOp<'_>, usize)],
+) -> Result<(), postgres::Error> {
+    type Fields<'a, 'r> = &'a Vec<(&'r str, &'r Value<'r>)>;
+    let mut shapes: Vec<(Vec<&str>, Vec<Fields<'_, '_>>)> = Vec::new();
+    for (_, op, _) in rows {
+        let RowOp::Upsert(fields) = op else { continue };
+        let cols: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        match shapes.iter_mut().find(|(c, _)| *c == cols) {
+            Some((_, rs)) => rs.push(fields),
+            None => shapes.push((cols, vec![fields])),
+        }
+    }
+    for (cols, rs) in shapes {
+        let mut arrays: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rs.len()); cols.len()];
+        for fields in &rs {
+            for (a, (_, v)) in arrays.iter_mut().zip(fields.iter()) {
+                a.push(values::to_text(v));
+            }
+        }
+        run_insert(tx, name, table, &cols, &arrays, true)?;
+    }
+    Ok(())
+}
+
+/// Plain inserts (`mode = "insert"`), one statement per column shape.
+fn insert_rows(
+    tx: &mut postgres::Transaction<'_>,
+    name: &TableName,
+    table: &TargetTable,
+    records: &[&Record<'_>],
+    upsert: bool,
+) -> Result<(), postgres::Error> {
+    let mut shapes: Vec<(Vec<&str>, Vec<&Record<'_>>)> = Vec::new();
+    for rec in records {
+        let cols: Vec<&str> = rec.fields.iter().map(|(n, _)| n.as_ref()).collect();
+        match shapes.iter_mut().find(|(c, _)| *c == cols) {
+            Some((_, rs)) => rs.push(rec),
+            None => shapes.push((cols, vec![rec])),
+        }
+    }
+    for (cols, rs) in shapes {
+        let mut arrays: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rs.len()); cols.len()];
+        for rec in &rs {
+            for (a, (_, v)) in arrays.iter_mut().zip(rec.fields.iter()) {
+                a.push(values::to_text(v));
+            }
+        }
+        run_insert(tx, name, table, &cols, &arrays, upsert)?;
+    }
+    Ok(())
+}
+
+fn run_insert(
+    tx: &mut postgres::Transaction<'_>,
+    name: &TableName,
+    table: &TargetTable,
+    cols: &[&str],
+    arrays: &[Vec<Option<String>>],
+    upsert: bool,
+) -> Result<(), postgres::Error> {
+    if cols.is_empty() {
+        return Ok(());
+    }
+    let quoted: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+    let aliases: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
+    let select: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("d.c{i}::{}", table.type_of(c).unwrap_or("text")))
+        .collect();
+    let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}::text[]")).collect();
+    let mut sql = format!(
+        "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS d({})",
+        name.quoted(),
+        quoted.join(", "),
+        select.join(", "),
+        params.join(", "),
+        aliases.join(", ")
+    );
+    if upsert && !table.key.is_empty() {
+        let keys: Vec<String> = table.key.iter().map(|k| quote_ident(k)).collect();
+        let sets: Vec<String> = cols
+            .iter()
+            .filter(|c| !table.key.iter().any(|k| k == *c))
+            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+            .collect();
+        if sets.is_empty() {
+            sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
+        } else {
+            sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                keys.join(", "),
+                sets.join(", ")
+            ));
+        }
+    }
+    let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+    tx.execute(sql.as_str(), &refs)?;
+    Ok(())
+}
+
+impl Sink for PostgresSink {
+    fn describe(&self) -> String {
+        self.at.clone()
+    }
+
+    fn open(&mut self, _state: Option<&str>) -> Result<(), SinkError> {
+        // Nothing to undo: a batch is one transaction, committed or not.
+        match self.client() {
+            Ok(_) => Ok(()),
+            Err(Failed::Connection(m) | Failed::Data(m) | Failed::Fatal(m)) => Err(self.err(m)),
+        }
+    }
+
+    fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let attempt = match self.write_batch(records) {
+                Err(Failed::Data(why)) => {
+                    tracing::debug!(error = %why, "batch refused as a whole; writing it record by record");
+                    self.write_one_by_one(records)
+                }
+                other => other,
+            };
+            match attempt {
+                Ok(c) => return Ok(c),
+                Err(Failed::Fatal(m)) => return Err(self.err(m)),
+                Err(Failed::Data(m)) => return Err(self.err(m)),
+                Err(Failed::Connection(m)) => {
+                    self.client = None;
+                    if started.elapsed() >= Duration::from_secs(self.config.retry_timeout_s) {
+                        return Err(self.err(format!(
+                            "{m}; gave up after {} s (`retry_timeout_s`): the batch is written again after a restart",
+                            self.config.retry_timeout_s
+                        )));
+                    }
+                    tracing::warn!(error = %m, retry_in_ms = delay.as_millis() as u64, "sink connection lost; writing the batch again");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_columns_follow_the_value_types() {
+        assert_eq!(sql_type(&Value::Int(1)), "bigint");
+        assert_eq!(sql_type(&Value::Timestamp(0)), "timestamptz");
+        assert_eq!(sql_type(&Value::Json("{}".into())), "jsonb");
+        assert_eq!(sql_type(&Value::Null), "text");
+    }
+}

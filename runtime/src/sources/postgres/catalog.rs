@@ -1,0 +1,248 @@
+//! What the source checks and reads from PostgreSQL's catalog before it
+//! starts: server settings, privileges, tables, keys, the publication.
+
+use postgres::Client;
+
+use crate::pg::{TableName, quote_ident};
+
+/// A column of a source table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The name.
+    pub name: String,
+    /// The type OID (decides the record value type).
+    pub type_oid: u32,
+    /// The type as SQL writes it (`character varying(40)`).
+    pub type_name: String,
+}
+
+/// A source table as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Its name.
+    pub name: TableName,
+    /// Its columns, in order.
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the primary key, in key order.
+    pub key: Vec<usize>,
+}
+
+impl Table {
+    /// The key column names, comma-separated (the `sluice-key` header).
+    pub fn key_names(&self) -> String {
+        self.key
+            .iter()
+            .map(|&i| self.columns[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Problems found before starting, each a sentence that says what to do.
+pub fn preflight(client: &mut Client, config: &super::PostgresSourceConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    match client.query_one("SHOW wal_level", &[]) {
+        Ok(row) => {
+            let level: String = row.get(0);
+            if level != "logical" {
+                problems.push(format!(
+                    "the server's `wal_level` is `{level}`, change data capture needs `logical`: set `wal_level = logical` in postgresql.conf (or `ALTER SYSTEM SET wal_level = logical`) and restart PostgreSQL"
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("cannot read `wal_level`: {e}")),
+    }
+    match client.query_one(
+        "SELECT rolreplication OR rolsuper, current_user::text FROM pg_roles WHERE rolname = current_user",
+        &[],
+    ) {
+        Ok(row) => {
+            let can: bool = row.get(0);
+            let user: String = row.get(1);
+            if !can {
+                problems.push(format!(
+                    "user `{user}` may not use logical replication: run `ALTER ROLE {} REPLICATION` as a superuser, or connect as a user that has it",
+                    quote_ident(&user)
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("cannot read the user's privileges: {e}")),
+    }
+    if config.tables.is_empty() {
+        problems.push("`tables` is empty: name at least one table".into());
+    }
+    for t in &config.tables {
+        match TableName::parse(t) {
+            Ok(name) => {
+                if let Err(e) = describe_table(client, &name) {
+                    problems.push(e);
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    problems
+}
+
+/// Reads a table's columns and primary key.
+pub fn describe_table(client: &mut Client, name: &TableName) -> Result<Table, String> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
+                    coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4,
+                    has_table_privilege(c.oid, 'SELECT')
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+             ORDER BY a.attnum",
+            &[&name.schema, &name.name],
+        )
+        .map_err(|e| format!("cannot read table `{name}` from the catalog: {e}"))?;
+    if rows.is_empty() {
+        return Err(format!(
+            "table `{name}` does not exist (or is not a table): check `tables` and the database in `url`"
+        ));
+    }
+    let readable: bool = rows[0].get(4);
+    if !readable {
+        return Err(format!(
+            "the user may not read table `{name}`: run `GRANT SELECT ON {} TO <user>`",
+            name.quoted()
+        ));
+    }
+    let mut columns = Vec::with_capacity(rows.len());
+    let mut key: Vec<(i32, usize)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let pos: i32 = r.get(3);
+        if pos > 0 {
+            key.push((pos, i));
+        }
+        columns.push(Column {
+            name: r.get(0),
+            type_oid: r.get(1),
+            type_name: r.get(2),
+        });
+    }
+    if key.is_empty() {
+        return Err(format!(
+            "table `{name}` has no primary key: Sluice keys every row by it (to resume a snapshot, apply updates and deletes); add one with `ALTER TABLE {} ADD PRIMARY KEY (...)`",
+            name.quoted()
+        ));
+    }
+    key.sort();
+    Ok(Table {
+        name: name.clone(),
+        columns,
+        key: key.into_iter().map(|(_, i)| i).collect(),
+    })
+}
+
+/// Makes sure the publication exists and covers every table.
+pub fn ensure_publication(
+    client: &mut Client,
+    publication: &str,
+    tables: &[Table],
+) -> Result<(), String> {
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .map_err(|e| format!("cannot read publications: {e}"))?
+        .is_some();
+    let list = tables
+        .iter()
+        .map(|t| t.name.quoted())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hint = |e: postgres::Error| {
+        let denied = e
+            .as_db_error()
+            .is_some_and(|d| d.code() == &postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
+        if denied {
+            format!(
+                "the user may not create or change publication `{publication}` ({e}): a table owner or superuser must run `CREATE PUBLICATION {} FOR TABLE {list}`",
+                quote_ident(publication)
+            )
+        } else {
+            format!("cannot set up publication `{publication}`: {e}")
+        }
+    };
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {list}",
+                quote_ident(publication)
+            ))
+            .map_err(hint)?;
+        tracing::info!(publication, tables = %list, "created publication");
+        return Ok(());
+    }
+    let published: Vec<(String, String)> = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .map_err(|e| format!("cannot read publication `{publication}`: {e}"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let missing: Vec<&Table> = tables
+        .iter()
+        .filter(|t| {
+            !published
+                .iter()
+                .any(|(s, n)| *s == t.name.schema && *n == t.name.name)
+        })
+        .collect();
+    if !missing.is_empty() {
+        let add = missing
+            .iter()
+            .map(|t| t.name.quoted())
+            .collect::<Vec<_>>()
+            .join(", ");
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} ADD TABLE {add}",
+                quote_ident(publication)
+            ))
+            .map_err(hint)?;
+        tracing::info!(publication, tables = %add, "added tables to the publication");
+    }
+    Ok(())
+}
+
+/// The slot's state: `None` if it does not exist, else its plugin and
+/// confirmed position.
+pub fn slot_state(client: &mut Client, slot: &str) -> Result<Option<(String, String)>, String> {
+    client
+        .query_opt(
+            "SELECT coalesce(plugin, '')::text, coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .map(|r| r.map(|r| (r.get(0), r.get(1))))
+        .map_err(|e| format!("cannot read replication slots: {e}"))
+}
+
+/// Drops a slot (ours, left by an earlier run that is being reset).
+pub fn drop_slot(client: &mut Client, slot: &str) -> Result<(), String> {
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "cannot drop the old replication slot `{slot}` (is another sluice using it?): {e}"
+            )
+        })
+}
+
+/// The server's current WAL position.
+pub fn current_wal_lsn(client: &mut Client) -> Result<crate::pg::Lsn, String> {
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .map_err(|e| e.to_string())?;
+    let text: String = row.get(0);
+    text.parse()
+}

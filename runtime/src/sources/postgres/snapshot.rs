@@ -1,0 +1,296 @@
+//! The initial snapshot: every table, in primary-key order, in chunks of
+//! `COPY (SELECT ... WHERE key > last ORDER BY key LIMIT n)`, all in one
+//! repeatable-read transaction at the slot's exported snapshot.
+//!
+//! A chunk that fails because the connection went away is read again on a
+//! new connection, after the last row already handed over; the new
+//! transaction cannot import the (gone) exported snapshot, so it reads
+//! newer rows, which the change stream then brings up to date (see the
+//! module docs of the source).
+
+use std::io::BufRead;
+use std::time::Instant;
+
+use sluice_codec::Operation;
+
+use super::catalog::Table;
+use super::records::RowBuilder;
+use super::stream::SlotKeepAlive;
+use super::{Position, PostgresSource};
+use crate::pg::{self, Lsn, copy_text, quote_ident, quote_literal};
+use crate::sources::{SourceContext, SourceError};
+
+/// One snapshot run over `tables`.
+pub struct Copy<'a> {
+    /// The source (config, messages).
+    pub source: &'a PostgresSource,
+    /// The tables, in config order.
+    pub tables: &'a [Table],
+    /// The slot's consistent point.
+    pub lsn: Lsn,
+}
+
+enum Failure {
+    /// The connection went away: reconnect and go on.
+    Connection(String),
+    /// Anything else stops the run.
+    Fatal(SourceError),
+    /// The pipeline is stopping.
+    Stopped,
+}
+
+impl Copy<'_> {
+    /// Copies `tables[start..]`, the first of them after key `after`.
+    /// `exported`: the slot connection holding the exported snapshot (first
+    /// start only).
+    pub fn run(
+        &self,
+        mut exported: Option<SlotKeepAlive>,
+        start: usize,
+        mut after: Option<Vec<String>>,
+        ctx: &mut SourceContext<'_>,
+    ) -> Result<(), SourceError> {
+        let url = &self.source.config.url;
+        let stop_flag = ctx.stop_flag();
+        let stop = || stop_flag.load(std::sync::atomic::Ordering::Relaxed);
+        let mut client = pg::connect_with_backoff(url, "sluice-snapshot", &stop)
+            .map_err(|m| self.source.err(m))?;
+        self.begin(&mut client, exported.as_ref())?;
+        // The snapshot is imported: the slot connection may go.
+        exported.take();
+        let started_at = chrono::Utc::now().timestamp_micros();
+        let mut copied_total = 0u64;
+        for table in &self.tables[start..] {
+            let t0 = Instant::now();
+            let mut copied = 0u64;
+            tracing::info!(table = %table.name, "snapshot: copying");
+            loop {
+                match self.chunk(
+                    &mut client,
+                    table,
+                    &mut after,
+                    started_at,
+                    &mut copied,
+                    &mut copied_total,
+                    ctx,
+                ) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(Failure::Stopped) => return Ok(()),
+                    Err(Failure::Fatal(e)) => return Err(e),
+                    Err(Failure::Connection(m)) => {
+                        tracing::warn!(table = %table.name, error = %m, "snapshot: connection lost; reconnecting and going on after the last row read");
+                        ctx.feedback().set_state(format!("reconnecting: {m}"));
+                        client = pg::connect_with_backoff(url, "sluice-snapshot", &stop)
+                            .map_err(|m| self.source.err(m))?;
+                        self.begin(&mut client, None)?;
+                    }
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            tracing::info!(
+                table = %table.name,
+                rows = copied,
+                rows_per_s = (copied as f64 / secs.max(1e-9)) as u64,
+                "snapshot: table copied"
+            );
+            after = None;
+        }
+        // Leave the transaction: the stream takes over.
+        let _ = client.batch_execute("COMMIT");
+        Ok(())
+    }
+
+    fn begin(
+        &self,
+        client: &mut postgres::Client,
+        exported: Option<&SlotKeepAlive>,
+    ) -> Result<(), SourceError> {
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| self.source.err(pg::explain(&e, &self.source.config.url)))?;
+        if let Some(name) = exported.map(SlotKeepAlive::snapshot_name) {
+            client
+                .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(name)))
+                .map_err(|e| {
+                    self.source.err(format!(
+                        "cannot import the slot's snapshot `{name}`: {}",
+                        pg::explain(&e, &self.source.config.url)
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Reads one chunk; `Ok(true)` when the table is done.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk(
+        &self,
+        client: &mut postgres::Client,
+        table: &Table,
+        after: &mut Option<Vec<String>>,
+        started_at: i64,
+        copied: &mut u64,
+        copied_total: &mut u64,
+        ctx: &mut SourceContext<'_>,
+    ) -> Result<bool, Failure> {
+        let limit = self.source.config.chunk_rows;
+        let sql = chunk_sql(table, after.as_deref(), limit);
+        let url = &self.source.config.url;
+        let fail = |e: postgres::Error| {
+            if pg::is_connection_error(&e) {
+                Failure::Connection(pg::explain(&e, url))
+            } else {
+                Failure::Fatal(self.source.err(format!(
+                    "snapshot of `{}`: {}",
+                    table.name,
+                    pg::explain(&e, url)
+                )))
+            }
+        };
+        let mut reader = client.copy_out(sql.as_str()).map_err(fail)?;
+        let stream = table.name.stream();
+        let key_names = table.key_names();
+        let builder = RowBuilder {
+            stream: &stream,
+            key_names: &key_names,
+        };
+        let position = format!("snapshot@{}", self.lsn);
+        let mut line = Vec::with_capacity(256);
+        let mut fields: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
+        let mut rows = 0usize;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(|e| {
+                // A broken COPY stream is a lost connection.
+                Failure::Connection(format!("reading `{}`: {e}", table.name))
+            })?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            copy_text::parse_row(&line, &mut fields).map_err(|m| {
+                Failure::Fatal(
+                    self.source
+                        .err(format!("snapshot of `{}`: {m}", table.name)),
+                )
+            })?;
+            if fields.len() != table.columns.len() {
+                return Err(Failure::Fatal(self.source.err(format!(
+                    "snapshot of `{}`: a row has {} columns, the table {}: did the table change during the snapshot?",
+                    table.name,
+                    fields.len(),
+                    table.columns.len()
+                ))));
+            }
+            let rec = builder.record(
+                Operation::Snapshot,
+                position.clone(),
+                Some(started_at),
+                table
+                    .columns
+                    .iter()
+                    .zip(&fields)
+                    .map(|(c, v)| (c.name.as_str(), c.type_oid, v.as_deref())),
+                &table.key,
+            );
+            let key: Vec<String> = table
+                .key
+                .iter()
+                .map(|&i| fields[i].clone().unwrap_or_default())
+                .collect();
+            rows += 1;
+            *copied += 1;
+            *copied_total += 1;
+            let full = ctx.push(&rec);
+            *after = Some(key);
+            if full {
+                ctx.set_progress(*copied_total);
+                ctx.feedback()
+                    .set_state(format!("snapshot {}: {} rows", table.name, copied));
+                let token = Position::Snapshot {
+                    lsn: self.lsn.to_string(),
+                    table: table.name.to_string(),
+                    after: after.clone(),
+                }
+                .token();
+                if ctx.flush(&token).is_err() {
+                    return Err(Failure::Stopped);
+                }
+            }
+        }
+        ctx.set_progress(*copied_total);
+        Ok(rows < limit)
+    }
+}
+
+/// The `COPY` of one chunk of `table` after key `after`.
+fn chunk_sql(table: &Table, after: Option<&[String]>, limit: usize) -> String {
+    let cols = table
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let key_cols = table
+        .key
+        .iter()
+        .map(|&i| quote_ident(&table.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = match after {
+        Some(values) if values.len() == table.key.len() => {
+            let lits = table
+                .key
+                .iter()
+                .zip(values)
+                .map(|(&i, v)| format!("{}::{}", quote_literal(v), table.columns[i].type_name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(" WHERE ({key_cols}) > ({lits})")
+        }
+        _ => String::new(),
+    };
+    format!(
+        "COPY (SELECT {cols} FROM {}{filter} ORDER BY {key_cols} LIMIT {limit}) TO STDOUT",
+        table.name.quoted()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::catalog::Column;
+    use super::*;
+    use crate::pg::TableName;
+
+    #[test]
+    fn chunks_continue_after_the_last_key() {
+        let t = Table {
+            name: TableName::parse("crm.orders").unwrap(),
+            columns: vec![
+                Column {
+                    name: "region".into(),
+                    type_oid: 25,
+                    type_name: "text".into(),
+                },
+                Column {
+                    name: "id".into(),
+                    type_oid: 20,
+                    type_name: "bigint".into(),
+                },
+            ],
+            key: vec![0, 1],
+        };
+        assert_eq!(
+            chunk_sql(&t, None, 10),
+            "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
+        );
+        assert_eq!(
+            chunk_sql(&t, Some(&["o'n".into(), "5".into()]), 10),
+            "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" WHERE (\"region\", \"id\") > ('o''n'::text, '5'::bigint) ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
+        );
+    }
+}
