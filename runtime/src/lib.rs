@@ -18,3 +18,4 @@ pub mod reload;
 pub mod sinks;
 pub mod sources;
 pub mod value_json;
+pub mod verify;

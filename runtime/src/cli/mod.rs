@@ -6,6 +6,7 @@ mod plugin_new;
 mod plugin_test;
 mod progress;
 mod run;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ enum Command {
     Plugin(PluginCommand),
     /// Control a running pipeline through its admin API.
     Ctl(ctl::CtlArgs),
+    /// Compare the target with the source (PostgreSQL source; PostgreSQL or
+    /// SQLite target), running the source rows through the same plugins.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::test(args),
         Command::Ctl(args) => ctl::ctl(args),
+        Command::Verify(args) => verify::verify(args),
     };
     match result {
         Ok(code) => code,

@@ -15,10 +15,10 @@
 //! replaying changes onto rows read later is absorbed by keyed upserts, so
 //! the target converges to the source. Repeats are possible, loss is not.
 
-mod catalog;
+pub mod catalog;
 mod config;
 pub mod records;
-mod snapshot;
+pub mod snapshot;
 mod stream;
 
 use serde::{Deserialize, Serialize};

@@ -226,6 +226,66 @@ impl Copy<'_> {
     }
 }
 
+/// Reads every row of every table of `config` in one consistent snapshot,
+/// as records (what `sluice verify` compares with the target). Calls `each`
+/// with each table and then its rows.
+pub fn read_tables(
+    config: &super::PostgresSourceConfig,
+    each: &mut dyn FnMut(&Table, sluice_codec::Record<'static>) -> Result<(), String>,
+) -> Result<Vec<Table>, String> {
+    let mut client = pg::connect(&config.url, "sluice-verify")?;
+    let mut tables = Vec::new();
+    for t in &config.tables {
+        let name = pg::TableName::parse(t)?;
+        tables.push(super::catalog::describe_table(&mut client, &name)?);
+    }
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .map_err(|e| pg::explain(&e, &config.url))?;
+    let mut line = Vec::with_capacity(256);
+    let mut fields: Vec<Option<String>> = Vec::new();
+    for table in &tables {
+        let sql = chunk_sql(table, None, usize::MAX).replace(&format!(" LIMIT {}", usize::MAX), "");
+        let mut reader = client
+            .copy_out(sql.as_str())
+            .map_err(|e| format!("reading `{}`: {}", table.name, pg::explain(&e, &config.url)))?;
+        let stream = table.name.stream();
+        let key_names = table.key_names();
+        let builder = RowBuilder {
+            stream: &stream,
+            key_names: &key_names,
+        };
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("reading `{}`: {e}", table.name))?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            copy_text::parse_row(&line, &mut fields)
+                .map_err(|m| format!("reading `{}`: {m}", table.name))?;
+            let rec = builder.record(
+                Operation::Snapshot,
+                "verify".into(),
+                None,
+                table
+                    .columns
+                    .iter()
+                    .zip(&fields)
+                    .map(|(c, v)| (c.name.as_str(), c.type_oid, v.as_deref())),
+                &table.key,
+            );
+            each(table, rec)?;
+        }
+    }
+    let _ = client.batch_execute("COMMIT");
+    Ok(tables)
+}
+
 /// The `COPY` of one chunk of `table` after key `after`.
 fn chunk_sql(table: &Table, after: Option<&[String]>, limit: usize) -> String {
     let cols = table

@@ -1,0 +1,39 @@
+//! `sluice verify PIPELINE`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::Pipeline;
+
+/// Arguments of `sluice verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The pipeline file (its source, plugins and sink are compared).
+    pipeline: PathBuf,
+    /// Problems to show per table.
+    #[arg(long, default_value_t = 5)]
+    samples: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Exit 0 when identical, 1 when not.
+pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = Pipeline::load(&args.pipeline)?;
+    let report = crate::verify::verify(pipeline, args.samples)?;
+    print!("{}", report.render());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(if report.identical() {
+        println!("identical");
+        ExitCode::SUCCESS
+    } else {
+        println!("the target differs from the source");
+        ExitCode::from(1)
+    })
+}

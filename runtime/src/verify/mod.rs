@@ -1,0 +1,597 @@
+//! `sluice verify`: proves that the target matches the source.
+//!
+//! Every source row (read in one consistent snapshot) is run through the
+//! pipeline's own plugins, exactly as a sync would, giving the rows the
+//! target should hold. Those are compared with the target table by table,
+//! by key and by a checksum of each row's canonical values
+//! ([`crate::pg::values::canonical`]: `5` and `5.00`, a timestamp and its
+//! RFC 3339 text compare equal). Rows the plugins reject or drop are
+//! expected absent; rows the dead-letter file holds as refused by the
+//! sink are accounted as dead-lettered, not missing.
+//!
+//! The source keeps changing during a live sync: run `verify` once the
+//! target has caught up (`sluice run --until-caught-up`), or read
+//! differences as "in flight" when they go away on a second run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sluice_codec::{BatchWriter, Record, Value};
+
+use crate::config::Pipeline;
+use crate::pg::{self, TableName, quote_ident, values};
+use crate::pipeline::{self, Processed};
+use crate::sinks::SinkConfig;
+use crate::sources::{SourceBatch, SourceConfig};
+
+/// What `verify` found for one target table.
+#[derive(Debug, Default, Serialize)]
+pub struct TableReport {
+    /// The target table.
+    pub table: String,
+    /// Source rows read.
+    pub source_rows: u64,
+    /// Rows the target should hold (after the plugins).
+    pub expected: u64,
+    /// Rows the target holds.
+    pub target_rows: u64,
+    /// Rows equal on both sides.
+    pub matching: u64,
+    /// Source rows the plugins reject, or the sink refused (the
+    /// dead-letter file has them): expected absent.
+    pub dead_lettered: u64,
+    /// Source rows the plugins drop on purpose.
+    pub dropped: u64,
+    /// Expected rows the target lacks.
+    pub missing: u64,
+    /// Target rows no source row gives.
+    pub extra: u64,
+    /// Rows present on both sides whose values differ.
+    pub different: u64,
+    /// Checksum over the expected rows (key order).
+    pub expected_checksum: String,
+    /// Checksum over the target rows (same columns, key order).
+    pub target_checksum: String,
+    /// Some of the problems, for a person to look at.
+    pub samples: Vec<String>,
+}
+
+impl TableReport {
+    /// True when nothing is missing, extra or different.
+    pub fn identical(&self) -> bool {
+        self.missing == 0 && self.extra == 0 && self.different == 0
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Per target table.
+    pub tables: Vec<TableReport>,
+}
+
+impl Report {
+    /// True when every table is identical.
+    pub fn identical(&self) -> bool {
+        self.tables.iter().all(TableReport::identical)
+    }
+
+    /// The report as text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            out.push_str(&format!(
+                "{}  {}\n  source {}  expected {}  target {}  matching {}\n  dead-lettered {}  dropped {}  missing {}  extra {}  different {}\n  checksum expected {}  target {}\n",
+                if t.identical() { "IDENTICAL" } else { "DIFFERENT" },
+                t.table,
+                t.source_rows,
+                t.expected,
+                t.target_rows,
+                t.matching,
+                t.dead_lettered,
+                t.dropped,
+                t.missing,
+                t.extra,
+                t.different,
+                &t.expected_checksum[..16.min(t.expected_checksum.len())],
+                &t.target_checksum[..16.min(t.target_checksum.len())],
+            ));
+            for s in &t.samples {
+                out.push_str(&format!("    {s}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Rows by key: key texts → canonical values by column.
+type Rows = HashMap<Vec<Option<String>>, BTreeMap<String, Option<String>>>;
+
+/// Expected rows of one target table.
+#[derive(Default)]
+struct Expected {
+    rows: Rows,
+    source_rows: u64,
+    dead_lettered: u64,
+    dropped: u64,
+}
+
+/// Compares the target of `pipeline` with its source.
+pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
+    let SourceConfig::Postgres(source) = pipeline.config.source.clone() else {
+        anyhow::bail!(
+            "`verify` compares a PostgreSQL source with its target; this pipeline reads `{}`",
+            pipeline.config.source.kind()
+        );
+    };
+    let sink = pipeline.config.sink.clone();
+    let mut target = Target::open(&sink)?;
+    let refused = sink_refused_keys(&pipeline);
+    let name = pipeline.name.clone();
+    let batch_size = pipeline.config.runtime.batch_size;
+    let prepared = pipeline::prepare(pipeline)?;
+    let mut slots = prepared.slots;
+
+    // The source through the plugins, batch by batch.
+    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    let mut keys: HashMap<String, Vec<String>> = HashMap::new();
+    let mut pending: Vec<Record<'static>> = Vec::with_capacity(batch_size);
+    let mut run_batch = |pending: &mut Vec<Record<'static>>,
+                         expected: &mut BTreeMap<String, Expected>,
+                         target: &mut Target|
+     -> anyhow::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut w = BatchWriter::with_capacity(1 << 16);
+        let mut spans = Vec::with_capacity(pending.len());
+        for r in pending.iter() {
+            let at = w.push(r);
+            spans.push(at as u32..w.byte_len() as u32);
+        }
+        let batch = SourceBatch {
+            data: w.finish(),
+            spans,
+            malformed: Vec::new(),
+            resume: String::new(),
+        };
+        let mut p = Processed::start(&batch);
+        for (stage, slot) in slots.iter_mut().enumerate() {
+            pipeline::run_stage(slot, None, stage, &batch, &mut p, None);
+        }
+        let data = p.data(&batch);
+        for s in &p.spans {
+            let rec = Record::decode(&data[s.start as usize..s.end as usize])?;
+            let table = target.table_for(&rec, &sink);
+            let key_cols = match keys.get(&table) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = target.key_of(&table, &rec, &sink)?;
+                    keys.insert(table.clone(), k.clone());
+                    k
+                }
+            };
+            let key: Vec<Option<String>> = key_cols
+                .iter()
+                .map(|k| rec.get(k).and_then(values::canonical))
+                .collect();
+            let row: BTreeMap<String, Option<String>> = rec
+                .fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), values::canonical(v)))
+                .collect();
+            let e = expected.entry(table).or_default();
+            e.rows.insert(key, row);
+        }
+        // A batch holds one source table: its rejects (dead letters) and
+        // drops count there.
+        if let Some(first) = pending.first() {
+            let e = expected
+                .entry(target.table_for_stream(&first.stream, &sink))
+                .or_default();
+            e.source_rows += pending.len() as u64;
+            e.dead_lettered += p.dead.len() as u64;
+            e.dropped += p.dropped;
+        }
+        pending.clear();
+        Ok(())
+    };
+    let mut current_stream = String::new();
+    let tables = crate::sources::postgres::snapshot::read_tables(&source, &mut |_, rec| {
+        if rec.stream != current_stream.as_str() || pending.len() >= batch_size {
+            run_batch(&mut pending, &mut expected, &mut target).map_err(|e| e.to_string())?;
+            current_stream = rec.stream.to_string();
+        }
+        pending.push(rec);
+        Ok(())
+    })
+    .map_err(anyhow::Error::msg)?;
+    run_batch(&mut pending, &mut expected, &mut target)?;
+    // Tables with no rows at all still get a line.
+    for t in &tables {
+        expected
+            .entry(target.table_for_stream(&t.name.stream(), &sink))
+            .or_default();
+    }
+
+    let mut report = Report {
+        pipeline: name,
+        tables: Vec::new(),
+    };
+    for (table, exp) in expected {
+        let key_cols = match keys.get(&table) {
+            Some(k) => k.clone(),
+            None => target.table_key(&table, &sink)?,
+        };
+        let actual = target.rows(&table, &key_cols)?;
+        let accounted = refused.get(&table);
+        report
+            .tables
+            .push(compare(&table, exp, &actual, accounted, samples));
+    }
+    Ok(report)
+}
+
+fn compare(
+    table: &str,
+    exp: Expected,
+    actual: &Rows,
+    refused: Option<&HashSet<Vec<Option<String>>>>,
+    samples: usize,
+) -> TableReport {
+    let mut r = TableReport {
+        table: table.to_string(),
+        source_rows: exp.source_rows,
+        expected: exp.rows.len() as u64,
+        target_rows: actual.len() as u64,
+        dead_lettered: exp.dead_lettered,
+        dropped: exp.dropped,
+        ..Default::default()
+    };
+    let sample = |r: &mut TableReport, s: String| {
+        if r.samples.len() < samples {
+            r.samples.push(s);
+        }
+    };
+    let mut exp_keys: Vec<&Vec<Option<String>>> = exp.rows.keys().collect();
+    exp_keys.sort();
+    let mut eh = Sha256::new();
+    let mut th = Sha256::new();
+    for key in exp_keys {
+        let want = &exp.rows[key];
+        eh.update(format!("{key:?}{want:?}\n").as_bytes());
+        match actual.get(key) {
+            None => {
+                if refused.is_some_and(|s| s.contains(key)) {
+                    r.dead_lettered += 1;
+                    r.expected -= 1;
+                } else {
+                    r.missing += 1;
+                    sample(&mut r, format!("missing  key {}", show_key(key)));
+                }
+            }
+            Some(got) => {
+                // Only the columns the plugins produce are compared: the
+                // target may have more (added by hand, dropped at the source).
+                let got_same: BTreeMap<&String, &Option<String>> = want
+                    .keys()
+                    .map(|c| (c, got.get(c).unwrap_or(&None)))
+                    .collect();
+                th.update(format!("{key:?}{got_same:?}\n").as_bytes());
+                let diff: Vec<String> = want
+                    .iter()
+                    .filter(|(c, v)| got.get(*c).unwrap_or(&None) != *v)
+                    .map(|(c, v)| {
+                        format!(
+                            "{c}: expected {} found {}",
+                            show(v.as_deref()),
+                            show(got.get(c).and_then(|x| x.as_deref()))
+                        )
+                    })
+                    .collect();
+                if diff.is_empty() {
+                    r.matching += 1;
+                } else {
+                    r.different += 1;
+                    sample(
+                        &mut r,
+                        format!("different key {}: {}", show_key(key), diff.join("; ")),
+                    );
+                }
+            }
+        }
+    }
+    let mut extra: Vec<&Vec<Option<String>>> = actual
+        .keys()
+        .filter(|k| !exp.rows.contains_key(*k))
+        .collect();
+    extra.sort();
+    for key in extra {
+        r.extra += 1;
+        sample(&mut r, format!("extra    key {}", show_key(key)));
+    }
+    r.expected_checksum = hex(&eh.finalize());
+    r.target_checksum = hex(&th.finalize());
+    if r.missing > 0 || r.extra > 0 {
+        // The target checksum only covers rows both sides have.
+        r.target_checksum = format!("{}(partial)", &r.target_checksum[..16]);
+    }
+    r
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn show(v: Option<&str>) -> String {
+    match v {
+        None => "null".into(),
+        Some(s) if s.len() > 60 => format!("{:?}…", &s[..s.floor_char_boundary(60)]),
+        Some(s) => format!("{s:?}"),
+    }
+}
+
+fn show_key(key: &[Option<String>]) -> String {
+    key.iter()
+        .map(|k| k.as_deref().unwrap_or("null").to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Keys of records the sink refused, from the dead-letter file (JSONL),
+/// by table.
+fn sink_refused_keys(pipeline: &Pipeline) -> HashMap<String, HashSet<Vec<Option<String>>>> {
+    let mut out: HashMap<String, HashSet<Vec<Option<String>>>> = HashMap::new();
+    let SinkConfig::Jsonl(dlq) = pipeline::dead_letter_config(pipeline) else {
+        return out;
+    };
+    let Ok(text) = std::fs::read_to_string(&dlq.path) else {
+        return out;
+    };
+    for line in text.lines() {
+        let Ok(j) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let fields = j.get("fields").unwrap_or(&j);
+        if fields.get("stage").and_then(|s| s.as_str()) != Some("sink") {
+            continue;
+        }
+        // `input` is what the sink was given: its stream and key fields.
+        let Some(input) = fields
+            .get("input")
+            .and_then(|s| s.as_str())
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        else {
+            continue;
+        };
+        let stream = input
+            .get("stream")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        let table = match &pipeline.config.sink {
+            SinkConfig::Postgres(c) => c.table.clone().unwrap_or_else(|| stream.to_string()),
+            SinkConfig::Sqlite(c) => c.table.clone().unwrap_or_else(|| stream.to_string()),
+            _ => stream.to_string(),
+        };
+        let key_names: Vec<String> = input
+            .get("headers")
+            .and_then(|h| h.get(crate::sources::postgres::records::KEY_HEADER))
+            .and_then(|k| k.as_str())
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        let Some(f) = input.get("fields") else {
+            continue;
+        };
+        let key = key_names
+            .iter()
+            .map(|k| {
+                f.get(k)
+                    .map(crate::value_json::json_to_value)
+                    .and_then(|v| values::canonical(&v))
+            })
+            .collect();
+        out.entry(table).or_default().insert(key);
+    }
+    out
+}
+
+/// The target database.
+enum Target {
+    Postgres {
+        client: postgres::Client,
+        schema: String,
+    },
+    Sqlite(rusqlite::Connection),
+}
+
+impl Target {
+    fn open(sink: &SinkConfig) -> anyhow::Result<Self> {
+        Ok(match sink {
+            SinkConfig::Postgres(c) => Target::Postgres {
+                client: pg::connect(&c.url, "sluice-verify").map_err(anyhow::Error::msg)?,
+                schema: c.schema.clone(),
+            },
+            SinkConfig::Sqlite(c) => Target::Sqlite(
+                rusqlite::Connection::open_with_flags(
+                    &c.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(|e| anyhow::anyhow!("cannot open `{}`: {e}", c.path.display()))?,
+            ),
+            _ => {
+                anyhow::bail!("`verify` reads PostgreSQL and SQLite targets; this sink is not one")
+            }
+        })
+    }
+
+    /// The target table of a record, as the sink names it.
+    fn table_for(&self, rec: &Record<'_>, sink: &SinkConfig) -> String {
+        self.table_for_stream(&rec.stream, sink)
+    }
+
+    /// The target table of records of `stream`.
+    fn table_for_stream(&self, stream: &str, sink: &SinkConfig) -> String {
+        let configured = match sink {
+            SinkConfig::Postgres(c) => c.table.clone(),
+            SinkConfig::Sqlite(c) => c.table.clone(),
+            _ => None,
+        };
+        let name = configured.unwrap_or_else(|| stream.to_string());
+        match self {
+            Target::Postgres { schema, .. } if !name.contains('.') => format!("{schema}.{name}"),
+            _ => name,
+        }
+    }
+
+    fn key_of(
+        &mut self,
+        table: &str,
+        rec: &Record<'_>,
+        sink: &SinkConfig,
+    ) -> anyhow::Result<Vec<String>> {
+        let k = self.table_key(table, sink)?;
+        if !k.is_empty() {
+            return Ok(k);
+        }
+        Ok(rec
+            .headers
+            .iter()
+            .find(|(n, _)| n == crate::sources::postgres::records::KEY_HEADER)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default())
+    }
+
+    /// The key columns: the sink's `key`, else the table's primary key.
+    fn table_key(&mut self, table: &str, sink: &SinkConfig) -> anyhow::Result<Vec<String>> {
+        let configured = match sink {
+            SinkConfig::Postgres(c) => c.key.clone(),
+            SinkConfig::Sqlite(c) => c.key.clone(),
+            _ => Vec::new(),
+        };
+        if !configured.is_empty() {
+            return Ok(configured);
+        }
+        Ok(match self {
+            Target::Postgres { client, .. } => {
+                let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
+                match crate::sources::postgres::catalog::describe_table(client, &name) {
+                    Ok(t) => t.key.iter().map(|&i| t.columns[i].name.clone()).collect(),
+                    Err(_) => Vec::new(),
+                }
+            }
+            Target::Sqlite(conn) => {
+                let mut stmt =
+                    conn.prepare(&format!("PRAGMA table_info({})", quote_ident(table)))?;
+                let mut cols: Vec<(i64, String)> = stmt
+                    .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                cols.retain(|(pk, _)| *pk > 0);
+                cols.sort();
+                cols.into_iter().map(|(_, n)| n).collect()
+            }
+        })
+    }
+
+    /// Every row of a target table, by key.
+    fn rows(&mut self, table: &str, key: &[String]) -> anyhow::Result<Rows> {
+        let mut out = Rows::new();
+        match self {
+            Target::Postgres { client, .. } => {
+                let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
+                let cols = match crate::sources::postgres::catalog::describe_table(client, &name) {
+                    Ok(t) => t.columns,
+                    Err(e) if e.contains("does not exist") => return Ok(out),
+                    Err(e) if e.contains("no primary key") => {
+                        describe_columns(client, &name).map_err(anyhow::Error::msg)?
+                    }
+                    Err(e) => anyhow::bail!(e),
+                };
+                let select: Vec<String> = cols
+                    .iter()
+                    .map(|c| format!("{}::text", quote_ident(&c.name)))
+                    .collect();
+                let sql = format!("SELECT {} FROM {}", select.join(", "), name.quoted());
+                for row in client.query(sql.as_str(), &[])? {
+                    let mut values = BTreeMap::new();
+                    for (i, c) in cols.iter().enumerate() {
+                        let text: Option<String> = row.get(i);
+                        let v = text.map(|t| values::from_text(c.type_oid, &t));
+                        values.insert(c.name.clone(), v.as_ref().and_then(values::canonical));
+                    }
+                    let k = key
+                        .iter()
+                        .map(|k| values.get(k).cloned().flatten())
+                        .collect();
+                    out.insert(k, values);
+                }
+            }
+            Target::Sqlite(conn) => {
+                let exists: bool = conn
+                    .query_row(
+                        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                        [table],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(false);
+                if !exists {
+                    return Ok(out);
+                }
+                let mut stmt = conn.prepare(&format!("SELECT * FROM {}", quote_ident(table)))?;
+                let names: Vec<String> =
+                    stmt.column_names().iter().map(|s| s.to_string()).collect();
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let mut values = BTreeMap::new();
+                    for (i, n) in names.iter().enumerate() {
+                        use rusqlite::types::ValueRef;
+                        let v = match row.get_ref(i)? {
+                            ValueRef::Null => Value::Null,
+                            ValueRef::Integer(x) => Value::Int(x),
+                            ValueRef::Real(x) => Value::Float(x),
+                            ValueRef::Text(t) => {
+                                Value::Text(String::from_utf8_lossy(t).into_owned().into())
+                            }
+                            ValueRef::Blob(b) => Value::Bytes(b.to_vec().into()),
+                        };
+                        values.insert(n.clone(), values::canonical(&v));
+                    }
+                    let k = key
+                        .iter()
+                        .map(|k| values.get(k).cloned().flatten())
+                        .collect();
+                    out.insert(k, values);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Columns of a table without a primary key.
+fn describe_columns(
+    client: &mut postgres::Client,
+    name: &TableName,
+) -> Result<Vec<crate::sources::postgres::catalog::Column>, String> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[&name.schema, &name.name],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .iter()
+        .map(|r| crate::sources::postgres::catalog::Column {
+            name: r.get(0),
+            type_oid: r.get(1),
+            type_name: r.get(2),
+        })
+        .collect())
+}
