@@ -8,3 +8,4 @@ mod common;
 mod failures;
 mod hot_reload;
 mod pipeline;
+mod postgres;

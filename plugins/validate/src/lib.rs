@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use regex_lite::Regex;
 use serde::Deserialize;
-use sluice_sdk::{Config, InitError, Outcome, Record, Transform, Value};
+use sluice_sdk::{Config, InitError, Operation, Outcome, Record, Transform, Value};
 
 /// The validate plugin's configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +281,11 @@ impl Transform for Validate {
     }
 
     fn process<'a>(&mut self, record: &mut Record<'a>) -> Outcome<'a> {
+        // A delete carries only the key of the row it removes: there is
+        // nothing to validate, and refusing it would keep a deleted row.
+        if record.op() == Operation::Delete {
+            return Outcome::Keep;
+        }
         for f in &self.fields {
             if let Some((code, message)) = f.check(record.get(&f.name)) {
                 let code = f.rules.code.clone().unwrap_or_else(|| code.to_string());

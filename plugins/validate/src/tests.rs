@@ -123,3 +123,12 @@ fn refuses_bad_config() {
         "{err}"
     );
 }
+
+#[test]
+fn lets_deletes_through_with_only_their_key() {
+    let mut v = validate(r#"{"fields":{"email":{"required":true},"id":{"type":"int"}}}"#);
+    let mut r = Record::new("t");
+    r.set("id", Value::Int(4));
+    r.set_op(Operation::Delete);
+    assert_eq!(v.process(&mut r), Outcome::Keep);
+}

@@ -142,6 +142,11 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
         "reloads": load(&st.reloads),
         "reload_failures": load(&st.reload_failures),
         "transforms": transforms,
+        "source": {
+            "state": st.source.state(),
+            "lag": st.source.lag(),
+            "committed": st.source.committed(),
+        },
     }))
 }
 

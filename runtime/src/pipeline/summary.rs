@@ -65,6 +65,9 @@ pub struct Summary {
     pub stopped: bool,
     /// Source records committed by earlier runs (resumed from the checkpoint).
     pub resumed_after: u64,
+    /// How far the target was behind the source at the end (sources that
+    /// follow a live database).
+    pub lag: Option<crate::sources::Lag>,
 }
 
 impl Summary {
@@ -110,6 +113,7 @@ impl Summary {
             records_per_sec: records_in as f64 / secs,
             stopped,
             resumed_after,
+            lag: stats.source.lag(),
         }
     }
 
@@ -138,6 +142,13 @@ impl Summary {
         }
         let _ = writeln!(s, "  source        {}", self.source);
         let _ = writeln!(s, "  records in    {}", self.records_in);
+        if let Some(lag) = &self.lag {
+            let _ = writeln!(
+                s,
+                "  lag           {} bytes of source log, {:.1} s",
+                lag.bytes, lag.seconds
+            );
+        }
         let _ = writeln!(s, "  written       {}  -> {}", self.written, self.sink);
         let _ = writeln!(s, "  dropped       {}", self.dropped);
         let _ = writeln!(

@@ -138,12 +138,59 @@ enum Msg {
     Fatal(String),
 }
 
+/// What the reader and the source thread share to confirm positions.
+///
+/// The slot is told the end of the last transaction the sink committed.
+/// When the source is wholly caught up (every change received is
+/// committed, none is in flight), it is told everything received instead,
+/// so that an idle slot advances and a server shutdown (which waits for
+/// its walsenders to be confirmed) is not held up. The feedback object the
+/// stream reads is replaced before each wait, so a "caught up" set on it
+/// can never cover a change received after that decision.
+#[derive(Default)]
+struct Confirm {
+    /// End of the last committed transaction.
+    committed: AtomicU64,
+    /// Events handed over by the reader.
+    forwarded: AtomicU64,
+    /// The feedback the stream reads during its current wait.
+    current: std::sync::Mutex<Option<Arc<pg_walstream::SharedLsnFeedback>>>,
+}
+
+impl Confirm {
+    /// A fresh feedback for the next wait, at the committed position.
+    fn install(&self, stream: &mut LogicalReplicationStream) {
+        let fb = pg_walstream::SharedLsnFeedback::new_shared();
+        let done = self.committed.load(Ordering::Relaxed);
+        if done > 0 {
+            fb.update_flushed_lsn(done);
+            fb.update_applied_lsn(done);
+        }
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        *cur = Some(fb.clone());
+        stream.shared_lsn_feedback = fb;
+    }
+
+    /// Everything received so far is committed: confirm it all, unless the
+    /// reader handed over more than `received` events meanwhile.
+    fn caught_up(&self, received: u64) {
+        let cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if self.forwarded.load(Ordering::SeqCst) == received
+            && let Some(fb) = cur.as_ref()
+        {
+            // Capped by the stream to what it has received.
+            fb.update_flushed_lsn(u64::MAX);
+            fb.update_applied_lsn(u64::MAX);
+        }
+    }
+}
+
 /// Reads changes from `start`, reconnecting after losses, until `cancel`.
 fn reader(
     url: String,
     config: ReplicationStreamConfig,
     start: Lsn,
-    confirmed: Arc<AtomicU64>,
+    confirm: Arc<Confirm>,
     tx: SyncSender<Msg>,
     cancel: CancellationToken,
 ) {
@@ -167,12 +214,9 @@ fn reader(
             ever_connected = true;
             delay = Duration::from_millis(200);
             loop {
-                let done = confirmed.load(Ordering::Relaxed);
-                if done > 0 {
-                    stream.shared_lsn_feedback.update_flushed_lsn(done);
-                    stream.shared_lsn_feedback.update_applied_lsn(done);
-                }
+                confirm.install(&mut stream);
                 let ev = stream.next_event(&cancel).await?;
+                confirm.forwarded.fetch_add(1, Ordering::SeqCst);
                 if let EventType::Commit { end_lsn, .. } = &ev.event_type {
                     from = Lsn(end_lsn.value());
                 }
@@ -291,22 +335,22 @@ impl<'a> Streamer<'a> {
         } else {
             None
         };
-        let confirmed = Arc::new(AtomicU64::new(0));
+        let confirm = Arc::new(Confirm::default());
         let cancel = CancellationToken::new();
         let (tx, rx) = sync_channel::<Msg>(8192);
         let reader_thread = {
             let url = pg::replication_url(&config.url);
             let cfg = stream_config(config).with_existing_slot_required(true);
-            let (start, confirmed, cancel) = (self.start, confirmed.clone(), cancel.clone());
+            let (start, confirm, cancel) = (self.start, confirm.clone(), cancel.clone());
             std::thread::Builder::new()
                 .name("sluice-pg-reader".into())
-                .spawn(move || reader(url, cfg, start, confirmed, tx, cancel))
+                .spawn(move || reader(url, cfg, start, confirm, tx, cancel))
                 .map_err(|e| {
                     self.source
                         .err(format!("cannot start the reader thread: {e}"))
                 })?
         };
-        let result = self.consume(ctx, &rx, &confirmed, &mut meta, marker.as_deref());
+        let result = self.consume(ctx, &rx, &confirm, &mut meta, marker.as_deref());
         cancel.cancel();
         drop(rx);
         let _ = reader_thread.join();
@@ -317,7 +361,7 @@ impl<'a> Streamer<'a> {
         &mut self,
         ctx: &mut SourceContext<'_>,
         rx: &Receiver<Msg>,
-        confirmed: &AtomicU64,
+        confirm: &Confirm,
         meta: &mut Option<postgres::Client>,
         marker: Option<&str>,
     ) -> Result<(), SourceError> {
@@ -330,6 +374,8 @@ impl<'a> Streamer<'a> {
         let mut last_lag = Instant::now() - Duration::from_secs(10);
         let mut acked = Lsn(0);
         let mut connected = false;
+        let mut received = 0u64;
+        let mut in_txn = false;
         ctx.feedback().set_state("connecting");
         loop {
             // What the pipeline committed goes back to the slot.
@@ -339,10 +385,13 @@ impl<'a> Streamer<'a> {
                 && lsn > acked
             {
                 acked = lsn;
-                confirmed.store(lsn.0, Ordering::Relaxed);
+                confirm.committed.store(lsn.0, Ordering::Relaxed);
                 while open.front().is_some_and(|(end, _)| *end <= lsn) {
                     open.pop_front();
                 }
+            }
+            if open.is_empty() && !in_txn && !ctx.has_pending() && connected {
+                confirm.caught_up(received);
             }
             if last_lag.elapsed() >= Duration::from_secs(1) {
                 last_lag = Instant::now();
@@ -374,9 +423,13 @@ impl<'a> Streamer<'a> {
                 }
             };
             let ev = match msg {
-                Msg::Event(ev) => *ev,
+                Msg::Event(ev) => {
+                    received += 1;
+                    *ev
+                }
                 Msg::Connected => {
                     connected = true;
+                    in_txn = false;
                     tracing::info!(slot = %config.slot, from = %last_complete, "streaming changes");
                     ctx.feedback().set_state("streaming");
                     continue;
@@ -396,6 +449,7 @@ impl<'a> Streamer<'a> {
                 EventType::Begin {
                     commit_timestamp, ..
                 } => {
+                    in_txn = true;
                     txn_time = Some(commit_timestamp.timestamp_micros());
                     false
                 }
@@ -404,6 +458,7 @@ impl<'a> Streamer<'a> {
                     commit_timestamp,
                     ..
                 } => {
+                    in_txn = false;
                     last_complete = Lsn(end_lsn.value());
                     open.push_back((last_complete, commit_timestamp.timestamp_micros()));
                     metrics::gauge!("source_position").set(last_complete.0 as f64);
