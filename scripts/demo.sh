@@ -7,6 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rows=${ROWS:-1000000}
+# libpq (the PostgreSQL connectors link it) and PostgreSQL 15.
+"$root/scripts/postgres.sh" install
 "$root/scripts/build-plugins.sh"
 cargo build --release --locked -p sluice-runtime -p sluice-example-legacy-crm
 bin=${CARGO_TARGET_DIR:-$root/target}/release

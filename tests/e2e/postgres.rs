@@ -217,7 +217,7 @@ fn snapshot_under_writes_then_catch_up_verifies_identical_and_accounts_rejects()
     seed(&pg, 100_000);
     let dir = Dir::new();
     pipeline(&dir, &pg, "", 1000);
-    let mut run = spawn_run(&dir);
+    let run = spawn_run(&dir);
     // Writes while the snapshot and then the stream run.
     write_load(&pg, 1_000_000, 600);
     wait_for(60, "the snapshot to reach the target", || {
@@ -308,7 +308,7 @@ fn a_postgres_restart_under_a_running_sync_reconnects_and_catches_up() {
     seed(&pg, 1_000);
     let dir = Dir::new();
     pipeline(&dir, &pg, "", 100);
-    let mut run = spawn_run(&dir);
+    let run = spawn_run(&dir);
     wait_for(30, "the snapshot", || {
         pg.count("target", "SELECT count(*) FROM customers") == 999
     });

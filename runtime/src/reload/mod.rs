@@ -423,8 +423,14 @@ fn reload_pipeline(
     running: &Pipeline,
     live: &[Live],
 ) -> Result<Option<(Vec<PluginSpec>, Vec<Option<ShadowSpec>>)>, String> {
-    let new = Pipeline::load(&running.path)
+    let mut new = Pipeline::load(&running.path)
         .map_err(|e| format!("pipeline file not applied, the running configuration stays: {e}"))?;
+    // What the command line changed is not a change of the file.
+    let mut until = running.config.source.clone();
+    until.set_until_caught_up();
+    if until == running.config.source {
+        new.config.source.set_until_caught_up();
+    }
     let (a, b) = (&running.config, &new.config);
     let mut fixed = Vec::new();
     if a.source != b.source {

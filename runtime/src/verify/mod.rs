@@ -401,7 +401,7 @@ fn sink_refused_keys(pipeline: &Pipeline) -> HashMap<String, HashSet<Vec<Option<
 /// The target database.
 enum Target {
     Postgres {
-        client: postgres::Client,
+        client: Box<postgres::Client>,
         schema: String,
     },
     Sqlite(rusqlite::Connection),
@@ -411,7 +411,7 @@ impl Target {
     fn open(sink: &SinkConfig) -> anyhow::Result<Self> {
         Ok(match sink {
             SinkConfig::Postgres(c) => Target::Postgres {
-                client: pg::connect(&c.url, "sluice-verify").map_err(anyhow::Error::msg)?,
+                client: Box::new(pg::connect(&c.url, "sluice-verify").map_err(anyhow::Error::msg)?),
                 schema: c.schema.clone(),
             },
             SinkConfig::Sqlite(c) => Target::Sqlite(
