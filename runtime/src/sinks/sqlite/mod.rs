@@ -14,6 +14,7 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::{SqliteSinkConfig, WriteMode};
 
 use super::{Sink, SinkCommit, SinkError};
+use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER};
 use crate::sources::sqlite::quote_ident;
 
 /// The SQLite sink.
@@ -247,6 +248,60 @@ impl SqliteSink {
             return Err(RowError::Refused(
                 "the record has no stream name and the sink no `table`".into(),
             ));
+        }
+        let exists = |this: &Self| -> Result<bool, RowError> {
+            Ok(this.tables.contains_key(&table)
+                || table_columns(conn, &table)
+                    .map_err(|e| RowError::Fatal(e.to_string()))?
+                    .is_some())
+        };
+        // A source TRUNCATE (PostgreSQL change data capture) empties the table.
+        if self.mode == WriteMode::Upsert
+            && rec.op == Operation::Delete
+            && rec.headers.iter().any(|(n, _)| n == TRUNCATE_HEADER)
+        {
+            if exists(self)? {
+                conn.execute_batch(&format!("DELETE FROM {}", quote_ident(&table)))
+                    .map_err(|e| RowError::Refused(e.to_string()))?;
+            }
+            return Ok(());
+        }
+        // An update that changed the key: the row under the old key goes.
+        if self.mode == WriteMode::Upsert
+            && let Some((_, raw)) = rec.headers.iter().find(|(n, _)| n == OLD_KEY_HEADER)
+            && exists(self)?
+        {
+            let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
+                .map_err(|e| RowError::Refused(format!("header `{OLD_KEY_HEADER}`: {e}")))?;
+            let vals: Vec<Value<'static>> = self
+                .config
+                .key
+                .iter()
+                .map(|k| {
+                    old.get(k)
+                        .map(crate::value_json::json_to_value)
+                        .ok_or_else(|| {
+                            RowError::Refused(format!("header `{OLD_KEY_HEADER}` has no `{k}`"))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            let cond: Vec<String> = self
+                .config
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{} = ?{}", quote_ident(k), i + 1))
+                .collect();
+            let sql = format!(
+                "DELETE FROM {} WHERE {}",
+                quote_ident(&table),
+                cond.join(" AND ")
+            );
+            let sqls: Vec<Sql<'_>> = vals.iter().map(Sql).collect();
+            let params: Vec<&dyn ToSql> = sqls.iter().map(|v| v as &dyn ToSql).collect();
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params.as_slice()))
+                .map_err(|e| RowError::Refused(e.to_string()))?;
         }
         let key_missing = self
             .config

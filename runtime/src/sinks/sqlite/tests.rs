@@ -119,3 +119,31 @@ fn upsert_into_a_table_without_a_unique_key_is_refused_up_front() {
         SqliteSink::new(toml::from_str("path = \"x\"\nmode = \"upsert\"").expect("cfg")).is_err()
     );
 }
+
+#[test]
+fn a_source_truncate_empties_the_table_and_a_key_change_moves_the_row() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    s.write(&[rec(1, "a"), rec(2, "b")]).expect("write");
+    let mut moved = rec(9, "b2");
+    moved.op = Operation::Update;
+    moved
+        .headers
+        .push((OLD_KEY_HEADER.into(), br#"{"id":2}"#.to_vec().into()));
+    s.write(&[moved]).expect("write");
+    assert_eq!(
+        rows(&dir, "SELECT id || name FROM people ORDER BY id"),
+        vec!["1a", "9b2"]
+    );
+    let mut truncate = Record {
+        op: Operation::Delete,
+        stream: "people".into(),
+        ..Default::default()
+    };
+    truncate
+        .headers
+        .push((TRUNCATE_HEADER.into(), b"1".to_vec().into()));
+    let c = s.write(&[truncate, rec(3, "c")]).expect("write");
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(rows(&dir, "SELECT id || name FROM people"), vec!["3c"]);
+}
