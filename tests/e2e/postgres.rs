@@ -170,14 +170,18 @@ fn verify(dir: &Dir) -> (bool, String) {
     )
 }
 
-fn catch_up(dir: &Dir) {
-    let out = sluice()
+fn run_until_caught_up(dir: &Dir) -> std::process::Output {
+    sluice()
         .arg("run")
         .arg(dir.path("pipeline.toml"))
         .arg("--until-caught-up")
         .arg("--no-progress")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn catch_up(dir: &Dir) {
+    let out = run_until_caught_up(dir);
     assert!(
         out.status.success(),
         "catch-up run failed: {}",
@@ -349,13 +353,7 @@ fn an_incompatible_type_change_stops_with_table_and_column_and_keeps_the_positio
          ALTER TABLE customers ALTER COLUMN active TYPE text;
          INSERT INTO customers VALUES (12, 'y', 'y@x.org', 1, now(), 'yes', '{}');",
     );
-    let out = sluice()
-        .arg("run")
-        .arg(dir.path("pipeline.toml"))
-        .arg("--until-caught-up")
-        .arg("--no-progress")
-        .output()
-        .unwrap();
+    let out = run_until_caught_up(&dir);
     let e = stderr(&out);
     assert!(!out.status.success());
     assert!(

@@ -49,30 +49,28 @@ pub mod oid {
     pub const JSONB: u32 = 3802;
 }
 
-/// The value of a column of type `type_oid` whose text form is `text`.
-pub fn from_text(type_oid: u32, text: &str) -> Value<'static> {
+/// The value of a column of type `type_oid` whose text form is `text`
+/// (text and JSON borrow from it).
+pub fn from_text(type_oid: u32, text: &str) -> Value<'_> {
+    let as_text = || Value::Text(Cow::Borrowed(text));
     match type_oid {
         oid::BOOL => match text {
             "t" | "true" => Value::Bool(true),
             "f" | "false" => Value::Bool(false),
-            _ => Value::Text(Cow::Owned(text.to_string())),
+            _ => as_text(),
         },
-        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => text
-            .parse()
-            .map(Value::Int)
-            .unwrap_or_else(|_| Value::Text(Cow::Owned(text.to_string()))),
-        oid::FLOAT4 | oid::FLOAT8 => text
-            .parse()
-            .map(Value::Float)
-            .unwrap_or_else(|_| Value::Text(Cow::Owned(text.to_string()))),
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
+            text.parse().map(Value::Int).unwrap_or_else(|_| as_text())
+        }
+        oid::FLOAT4 | oid::FLOAT8 => text.parse().map(Value::Float).unwrap_or_else(|_| as_text()),
         oid::TIMESTAMP | oid::TIMESTAMPTZ => parse_timestamp(text)
             .map(Value::Timestamp)
-            .unwrap_or_else(|| Value::Text(Cow::Owned(text.to_string()))),
-        oid::JSON | oid::JSONB => Value::Json(Cow::Owned(text.to_string())),
+            .unwrap_or_else(as_text),
+        oid::JSON | oid::JSONB => Value::Json(Cow::Borrowed(text)),
         oid::BYTEA => parse_bytea(text)
             .map(|b| Value::Bytes(Cow::Owned(b)))
-            .unwrap_or_else(|| Value::Text(Cow::Owned(text.to_string()))),
-        _ => Value::Text(Cow::Owned(text.to_string())),
+            .unwrap_or_else(as_text),
+        _ => as_text(),
     }
 }
 

@@ -205,7 +205,7 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
             run_batch(&mut pending, &mut expected, &mut target).map_err(|e| e.to_string())?;
             current_stream = rec.stream.to_string();
         }
-        pending.push(rec);
+        pending.push(rec.into_owned());
         Ok(())
     })
     .map_err(anyhow::Error::msg)?;
@@ -478,10 +478,9 @@ impl Target {
         Ok(match self {
             Target::Postgres { client, .. } => {
                 let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
-                match crate::sources::postgres::catalog::describe_table(client, &name) {
-                    Ok(t) => t.key.iter().map(|&i| t.columns[i].name.clone()).collect(),
-                    Err(_) => Vec::new(),
-                }
+                crate::sources::postgres::catalog::read_columns(client, &name)?
+                    .map(|(cols, key)| key.iter().map(|&i| cols[i].name.clone()).collect())
+                    .unwrap_or_default()
             }
             Target::Sqlite(conn) => {
                 let mut stmt =
@@ -502,13 +501,10 @@ impl Target {
         match self {
             Target::Postgres { client, .. } => {
                 let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
-                let cols = match crate::sources::postgres::catalog::describe_table(client, &name) {
-                    Ok(t) => t.columns,
-                    Err(e) if e.contains("does not exist") => return Ok(out),
-                    Err(e) if e.contains("no primary key") => {
-                        describe_columns(client, &name).map_err(anyhow::Error::msg)?
-                    }
-                    Err(e) => anyhow::bail!(e),
+                let Some((cols, _)) =
+                    crate::sources::postgres::catalog::read_columns(client, &name)?
+                else {
+                    return Ok(out);
                 };
                 let select: Vec<String> = cols
                     .iter()
@@ -519,7 +515,7 @@ impl Target {
                     let mut values = BTreeMap::new();
                     for (i, c) in cols.iter().enumerate() {
                         let text: Option<String> = row.get(i);
-                        let v = text.map(|t| values::from_text(c.type_oid, &t));
+                        let v = text.as_deref().map(|t| values::from_text(c.type_oid, t));
                         values.insert(c.name.clone(), v.as_ref().and_then(values::canonical));
                     }
                     let k = key
@@ -569,29 +565,4 @@ impl Target {
         }
         Ok(out)
     }
-}
-
-/// Columns of a table without a primary key.
-fn describe_columns(
-    client: &mut postgres::Client,
-    name: &TableName,
-) -> Result<Vec<crate::sources::postgres::catalog::Column>, String> {
-    let rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod)
-             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY a.attnum",
-            &[&name.schema, &name.name],
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(rows
-        .iter()
-        .map(|r| crate::sources::postgres::catalog::Column {
-            name: r.get(0),
-            type_oid: r.get(1),
-            type_name: r.get(2),
-        })
-        .collect())
 }

@@ -25,6 +25,7 @@ pub use config::PostgresSinkConfig;
 use super::sqlite::WriteMode;
 use super::{Sink, SinkCommit, SinkError};
 use crate::pg::{self, TableName, quote_ident, values};
+use crate::sources::postgres::catalog::read_columns;
 use crate::sources::postgres::records::KEY_HEADER;
 use plan::{Key, RowOp, Segment, Target};
 
@@ -196,41 +197,20 @@ impl PostgresSink {
     fn describe(&mut self, name: &TableName) -> Result<Option<TargetTable>, Failed> {
         let config_key = self.config.key.clone();
         let client = self.client()?;
-        let rows = client
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
-                        coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4
-                 FROM pg_class c
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
-                 ORDER BY a.attnum",
-                &[&name.schema, &name.name],
-            )
-            .map_err(|e| Failed::Connection(e.to_string()))?;
-        if rows.is_empty() {
+        let Some((columns, key)) =
+            read_columns(client, name).map_err(|e| Failed::Connection(e.to_string()))?
+        else {
             return Ok(None);
-        }
-        let mut key: Vec<(i32, String)> = Vec::new();
-        let columns = rows
-            .iter()
-            .map(|r| {
-                let n: String = r.get(0);
-                let pos: i32 = r.get(2);
-                if pos > 0 {
-                    key.push((pos, n.clone()));
-                }
-                (n, r.get::<_, String>(1))
-            })
-            .collect();
-        key.sort();
+        };
         let key = if config_key.is_empty() {
-            key.into_iter().map(|(_, n)| n).collect()
+            key.iter().map(|&i| columns[i].name.clone()).collect()
         } else {
             config_key
         };
-        Ok(Some(TargetTable { columns, key }))
+        Ok(Some(TargetTable {
+            columns: columns.into_iter().map(|c| (c.name, c.type_name)).collect(),
+            key,
+        }))
     }
 
     fn create(&mut self, name: &TableName, rec: &Record<'_>) -> Result<TargetTable, Failed> {
@@ -349,37 +329,21 @@ impl PostgresSink {
         let mut tx = client
             .transaction()
             .map_err(|e| Failed::Connection(e.to_string()))?;
-        let mut written = 0u64;
         for name in &order {
             let table = &tables[name];
             if let Some(rows) = inserts.get(name) {
-                let recs: Vec<&Record<'_>> = rows.iter().map(|&i| &records[i]).collect();
-                insert_rows(&mut tx, name, table, &recs, false).map_err(|e| classify(&e, &url))?;
-                written += rows.len() as u64;
+                let rows = rows.iter().map(|&i| field_refs(&records[i]));
+                insert_shapes(&mut tx, name, table, rows, false).map_err(|e| classify(&e, &url))?;
                 continue;
             }
             for seg in plans.get(name).map(Vec::as_slice).unwrap_or_default() {
-                if seg.truncate {
-                    tx.batch_execute(&format!("TRUNCATE {}", name.quoted()))
-                        .map_err(|e| classify(&e, &url))?;
-                }
-                let deletes: Vec<&Key> = seg
-                    .rows
-                    .iter()
-                    .filter(|(_, op, _)| *op == RowOp::Delete)
-                    .map(|(k, _, _)| k)
-                    .collect();
-                if !deletes.is_empty() {
-                    delete_keys(&mut tx, name, table, &deletes).map_err(|e| classify(&e, &url))?;
-                }
-                upsert_rows(&mut tx, name, table, &seg.rows).map_err(|e| classify(&e, &url))?;
+                apply_segment(&mut tx, name, table, seg).map_err(|e| classify(&e, &url))?;
             }
         }
         tx.commit().map_err(|e| classify(&e, &url))?;
         // Every record not refused counts as written (several updates of
         // one key are one row but several records; a truncate of a table
         // that does not exist writes nothing).
-        let _ = written;
         Ok(SinkCommit {
             written: (records.len() - refused.len()) as u64,
             refused,
@@ -426,7 +390,8 @@ impl PostgresSink {
                     if rec.op == Operation::Delete {
                         return Err("a delete cannot be applied in `mode = \"insert\"`".into());
                     }
-                    return insert_rows(&mut sp, name, table, &[rec], false)
+                    let rows = std::iter::once(field_refs(rec));
+                    return insert_shapes(&mut sp, name, table, rows, false)
                         .map_err(|e| pg::explain(&e, &url));
                 }
                 if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
@@ -435,22 +400,7 @@ impl PostgresSink {
                 let mut segs = Vec::new();
                 plan::add(&mut segs, &Target { key: &table.key }, i, rec).map_err(|r| r.reason)?;
                 for seg in &segs {
-                    if seg.truncate {
-                        sp.batch_execute(&format!("TRUNCATE {}", name.quoted()))
-                            .map_err(|e| pg::explain(&e, &url))?;
-                    }
-                    let deletes: Vec<&Key> = seg
-                        .rows
-                        .iter()
-                        .filter(|(_, op, _)| *op == RowOp::Delete)
-                        .map(|(k, _, _)| k)
-                        .collect();
-                    if !deletes.is_empty() {
-                        delete_keys(&mut sp, name, table, &deletes)
-                            .map_err(|e| pg::explain(&e, &url))?;
-                    }
-                    upsert_rows(&mut sp, name, table, &seg.rows)
-                        .map_err(|e| pg::explain(&e, &url))?;
+                    apply_segment(&mut sp, name, table, seg).map_err(|e| pg::explain(&e, &url))?;
                 }
                 Ok(())
             })();
@@ -536,58 +486,66 @@ fn delete_keys(
     Ok(())
 }
 
-/// Upserts the rows of a segment, one statement per column shape.
-fn upsert_rows(
+/// Applies one segment of a table's plan: truncate, deletes, then upserts.
+fn apply_segment(
     tx: &mut postgres::Transaction<'_>,
     name: &TableName,
     table: &TargetTable,
-    rows: &[(Key, RowOp<'_>, usize)],
+    seg: &Segment<'_>,
 ) -> Result<(), postgres::Error> {
-    type Fields<'a, 'r> = &'a Vec<(&'r str, &'r Value<'r>)>;
-    let mut shapes: Vec<(Vec<&str>, Vec<Fields<'_, '_>>)> = Vec::new();
-    for (_, op, _) in rows {
-        let RowOp::Upsert(fields) = op else { continue };
-        let cols: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-        match shapes.iter_mut().find(|(c, _)| *c == cols) {
-            Some((_, rs)) => rs.push(fields),
-            None => shapes.push((cols, vec![fields])),
-        }
+    if seg.truncate {
+        tx.batch_execute(&format!("TRUNCATE {}", name.quoted()))?;
     }
-    for (cols, rs) in shapes {
-        let mut arrays: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rs.len()); cols.len()];
-        for fields in &rs {
-            for (a, (_, v)) in arrays.iter_mut().zip(fields.iter()) {
-                a.push(values::to_text(v));
-            }
-        }
-        run_insert(tx, name, table, &cols, &arrays, true)?;
+    let deletes: Vec<&Key> = seg
+        .rows
+        .iter()
+        .filter(|(_, op, _)| *op == RowOp::Delete)
+        .map(|(k, _, _)| k)
+        .collect();
+    if !deletes.is_empty() {
+        delete_keys(tx, name, table, &deletes)?;
     }
-    Ok(())
+    let upserts = seg.rows.iter().filter_map(|(_, op, _)| match op {
+        RowOp::Upsert(fields) => Some(fields.clone()),
+        RowOp::Delete => None,
+    });
+    insert_shapes(tx, name, table, upserts, true)
 }
 
-/// Plain inserts (`mode = "insert"`), one statement per column shape.
-fn insert_rows(
+/// A record's fields as the plan holds them.
+fn field_refs<'r>(rec: &'r Record<'r>) -> Vec<(&'r str, &'r Value<'r>)> {
+    rec.fields.iter().map(|(n, v)| (n.as_ref(), v)).collect()
+}
+
+/// Inserts (or upserts) rows, one statement per column shape.
+fn insert_shapes<'r>(
     tx: &mut postgres::Transaction<'_>,
     name: &TableName,
     table: &TargetTable,
-    records: &[&Record<'_>],
+    rows: impl Iterator<Item = Vec<(&'r str, &'r Value<'r>)>>,
     upsert: bool,
 ) -> Result<(), postgres::Error> {
-    let mut shapes: Vec<(Vec<&str>, Vec<&Record<'_>>)> = Vec::new();
-    for rec in records {
-        let cols: Vec<&str> = rec.fields.iter().map(|(n, _)| n.as_ref()).collect();
-        match shapes.iter_mut().find(|(c, _)| *c == cols) {
-            Some((_, rs)) => rs.push(rec),
-            None => shapes.push((cols, vec![rec])),
+    // Per shape: the column names and one text array per column.
+    type Columns = Vec<Vec<Option<String>>>;
+    let mut shapes: Vec<(Vec<&str>, Columns)> = Vec::new();
+    for fields in rows {
+        let at = match shapes.iter().position(|(c, _)| {
+            c.len() == fields.len() && c.iter().zip(&fields).all(|(a, (b, _))| a == b)
+        }) {
+            Some(at) => at,
+            None => {
+                shapes.push((
+                    fields.iter().map(|(n, _)| *n).collect(),
+                    vec![Vec::new(); fields.len()],
+                ));
+                shapes.len() - 1
+            }
+        };
+        for (a, (_, v)) in shapes[at].1.iter_mut().zip(&fields) {
+            a.push(values::to_text(v));
         }
     }
-    for (cols, rs) in shapes {
-        let mut arrays: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rs.len()); cols.len()];
-        for rec in &rs {
-            for (a, (_, v)) in arrays.iter_mut().zip(rec.fields.iter()) {
-                a.push(values::to_text(v));
-            }
-        }
+    for (cols, arrays) in shapes {
         run_insert(tx, name, table, &cols, &arrays, upsert)?;
     }
     Ok(())

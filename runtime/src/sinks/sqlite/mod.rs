@@ -285,22 +285,7 @@ impl SqliteSink {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            let cond: Vec<String> = self
-                .config
-                .key
-                .iter()
-                .enumerate()
-                .map(|(i, k)| format!("{} = ?{}", quote_ident(k), i + 1))
-                .collect();
-            let sql = format!(
-                "DELETE FROM {} WHERE {}",
-                quote_ident(&table),
-                cond.join(" AND ")
-            );
-            let sqls: Vec<Sql<'_>> = vals.iter().map(Sql).collect();
-            let params: Vec<&dyn ToSql> = sqls.iter().map(|v| v as &dyn ToSql).collect();
-            conn.prepare_cached(&sql)
-                .and_then(|mut st| st.execute(params.as_slice()))
+            self.delete_key(conn, &table, vals.iter())
                 .map_err(|e| RowError::Refused(e.to_string()))?;
         }
         let key_missing = self
@@ -324,29 +309,8 @@ impl SqliteSink {
             {
                 return Ok(()); // Nothing to delete from.
             }
-            let cond: Vec<String> = self
-                .config
-                .key
-                .iter()
-                .enumerate()
-                .map(|(i, k)| format!("{} = ?{}", quote_ident(k), i + 1))
-                .collect();
-            let sql = format!(
-                "DELETE FROM {} WHERE {}",
-                quote_ident(&table),
-                cond.join(" AND ")
-            );
-            let vals: Vec<Sql<'_>> = self
-                .config
-                .key
-                .iter()
-                .filter_map(|k| rec.get(k))
-                .map(Sql)
-                .collect();
-            let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
-            conn.prepare_cached(&sql)
-                .and_then(|mut s| s.execute(params.as_slice()))
-                .map_err(refused)?;
+            let vals = self.config.key.iter().filter_map(|k| rec.get(k));
+            self.delete_key(conn, &table, vals).map_err(refused)?;
             return Ok(());
         }
         self.prepare_table(conn, &table, rec)?;
@@ -369,6 +333,31 @@ impl SqliteSink {
         let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
         let mut stmt = conn.prepare_cached(sql).map_err(refused)?;
         stmt.execute(params.as_slice()).map_err(refused)?;
+        Ok(())
+    }
+
+    /// Deletes the row whose key columns hold `vals` (in `key` order).
+    fn delete_key<'v>(
+        &self,
+        conn: &Connection,
+        table: &str,
+        vals: impl Iterator<Item = &'v Value<'v>>,
+    ) -> rusqlite::Result<()> {
+        let cond: Vec<String> = self
+            .config
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} = ?{}", quote_ident(k), i + 1))
+            .collect();
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            quote_ident(table),
+            cond.join(" AND ")
+        );
+        let vals: Vec<Sql<'_>> = vals.map(Sql).collect();
+        let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
+        conn.prepare_cached(&sql)?.execute(params.as_slice())?;
         Ok(())
     }
 

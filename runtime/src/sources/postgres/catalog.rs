@@ -84,36 +84,33 @@ pub fn preflight(client: &mut Client, config: &super::PostgresSourceConfig) -> V
     problems
 }
 
-/// Reads a table's columns and primary key.
-pub fn describe_table(client: &mut Client, name: &TableName) -> Result<Table, String> {
-    let rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
-                    coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4,
-                    has_table_privilege(c.oid, 'SELECT')
-             FROM pg_class c
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-             LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
-             ORDER BY a.attnum",
-            &[&name.schema, &name.name],
-        )
-        .map_err(|e| format!("cannot read table `{name}` from the catalog: {e}"))?;
+/// Columns, and the positions of the primary-key columns among them.
+pub type ColumnsAndKey = (Vec<Column>, Vec<usize>);
+
+/// A table's columns and the positions of its primary-key columns (in key
+/// order; empty without a primary key), or `None` if there is no such table.
+/// Shared by the source, the PostgreSQL sink and `verify`.
+pub fn read_columns(
+    client: &mut Client,
+    name: &TableName,
+) -> Result<Option<ColumnsAndKey>, postgres::Error> {
+    let rows = client.query(
+        "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
+                coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n)
+                          WHERE k.att = a.attnum), 0)::int4
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+         ORDER BY a.attnum",
+        &[&name.schema, &name.name],
+    )?;
     if rows.is_empty() {
-        return Err(format!(
-            "table `{name}` does not exist (or is not a table): check `tables` and the database in `url`"
-        ));
+        return Ok(None);
     }
-    let readable: bool = rows[0].get(4);
-    if !readable {
-        return Err(format!(
-            "the user may not read table `{name}`: run `GRANT SELECT ON {} TO <user>`",
-            name.quoted()
-        ));
-    }
-    let mut columns = Vec::with_capacity(rows.len());
     let mut key: Vec<(i32, usize)> = Vec::new();
+    let mut columns = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         let pos: i32 = r.get(3);
         if pos > 0 {
@@ -125,17 +122,41 @@ pub fn describe_table(client: &mut Client, name: &TableName) -> Result<Table, St
             type_name: r.get(2),
         });
     }
+    key.sort();
+    Ok(Some((columns, key.into_iter().map(|(_, i)| i).collect())))
+}
+
+/// Reads a source table: it must exist, be readable and have a primary key.
+pub fn describe_table(client: &mut Client, name: &TableName) -> Result<Table, String> {
+    let err = |e: postgres::Error| format!("cannot read table `{name}` from the catalog: {e}");
+    let Some((columns, key)) = read_columns(client, name).map_err(err)? else {
+        return Err(format!(
+            "table `{name}` does not exist (or is not a table): check `tables` and the database in `url`"
+        ));
+    };
+    let readable: bool = client
+        .query_one(
+            "SELECT has_table_privilege($1::text, 'SELECT')",
+            &[&name.quoted()],
+        )
+        .map_err(err)?
+        .get(0);
+    if !readable {
+        return Err(format!(
+            "the user may not read table `{name}`: run `GRANT SELECT ON {} TO <user>`",
+            name.quoted()
+        ));
+    }
     if key.is_empty() {
         return Err(format!(
             "table `{name}` has no primary key: Sluice keys every row by it (to resume a snapshot, apply updates and deletes); add one with `ALTER TABLE {} ADD PRIMARY KEY (...)`",
             name.quoted()
         ));
     }
-    key.sort();
     Ok(Table {
         name: name.clone(),
         columns,
-        key: key.into_iter().map(|(_, i)| i).collect(),
+        key,
     })
 }
 

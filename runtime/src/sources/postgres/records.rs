@@ -32,35 +32,36 @@ pub struct RowBuilder<'a> {
     pub key_names: &'a str,
 }
 
-impl RowBuilder<'_> {
-    /// A record from `(name, type oid, text)` columns; `key` lists the
-    /// positions of the key columns among them.
+impl<'a> RowBuilder<'a> {
+    /// A record from `(name, type oid, text)` columns, borrowing them;
+    /// `key_positions` lists the positions of the key columns among them.
     pub fn record<'c>(
         &self,
         op: Operation,
-        position: String,
+        position: &'c str,
         event_time: Option<i64>,
         columns: impl Iterator<Item = (&'c str, u32, Option<&'c str>)>,
         key_positions: &[usize],
-    ) -> Record<'static> {
-        let mut fields: Vec<(Cow<'static, str>, Value<'static>)> = Vec::new();
-        for (name, oid, text) in columns {
-            let v = match text {
-                None => Value::Null,
-                Some(t) => values::from_text(oid, t),
-            };
-            fields.push((Cow::Owned(name.to_string()), v));
-        }
+    ) -> Record<'c>
+    where
+        'a: 'c,
+    {
+        let fields: Vec<(Cow<'c, str>, Value<'c>)> = columns
+            .map(|(name, oid, text)| {
+                let v = text.map_or(Value::Null, |t| values::from_text(oid, t));
+                (Cow::Borrowed(name), v)
+            })
+            .collect();
         let key = key_value(&fields, key_positions);
         Record {
             op,
-            stream: Cow::Owned(self.stream.to_string()),
-            position: Cow::Owned(position),
+            stream: Cow::Borrowed(self.stream),
+            position: Cow::Borrowed(position),
             event_time,
             key,
             headers: vec![(
                 Cow::Borrowed(KEY_HEADER),
-                Cow::Owned(self.key_names.as_bytes().to_vec()),
+                Cow::Borrowed(self.key_names.as_bytes()),
             )],
             fields,
         }
@@ -69,11 +70,11 @@ impl RowBuilder<'_> {
 
 /// The key value of a record: the one key field, or a JSON array of the
 /// text forms of several.
-pub fn key_value(fields: &[(Cow<'_, str>, Value<'_>)], positions: &[usize]) -> Value<'static> {
+pub fn key_value<'c>(fields: &[(Cow<'c, str>, Value<'c>)], positions: &[usize]) -> Value<'c> {
     match positions {
         [one] => fields
             .get(*one)
-            .map(|(_, v)| v.clone().into_owned())
+            .map(|(_, v)| v.clone())
             .unwrap_or(Value::Null),
         many => {
             let parts: Vec<serde_json::Value> = many
@@ -103,7 +104,7 @@ mod tests {
         };
         let rec = b.record(
             Operation::Insert,
-            "0/16B3748".into(),
+            "0/16B3748",
             Some(5),
             [
                 ("id", values::oid::INT8, Some("7")),

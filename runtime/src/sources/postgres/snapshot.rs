@@ -135,7 +135,7 @@ impl Copy<'_> {
         ctx: &mut SourceContext<'_>,
     ) -> Result<bool, Failure> {
         let limit = self.source.config.chunk_rows;
-        let sql = chunk_sql(table, after.as_deref(), limit);
+        let sql = chunk_sql(table, after.as_deref(), Some(limit));
         let url = &self.source.config.url;
         let fail = |e: postgres::Error| {
             if pg::is_connection_error(&e) {
@@ -156,46 +156,19 @@ impl Copy<'_> {
             key_names: &key_names,
         };
         let position = format!("snapshot@{}", self.lsn);
-        let mut line = Vec::with_capacity(256);
-        let mut fields: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
+        let mut rows_in = CopyRows::new(table);
         let mut rows = 0usize;
         loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(|e| {
+            let fields = match rows_in.next(&mut reader) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
                 // A broken COPY stream is a lost connection.
-                Failure::Connection(format!("reading `{}`: {e}", table.name))
-            })?;
-            if n == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            copy_text::parse_row(&line, &mut fields).map_err(|m| {
-                Failure::Fatal(
-                    self.source
-                        .err(format!("snapshot of `{}`: {m}", table.name)),
-                )
-            })?;
-            if fields.len() != table.columns.len() {
-                return Err(Failure::Fatal(self.source.err(format!(
-                    "snapshot of `{}`: a row has {} columns, the table {}: did the table change during the snapshot?",
-                    table.name,
-                    fields.len(),
-                    table.columns.len()
-                ))));
-            }
-            let rec = builder.record(
-                Operation::Snapshot,
-                position.clone(),
-                Some(started_at),
-                table
-                    .columns
-                    .iter()
-                    .zip(&fields)
-                    .map(|(c, v)| (c.name.as_str(), c.type_oid, v.as_deref())),
-                &table.key,
-            );
+                Err(RowError::Read(m)) => return Err(Failure::Connection(m)),
+                Err(RowError::Data(m)) => {
+                    return Err(Failure::Fatal(self.source.err(format!("snapshot of {m}"))));
+                }
+            };
+            let rec = snapshot_record(table, &builder, fields, &position, Some(started_at));
             let key: Vec<String> = table
                 .key
                 .iter()
@@ -231,7 +204,7 @@ impl Copy<'_> {
 /// with each table and then its rows.
 pub fn read_tables(
     config: &super::PostgresSourceConfig,
-    each: &mut dyn FnMut(&Table, sluice_codec::Record<'static>) -> Result<(), String>,
+    each: &mut dyn FnMut(&Table, sluice_codec::Record<'_>) -> Result<(), String>,
 ) -> Result<Vec<Table>, String> {
     let mut client = pg::connect(&config.url, "sluice-verify")?;
     let mut tables = Vec::new();
@@ -242,10 +215,8 @@ pub fn read_tables(
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .map_err(|e| pg::explain(&e, &config.url))?;
-    let mut line = Vec::with_capacity(256);
-    let mut fields: Vec<Option<String>> = Vec::new();
     for table in &tables {
-        let sql = chunk_sql(table, None, usize::MAX).replace(&format!(" LIMIT {}", usize::MAX), "");
+        let sql = chunk_sql(table, None, None);
         let mut reader = client
             .copy_out(sql.as_str())
             .map_err(|e| format!("reading `{}`: {}", table.name, pg::explain(&e, &config.url)))?;
@@ -255,39 +226,93 @@ pub fn read_tables(
             stream: &stream,
             key_names: &key_names,
         };
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| format!("reading `{}`: {e}", table.name))?;
-            if n == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            copy_text::parse_row(&line, &mut fields)
-                .map_err(|m| format!("reading `{}`: {m}", table.name))?;
-            let rec = builder.record(
-                Operation::Snapshot,
-                "verify".into(),
-                None,
-                table
-                    .columns
-                    .iter()
-                    .zip(&fields)
-                    .map(|(c, v)| (c.name.as_str(), c.type_oid, v.as_deref())),
-                &table.key,
-            );
-            each(table, rec)?;
+        let mut rows_in = CopyRows::new(table);
+        while let Some(fields) = rows_in
+            .next(&mut reader)
+            .map_err(|(RowError::Read(m) | RowError::Data(m))| format!("reading {m}"))?
+        {
+            each(
+                table,
+                snapshot_record(table, &builder, fields, "verify", None),
+            )?;
         }
     }
     let _ = client.batch_execute("COMMIT");
     Ok(tables)
 }
 
+/// Why a `COPY` row could not be read: the stream broke (`Read`), or the
+/// row is not what the table says (`Data`). Both name the table.
+enum RowError {
+    Read(String),
+    Data(String),
+}
+
+/// Reads the rows of one table's `COPY` text output, reusing its buffers.
+struct CopyRows<'t> {
+    table: &'t Table,
+    line: Vec<u8>,
+    fields: Vec<Option<String>>,
+}
+
+impl<'t> CopyRows<'t> {
+    fn new(table: &'t Table) -> Self {
+        CopyRows {
+            table,
+            line: Vec::with_capacity(256),
+            fields: Vec::with_capacity(table.columns.len()),
+        }
+    }
+
+    /// The next row's fields (`None` at the end).
+    fn next(&mut self, reader: &mut impl BufRead) -> Result<Option<&[Option<String>]>, RowError> {
+        let name = &self.table.name;
+        self.line.clear();
+        let n = reader
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| RowError::Read(format!("`{name}`: {e}")))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        copy_text::parse_row(&self.line, &mut self.fields)
+            .map_err(|m| RowError::Data(format!("`{name}`: {m}")))?;
+        if self.fields.len() != self.table.columns.len() {
+            return Err(RowError::Data(format!(
+                "`{name}`: a row has {} columns, the table {}: did the table change during the snapshot?",
+                self.fields.len(),
+                self.table.columns.len()
+            )));
+        }
+        Ok(Some(&self.fields))
+    }
+}
+
+/// A row of `table` as a `snapshot` record, borrowing its fields.
+fn snapshot_record<'r>(
+    table: &'r Table,
+    builder: &RowBuilder<'r>,
+    fields: &'r [Option<String>],
+    position: &'r str,
+    event_time: Option<i64>,
+) -> sluice_codec::Record<'r> {
+    builder.record(
+        Operation::Snapshot,
+        position,
+        event_time,
+        table
+            .columns
+            .iter()
+            .zip(fields)
+            .map(|(c, v)| (c.name.as_str(), c.type_oid, v.as_deref())),
+        &table.key,
+    )
+}
+
 /// The `COPY` of one chunk of `table` after key `after`.
-fn chunk_sql(table: &Table, after: Option<&[String]>, limit: usize) -> String {
+fn chunk_sql(table: &Table, after: Option<&[String]>, limit: Option<usize>) -> String {
     let cols = table
         .columns
         .iter()
@@ -313,8 +338,9 @@ fn chunk_sql(table: &Table, after: Option<&[String]>, limit: usize) -> String {
         }
         _ => String::new(),
     };
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     format!(
-        "COPY (SELECT {cols} FROM {}{filter} ORDER BY {key_cols} LIMIT {limit}) TO STDOUT",
+        "COPY (SELECT {cols} FROM {}{filter} ORDER BY {key_cols}{limit}) TO STDOUT",
         table.name.quoted()
     )
 }
@@ -345,11 +371,11 @@ mod tests {
             key: vec![0, 1],
         };
         assert_eq!(
-            chunk_sql(&t, None, 10),
+            chunk_sql(&t, None, Some(10)),
             "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
         );
         assert_eq!(
-            chunk_sql(&t, Some(&["o'n".into(), "5".into()]), 10),
+            chunk_sql(&t, Some(&["o'n".into(), "5".into()]), Some(10)),
             "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" WHERE (\"region\", \"id\") > ('o''n'::text, '5'::bigint) ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
         );
     }

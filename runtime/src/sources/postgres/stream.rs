@@ -395,7 +395,7 @@ impl<'a> Streamer<'a> {
             }
             if last_lag.elapsed() >= Duration::from_secs(1) {
                 last_lag = Instant::now();
-                self.report_lag(ctx, meta, acked.max(self.start), &open, connected);
+                self.report_lag(ctx, meta, acked.max(self.start), &open);
             }
             let wait = if ctx.has_pending() {
                 linger
@@ -493,7 +493,7 @@ impl<'a> Streamer<'a> {
                         &schema,
                         &table,
                         Operation::Insert,
-                        position,
+                        &position,
                         txn_time,
                         &data,
                         None,
@@ -511,7 +511,7 @@ impl<'a> Streamer<'a> {
                         &schema,
                         &table,
                         Operation::Update,
-                        position,
+                        &position,
                         txn_time,
                         &new_data,
                         old_data.as_ref(),
@@ -528,7 +528,7 @@ impl<'a> Streamer<'a> {
                         &schema,
                         &table,
                         Operation::Delete,
-                        position,
+                        &position,
                         txn_time,
                         &old_data,
                         None,
@@ -594,7 +594,6 @@ impl<'a> Streamer<'a> {
         meta: &mut Option<postgres::Client>,
         committed: Lsn,
         open: &VecDeque<(Lsn, i64)>,
-        connected: bool,
     ) {
         let url = &self.source.config.url;
         if meta.as_ref().is_none_or(postgres::Client::is_closed) {
@@ -609,14 +608,11 @@ impl<'a> Streamer<'a> {
         };
         let bytes = current.0.saturating_sub(committed.0);
         let now = chrono::Utc::now().timestamp_micros();
-        let seconds = match open.front() {
-            Some((_, t)) => (now - t).max(0) as f64 / 1e6,
-            // Nothing handed over is waiting; if the server has WAL we
-            // have not read, we do not know its age yet.
-            None if !connected && bytes > 0 => f64::NAN,
-            None => 0.0,
-        };
-        let seconds = if seconds.is_nan() { 0.0 } else { seconds };
+        // Age of the oldest transaction handed over and not yet committed
+        // (WAL not yet received shows in `bytes` only).
+        let seconds = open
+            .front()
+            .map_or(0.0, |(_, t)| (now - t).max(0) as f64 / 1e6);
         ctx.feedback().set_lag(Lag { bytes, seconds });
     }
 
@@ -693,16 +689,16 @@ impl<'a> Streamer<'a> {
 
     /// A change as a record; `None` for a table not asked for.
     #[allow(clippy::too_many_arguments)]
-    fn change(
-        &self,
+    fn change<'s>(
+        &'s self,
         schema: &str,
         table: &str,
         op: Operation,
-        position: String,
+        position: &'s str,
         event_time: Option<i64>,
-        data: &pg_walstream::RowData,
+        data: &'s pg_walstream::RowData,
         old: Option<&pg_walstream::RowData>,
-    ) -> Option<Record<'static>> {
+    ) -> Option<Record<'s>> {
         let st = self.tables.get(&(schema.to_string(), table.to_string()))?;
         let builder = RowBuilder {
             stream: &st.stream,
