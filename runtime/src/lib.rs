@@ -17,5 +17,6 @@ pub mod plugin;
 pub mod reload;
 pub mod sinks;
 pub mod sources;
+pub mod toolchain;
 pub mod value_json;
 pub mod verify;

@@ -2,6 +2,7 @@
 
 mod check;
 mod ctl;
+mod plugin_build;
 mod plugin_new;
 mod plugin_test;
 mod progress;
@@ -44,8 +45,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Create a Rust plugin crate that builds as it is.
+    /// Create a plugin (Rust, Python, JavaScript or C) that builds and
+    /// passes its own sample test as generated.
     New(plugin_new::NewArgs),
+    /// Build the plugin in a directory into `DIR/build/NAME.wasm`
+    /// (the language is told from its files).
+    Build(plugin_build::BuildArgs),
+    /// Install the pinned tools that building plugins of a language needs.
+    Setup(plugin_build::SetupArgs),
     /// Run a plugin on sample records and show (or compare) the outcomes.
     Test(plugin_test::TestArgs),
 }
@@ -71,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Check { pipeline } => check::check(&pipeline),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::test(args),
+        Command::Plugin(PluginCommand::Build(args)) => plugin_build::build(args),
+        Command::Plugin(PluginCommand::Setup(args)) => plugin_build::setup(args),
         Command::Ctl(args) => ctl::ctl(args),
         Command::Verify(args) => verify::verify(args),
     };

@@ -1,0 +1,44 @@
+//! The SDK sources and the WIT package, compiled into the binary so that
+//! `sluice plugin build` and `sluice plugin new` work without a checkout.
+
+/// The WIT package (`wit/plugin.wit`).
+pub(crate) const WIT: &str = include_str!("../../../wit/plugin.wit");
+
+/// The Python SDK: (path under the SDK root, contents).
+pub(crate) const PYTHON: &[(&str, &str)] = &[
+    (
+        "sluice_app.py",
+        include_str!("../../../sdk/python/sluice_app.py"),
+    ),
+    (
+        "sluice_sdk/__init__.py",
+        include_str!("../../../sdk/python/sluice_sdk/__init__.py"),
+    ),
+    (
+        "sluice_sdk/_codec.py",
+        include_str!("../../../sdk/python/sluice_sdk/_codec.py"),
+    ),
+    (
+        "sluice_sdk/_record.py",
+        include_str!("../../../sdk/python/sluice_sdk/_record.py"),
+    ),
+    (
+        "sluice_sdk/log.py",
+        include_str!("../../../sdk/python/sluice_sdk/log.py"),
+    ),
+];
+
+/// The JavaScript SDK (the `sluice-sdk` module).
+pub(crate) const JS: &[(&str, &str)] = &[
+    ("package.json", include_str!("../../../sdk/js/package.json")),
+    ("index.js", include_str!("../../../sdk/js/index.js")),
+    ("codec.js", include_str!("../../../sdk/js/codec.js")),
+    ("log.js", include_str!("../../../sdk/js/log.js")),
+    ("export.js", include_str!("../../../sdk/js/export.js")),
+];
+
+/// The C SDK.
+pub(crate) const C: &[(&str, &str)] = &[
+    ("sluice.h", include_str!("../../../sdk/c/sluice.h")),
+    ("sluice.c", include_str!("../../../sdk/c/sluice.c")),
+];

@@ -1,0 +1,282 @@
+// The Sluice batch encoding, version 1 (codec/FORMAT.md), in JavaScript.
+// QuickJS has no TextEncoder/TextDecoder: UTF-8 is converted here, with a
+// fast path for ASCII.
+
+/** The source operations, in their encoding order. */
+export const OPERATIONS = ["insert", "update", "delete", "snapshot"];
+const OP_CODES = { insert: 0, update: 1, delete: 2, snapshot: 3 };
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+/** A JSON object or array value, kept as its text; `value` parses it. */
+export class Json {
+  constructor(text) {
+    this.text = String(text);
+  }
+  /** The compact JSON text of an object or array. */
+  static of(obj) {
+    return new Json(JSON.stringify(obj));
+  }
+  /** The parsed object or array (a fresh copy each time). */
+  get value() {
+    return JSON.parse(this.text);
+  }
+}
+
+/** A point in time: microseconds since 1970-01-01T00:00:00Z (UTC). */
+export class Timestamp {
+  constructor(micros) {
+    this.micros = Number(micros);
+  }
+  /** A Timestamp from a JS Date (millisecond precision). */
+  static fromDate(d) {
+    return new Timestamp(d.getTime() * 1000);
+  }
+  /** This time as a JS Date (millisecond precision). */
+  toDate() {
+    return new Date(Math.floor(this.micros / 1000));
+  }
+  toJSON() {
+    return this.toDate().toISOString();
+  }
+}
+
+/** An explicit 64-bit float, for a whole number that must stay a float. */
+export class Float {
+  constructor(v) {
+    this.value = Number(v);
+  }
+}
+
+export class MalformedBatch extends Error {}
+
+export function utf8Decode(b, start, end) {
+  let s = "";
+  let i = start;
+  while (i < end) {
+    // ASCII runs in chunks.
+    let j = i;
+    while (j < end && b[j] < 0x80 && j - i < 4096) j++;
+    if (j > i) {
+      s += String.fromCharCode.apply(null, b.subarray(i, j));
+      i = j;
+      continue;
+    }
+    const c = b[i];
+    let cp;
+    if (c >= 0xc2 && c < 0xe0 && i + 1 < end) {
+      cp = ((c & 0x1f) << 6) | (b[i + 1] & 0x3f);
+      i += 2;
+    } else if (c >= 0xe0 && c < 0xf0 && i + 2 < end) {
+      cp = ((c & 0x0f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f);
+      i += 3;
+    } else if (c >= 0xf0 && c < 0xf5 && i + 3 < end) {
+      cp = ((c & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f);
+      i += 4;
+    } else {
+      throw new MalformedBatch(`invalid UTF-8 at byte ${i}`);
+    }
+    s += String.fromCodePoint(cp);
+  }
+  return s;
+}
+
+/** A growable byte buffer. */
+export class Writer {
+  constructor(cap = 4096) {
+    this.buf = new Uint8Array(cap);
+    this.view = new DataView(this.buf.buffer);
+    this.len = 0;
+  }
+  reserve(n) {
+    if (this.len + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + n) cap *= 2;
+    const nb = new Uint8Array(cap);
+    nb.set(this.buf.subarray(0, this.len));
+    this.buf = nb;
+    this.view = new DataView(nb.buffer);
+  }
+  u8(v) {
+    this.reserve(1);
+    this.buf[this.len++] = v;
+  }
+  u32(v) {
+    this.reserve(4);
+    this.view.setUint32(this.len, v, true);
+    this.len += 4;
+  }
+  putU32At(at, v) {
+    this.view.setUint32(at, v, true);
+  }
+  i64(v) {
+    this.reserve(8);
+    this.view.setBigInt64(this.len, BigInt(v), true);
+    this.len += 8;
+  }
+  f64(v) {
+    this.reserve(8);
+    this.view.setFloat64(this.len, v, true);
+    this.len += 8;
+  }
+  bytes(b) {
+    this.u32(b.length);
+    this.reserve(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+  str(s) {
+    // At most 3 bytes per UTF-16 unit.
+    this.reserve(4 + s.length * 3);
+    const at = this.len;
+    let p = at + 4;
+    const b = this.buf;
+    for (let i = 0; i < s.length; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) {
+        b[p++] = c;
+      } else if (c < 0x800) {
+        b[p++] = 0xc0 | (c >> 6);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+        b[p++] = 0xf0 | (c >> 18);
+        b[p++] = 0x80 | ((c >> 12) & 0x3f);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else {
+        if (c >= 0xd800 && c < 0xe000) c = 0xfffd; // a lone surrogate
+        b[p++] = 0xe0 | (c >> 12);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      }
+    }
+    this.view.setUint32(at, p - at - 4, true);
+    this.len = p;
+  }
+  finish() {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/** Reads values at `pos` of a byte array. */
+export class Reader {
+  constructor(bytes) {
+    this.b = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.pos = 0;
+  }
+  need(n) {
+    if (this.pos + n > this.b.length) throw new MalformedBatch(`truncated at byte ${this.pos}`);
+  }
+  u8() {
+    this.need(1);
+    return this.b[this.pos++];
+  }
+  u32() {
+    this.need(4);
+    const v = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  i64() {
+    this.need(8);
+    const v = this.view.getBigInt64(this.pos, true);
+    this.pos += 8;
+    return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+  }
+  f64() {
+    this.need(8);
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+  str() {
+    const n = this.u32();
+    this.need(n);
+    const s = utf8Decode(this.b, this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+  bytes() {
+    const n = this.u32();
+    this.need(n);
+    const v = this.b.slice(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+  // Floats come back as plain numbers; `lastFloat` tells they were floats.
+  value() {
+    this.lastFloat = false;
+    const tag = this.u8();
+    switch (tag) {
+      case 0:
+        return null;
+      case 1:
+        return this.u8() !== 0;
+      case 2:
+        return this.i64();
+      case 3:
+        this.lastFloat = true;
+        return this.f64();
+      case 4:
+        return this.str();
+      case 5:
+        return this.bytes();
+      case 6:
+        return new Timestamp(this.i64());
+      case 7:
+        return new Json(this.str());
+      default:
+        throw new MalformedBatch(`unknown value tag ${tag} at byte ${this.pos - 1}`);
+    }
+  }
+}
+
+// `asFloat`: a number is written as a float even when it is whole (the
+// field was a float when it arrived).
+export function putValue(w, v, where, asFloat = false) {
+  if (v === null || v === undefined) {
+    w.u8(0);
+  } else if (typeof v === "string") {
+    w.u8(4);
+    w.str(v);
+  } else if (typeof v === "number") {
+    if (!asFloat && Number.isSafeInteger(v)) {
+      w.u8(2);
+      w.i64(v);
+    } else {
+      w.u8(3);
+      w.f64(v);
+    }
+  } else if (typeof v === "boolean") {
+    w.u8(1);
+    w.u8(v ? 1 : 0);
+  } else if (typeof v === "bigint") {
+    if (v < I64_MIN || v > I64_MAX) throw new RangeError(`${where}: integer ${v} does not fit in 64 bits`);
+    w.u8(2);
+    w.i64(v);
+  } else if (v instanceof Float) {
+    w.u8(3);
+    w.f64(v.value);
+  } else if (v instanceof Uint8Array) {
+    w.u8(5);
+    w.bytes(v);
+  } else if (v instanceof Timestamp) {
+    w.u8(6);
+    w.i64(Math.trunc(v.micros));
+  } else if (v instanceof Date) {
+    w.u8(6);
+    w.i64(v.getTime() * 1000);
+  } else if (v instanceof Json) {
+    w.u8(7);
+    w.str(v.text);
+  } else if (typeof v === "object") {
+    w.u8(7);
+    w.str(JSON.stringify(v));
+  } else {
+    throw new TypeError(`${where}: a ${typeof v} cannot be a Sluice value`);
+  }
+}
+
+export { OP_CODES };

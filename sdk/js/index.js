@@ -1,0 +1,306 @@
+// Write Sluice transform plugins in JavaScript.
+//
+// The smallest plugin (plugin.js):
+//
+//   import { KEEP } from "sluice-sdk";
+//   export default class Trim {
+//     init(config) { this.field = config.field ?? "name"; }
+//     process(record) {
+//       const v = record.get(this.field);
+//       if (typeof v === "string") record.set(this.field, v.trim());
+//       return KEEP;
+//     }
+//   }
+//
+// `sluice plugin build` turns it into a component (QuickJS, componentize-qjs).
+// The SDK decodes each batch into Record objects, calls `process` for each
+// (or your `processBatch`) and encodes the outcomes: the concepts and names
+// are those of the Rust SDK.
+
+import {
+  Float,
+  Json,
+  MalformedBatch,
+  OPERATIONS,
+  OP_CODES,
+  Reader,
+  Timestamp,
+  Writer,
+  putValue,
+} from "./codec.js";
+import * as log from "./log.js";
+
+export { Float, Json, OPERATIONS, Timestamp, log };
+
+/** Keep the record, with any changes made to it (`undefined` means the same). */
+export const KEEP = Object.freeze({ outcome: "keep" });
+/** Filter the record out on purpose: it is counted, not dead-lettered. */
+export const DROP = Object.freeze({ outcome: "drop" });
+
+/** Refuse the record: it goes to the dead-letter sink with this reason. */
+export class Reject {
+  constructor(code, message, field = null) {
+    this.code = String(code);
+    this.message = String(message);
+    this.field = field === null || field === undefined ? null : String(field);
+  }
+}
+
+/** Replace the record by these records (none, one or many). */
+export class Emit {
+  constructor(records) {
+    this.records = Array.from(records);
+  }
+}
+
+/** Refuse the record (optionally naming the field at fault). */
+export function reject(code, message, field = null) {
+  return new Reject(code, message, field);
+}
+
+/** Replace the record by `records` (`emit()` emits nothing). */
+export function emit(...records) {
+  if (records.length === 1 && Array.isArray(records[0])) records = records[0];
+  return new Emit(records);
+}
+
+/** A whole number that must be written as a 64-bit float. */
+export function float(v) {
+  return new Float(v);
+}
+
+/** Throw from `init` when the config is wrong: name the key and what is expected. */
+export class InvalidConfig extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "InvalidConfig";
+  }
+}
+
+/** One record: fields by name (`get`/`set`), plus stream, op, key, headers. */
+export class Record {
+  constructor({ stream = "", fields = {}, key = null, op = "insert", headers = [] } = {}) {
+    if (!(op in OP_CODES)) throw new RangeError(`op must be one of ${OPERATIONS.join(", ")}, not ${op}`);
+    this._fields = new Map(fields instanceof Map ? fields : Object.entries(fields));
+    this._floats = new Set();
+    this._stream = String(stream);
+    this._op = op;
+    this._key = key;
+    this._headers = headers.map(([n, v]) => [String(n), toBytes(v)]);
+    /** The source position (the host keeps the input's). */
+    this.position = "";
+    /** When the event happened at the source, in microseconds since the epoch, or null. */
+    this.eventTime = null;
+    this._changed = true;
+  }
+
+  /** The value of field `name`, or `undefined` when absent. */
+  get(name) {
+    return this._fields.get(name);
+  }
+  /** Sets field `name` (added at the end when new). */
+  set(name, value) {
+    this._fields.set(name, value);
+    this._changed = true;
+  }
+  /** True when the record has field `name` (even if it is null). */
+  has(name) {
+    return this._fields.has(name);
+  }
+  /** Removes field `name`; returns its value (`undefined` when absent). */
+  remove(name) {
+    const v = this._fields.get(name);
+    if (this._fields.delete(name)) this._changed = true;
+    return v;
+  }
+  /** Renames field `from` to `to` in place; false when `from` is absent. */
+  rename(from, to) {
+    if (!this._fields.has(from)) return false;
+    const next = new Map();
+    for (const [k, v] of this._fields) next.set(k === from ? to : k, v);
+    this._fields = next;
+    if (this._floats.delete(from)) this._floats.add(to);
+    this._changed = true;
+    return true;
+  }
+  /** The fields as `[name, value]` pairs, in order. */
+  fields() {
+    return this._fields.entries();
+  }
+  /** The fields as a plain object. */
+  toObject() {
+    return Object.fromEntries(this._fields);
+  }
+  /** The number of fields. */
+  get size() {
+    return this._fields.size;
+  }
+  /** The stream or table name; set it to route the record elsewhere. */
+  get stream() {
+    return this._stream;
+  }
+  set stream(v) {
+    this._stream = String(v);
+    this._changed = true;
+  }
+  /** `insert`, `update`, `delete` or `snapshot`. */
+  get op() {
+    return this._op;
+  }
+  set op(v) {
+    if (!(v in OP_CODES)) throw new RangeError(`op must be one of ${OPERATIONS.join(", ")}, not ${v}`);
+    this._op = v;
+    this._changed = true;
+  }
+  /** The record key (a value) or null. */
+  get key() {
+    return this._key;
+  }
+  set key(v) {
+    this._key = v;
+    this._changed = true;
+  }
+  /** The headers, as `[name, Uint8Array]` pairs (a copy; use `addHeader`). */
+  get headers() {
+    return this._headers.slice();
+  }
+  /** The bytes of the first header called `name`, or null. */
+  header(name) {
+    const h = this._headers.find(([n]) => n === name);
+    return h ? h[1] : null;
+  }
+  /** Appends a header (`value`: a Uint8Array or a string). */
+  addHeader(name, value) {
+    this._headers.push([String(name), toBytes(value)]);
+    this._changed = true;
+  }
+  /** A new record with the same fields, metadata and headers. */
+  copy() {
+    const r = new Record({ stream: this._stream, fields: this._fields, key: this._key, op: this._op, headers: this._headers });
+    r._floats = new Set(this._floats);
+    r.position = this.position;
+    r.eventTime = this.eventTime;
+    return r;
+  }
+}
+
+function toBytes(v) {
+  if (v instanceof Uint8Array) return v;
+  const w = new Writer(16);
+  w.str(String(v));
+  return w.finish().slice(4);
+}
+
+function decodeRecord(rd, end) {
+  const r = Object.create(Record.prototype);
+  const op = rd.u8();
+  if (op >= OPERATIONS.length) throw new MalformedBatch(`unknown operation code ${op}`);
+  r._op = OPERATIONS[op];
+  r._stream = rd.str();
+  r.position = rd.str();
+  r.eventTime = rd.u8() ? rd.i64() : null;
+  r._key = rd.value();
+  r._floats = new Set();
+  const hn = rd.u32();
+  r._headers = [];
+  for (let i = 0; i < hn; i++) r._headers.push([rd.str(), rd.bytes()]);
+  const fn = rd.u32();
+  r._fields = new Map();
+  for (let i = 0; i < fn; i++) {
+    const name = rd.str();
+    r._fields.set(name, rd.value());
+    if (rd.lastFloat) r._floats.add(name);
+  }
+  if (rd.pos !== end) throw new MalformedBatch("a record's length does not match its contents");
+  r._changed = false;
+  return r;
+}
+
+/** Decodes a batch into records. */
+export function decodeBatch(bytes) {
+  const rd = new Reader(bytes);
+  const version = rd.u8();
+  if (version !== 1) throw new MalformedBatch(`batch encoding version ${version} is not 1`);
+  const count = rd.u32();
+  const out = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const len = rd.u32();
+    out[i] = decodeRecord(rd, rd.pos + len);
+  }
+  if (rd.pos !== bytes.length) throw new MalformedBatch(`${bytes.length - rd.pos} bytes trail the last record`);
+  return out;
+}
+
+function encodeRecord(w, r) {
+  if (!(r instanceof Record)) throw new TypeError(`emit takes Record objects, got ${typeof r}`);
+  w.u32(0);
+  const start = w.len;
+  w.u8(OP_CODES[r._op]);
+  w.str(r._stream);
+  w.str(r.position ?? "");
+  if (r.eventTime === null || r.eventTime === undefined) {
+    w.u8(0);
+  } else {
+    w.u8(1);
+    w.i64(r.eventTime);
+  }
+  putValue(w, r._key, "the record key");
+  w.u32(r._headers.length);
+  for (const [n, v] of r._headers) {
+    w.str(n);
+    w.bytes(v);
+  }
+  w.u32(r._fields.size);
+  for (const [n, v] of r._fields) {
+    w.str(n);
+    putValue(w, v, `field \`${n}\``, r._floats.has(n));
+  }
+  w.putU32At(start - 4, w.len - start);
+}
+
+/** Encodes one outcome per record. */
+export function encodeOutcomes(records, outcomes) {
+  outcomes = Array.from(outcomes);
+  if (outcomes.length !== records.length) {
+    throw new Error(`processBatch returned ${outcomes.length} outcomes for ${records.length} records`);
+  }
+  const w = new Writer(1024 + records.length * 8);
+  w.u8(1);
+  w.u32(records.length);
+  for (let i = 0; i < records.length; i++) {
+    const rec = records[i];
+    const oc = outcomes[i];
+    if (oc === undefined || oc === null || oc === KEEP || oc === rec) {
+      if (rec._changed) {
+        w.u8(1);
+        encodeRecord(w, rec);
+      } else {
+        w.u8(0);
+      }
+    } else if (oc === DROP) {
+      w.u8(3);
+    } else if (oc instanceof Reject) {
+      w.u8(4);
+      w.str(oc.code);
+      if (oc.field === null) {
+        w.u8(0);
+      } else {
+        w.u8(1);
+        w.str(oc.field);
+      }
+      w.str(oc.message);
+    } else if (oc instanceof Emit || Array.isArray(oc)) {
+      const rs = Array.isArray(oc) ? oc : oc.records;
+      w.u8(2);
+      w.u32(rs.length);
+      for (const r of rs) encodeRecord(w, r);
+    } else {
+      throw new TypeError(
+        `process returned ${JSON.stringify(oc)}: return KEEP (or nothing), DROP, reject(...), emit(...) or an array of records`,
+      );
+    }
+  }
+  return w.finish();
+}
+
+export { MalformedBatch };
