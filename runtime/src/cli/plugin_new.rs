@@ -1,9 +1,12 @@
-//! `sluice plugin new NAME`: a Rust plugin crate that builds as it is.
+//! `sluice plugin new NAME --lang rust|python|js|c`: a plugin that builds and
+//! passes its own sample test as generated.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+
+use crate::toolchain::Language;
 
 /// Arguments of `sluice plugin new`.
 #[derive(Debug, clap::Args)]
@@ -13,6 +16,9 @@ pub struct NewArgs {
     /// Directory to create (default: `./NAME`).
     #[arg(long)]
     path: Option<PathBuf>,
+    /// The language of the plugin.
+    #[arg(long, value_enum, default_value_t = Language::Rust)]
+    lang: Language,
     /// The Sluice Rust SDK to depend on (default: `$SLUICE_SDK_PATH`, else
     /// the SDK of the tree this `sluice` was built from).
     #[arg(long)]
@@ -72,20 +78,170 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("`{}` already exists and is not empty", dir.display());
     }
-    let sdk = sdk_path(args.sdk)?;
-    write_template(&dir, &args.name, &sdk)?;
-    let wasm = format!(
-        "target/wasm32-wasip2/release/{}.wasm",
-        args.name.replace('-', "_")
+    match args.lang {
+        Language::Rust => {
+            let sdk = sdk_path(args.sdk)?;
+            write_template(&dir, &args.name, &sdk)?;
+        }
+        Language::Python => write_python(&dir, &args.name)?,
+        Language::Js => write_js(&dir, &args.name)?,
+        Language::C => write_c(&dir, &args.name)?,
+    }
+    write_tests(&dir)?;
+    write(
+        &dir,
+        "README.md",
+        &format!(
+            "# {name}\n\nA Sluice transform plugin in {lang}: it upper-cases the field named in its\nconfig (`field`, default `name`) and rejects records without it.\n\n```sh\nsluice plugin build          # writes build/{name}.wasm\nsluice plugin test           # builds, then runs every case in tests/\n```\n\nA test case is `input.jsonl` (sample records), `config.json` (the plugin's\nconfig) and `expected.jsonl` (the outcomes), in `tests/` or a directory below\nit. `sluice plugin test --update` rewrites `expected.jsonl` from the current\noutcomes. Use the component in a pipeline:\n\n```toml\n[[transforms]]\nname = \"{name}\"\nplugin = \"{name}/build/{name}.wasm\"\nconfig = {{ field = \"name\" }}\n```\n",
+            name = args.name,
+            lang = match args.lang {
+                Language::Rust => "Rust",
+                Language::Python => "Python",
+                Language::Js => "JavaScript",
+                Language::C => "C",
+            }
+        ),
+    )?;
+    println!(
+        "created {} plugin `{}` in {}",
+        args.lang,
+        args.name,
+        dir.display()
     );
-    println!("created plugin `{}` in {}", args.name, dir.display());
     println!();
     println!("  cd {}", dir.display());
-    println!("  cargo build --release --target wasm32-wasip2");
-    println!(
-        "  sluice plugin test {wasm} --input tests/input.jsonl --config tests/config.json --expect tests/expected.jsonl"
-    );
+    println!("  sluice plugin build");
+    println!("  sluice plugin test");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sample test every template passes as generated.
+fn write_tests(dir: &Path) -> anyhow::Result<()> {
+    write(dir, "tests/config.json", "{\"field\": \"name\"}\n")?;
+    write(
+        dir,
+        "tests/input.jsonl",
+        "{\"id\": 1, \"name\": \"ada\"}\n{\"id\": 2}\n",
+    )?;
+    write(
+        dir,
+        "tests/expected.jsonl",
+        "{\"outcome\":\"keep\",\"record\":{\"id\":1,\"name\":\"ADA\"}}\n{\"outcome\":\"reject\",\"code\":\"missing\",\"field\":\"name\",\"message\":\"`name` is missing or not text\"}\n",
+    )
+}
+
+fn write_python(dir: &Path, name: &str) -> anyhow::Result<()> {
+    write(
+        dir,
+        "plugin.py",
+        &format!(
+            r#""""`{name}`: a Sluice transform plugin.
+
+It upper-cases the field named in its config (`field`, default `name`)
+and rejects records that do not have it.
+"""
+
+import sluice_sdk as sluice
+
+
+class Plugin(sluice.Transform):
+    def init(self, config):
+        unknown = set(config) - {{"field"}}
+        if unknown:
+            raise sluice.InvalidConfig("unknown config key `%s`" % sorted(unknown)[0])
+        self.field = config.get("field", "name")
+        if not isinstance(self.field, str):
+            raise sluice.InvalidConfig("`field` must be a string")
+
+    def process(self, record):
+        value = record.get(self.field)
+        if not isinstance(value, str):
+            return sluice.reject(
+                "missing", "`%s` is missing or not text" % self.field, field=self.field
+            )
+        record[self.field] = value.upper()
+        return sluice.KEEP
+"#
+        ),
+    )?;
+    write(dir, ".gitignore", "build/\n__pycache__/\n")
+}
+
+fn write_js(dir: &Path, name: &str) -> anyhow::Result<()> {
+    write(
+        dir,
+        "plugin.js",
+        &format!(
+            r#"// `{name}`: a Sluice transform plugin.
+//
+// It upper-cases the field named in its config (`field`, default `name`)
+// and rejects records that do not have it.
+
+import {{ InvalidConfig, KEEP, reject }} from "sluice-sdk";
+
+export default class Plugin {{
+  init(config) {{
+    for (const key of Object.keys(config)) {{
+      if (key !== "field") throw new InvalidConfig(`unknown config key \`${{key}}\``);
+    }}
+    this.field = config.field ?? "name";
+    if (typeof this.field !== "string") throw new InvalidConfig("`field` must be a string");
+  }}
+
+  process(record) {{
+    const value = record.get(this.field);
+    if (typeof value !== "string") {{
+      return reject("missing", `\`${{this.field}}\` is missing or not text`, this.field);
+    }}
+    record.set(this.field, value.toUpperCase());
+    return KEEP;
+  }}
+}}
+"#
+        ),
+    )?;
+    write(dir, ".gitignore", "build/\nnode_modules/\n")
+}
+
+fn write_c(dir: &Path, name: &str) -> anyhow::Result<()> {
+    write(
+        dir,
+        "plugin.c",
+        &format!(
+            r#"/*
+ * `{name}`: a Sluice transform plugin.
+ *
+ * It upper-cases the field named in its config (`field`, default `name`)
+ * and rejects records that do not have it. ASCII letters only: use a
+ * Unicode library for more.
+ */
+#include <ctype.h>
+
+#include "sluice.h"
+
+static const char *field = "name";
+
+sluice_init_result sluice_plugin_init(const sluice_config *config) {{
+    if (sluice_config_has(config, "field") && !sluice_config_string(config, "field", &field)) {{
+        return sluice_invalid_config("`field` must be a string");
+    }}
+    return sluice_ready();
+}}
+
+sluice_outcome sluice_plugin_process(sluice_record *record) {{
+    sluice_str value;
+    if (!sluice_get_text(record, field, &value)) {{
+        return sluice_reject_field("missing", field, sluice_printf("`%s` is missing or not text", field));
+    }}
+    char *upper = sluice_cstr(value);
+    for (char *p = upper; *p; p++) *p = (char)toupper((unsigned char)*p);
+    sluice_set(record, field, sluice_text(upper, value.len));
+    return sluice_keep();
+}}
+"#
+        ),
+    )?;
+    write(dir, ".gitignore", "build/\n")
 }
 
 fn write(dir: &Path, rel: &str, text: &str) -> anyhow::Result<()> {
@@ -173,26 +329,7 @@ sluice_sdk::export!({ty});
 "#
         ),
     )?;
-    write(dir, "tests/config.json", "{\"field\": \"name\"}\n")?;
-    write(
-        dir,
-        "tests/input.jsonl",
-        "{\"id\": 1, \"name\": \"ada\"}\n{\"id\": 2}\n",
-    )?;
-    write(
-        dir,
-        "tests/expected.jsonl",
-        "{\"outcome\":\"keep\",\"record\":{\"id\":1,\"name\":\"ADA\"}}\n{\"outcome\":\"reject\",\"code\":\"missing\",\"field\":\"name\",\"message\":\"`name` is missing or not text\"}\n",
-    )?;
-    write(dir, ".gitignore", "target/\n")?;
-    write(
-        dir,
-        "README.md",
-        &format!(
-            "# {name}\n\nA Sluice transform plugin.\n\n```sh\ncargo build --release --target wasm32-wasip2\nsluice plugin test target/wasm32-wasip2/release/{}.wasm \\\n  --input tests/input.jsonl --config tests/config.json --expect tests/expected.jsonl\n```\n\nAdd `--update` to rewrite `tests/expected.jsonl` from the current outcomes.\n",
-            name.replace('-', "_")
-        ),
-    )?;
+    write(dir, ".gitignore", "target/\nbuild/\n")?;
     Ok(())
 }
 
