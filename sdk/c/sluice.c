@@ -474,6 +474,34 @@ static const char *lookup(const sluice_config *c, const char *key, const char **
     }
 }
 
+const char *sluice_config_unknown(const sluice_config *c, const char *const *known, size_t n) {
+    const char *p = c->json, *end = c->json + c->len;
+    p = ws(p, end);
+    if (p >= end || *p != '{') return "";
+    p = ws(p + 1, end);
+    if (p < end && *p == '}') return NULL;
+    for (;;) {
+        p = ws(p, end);
+        if (p >= end || *p != '"') return "";
+        const char *kend = skip_string(p, end);
+        if (kend == NULL) return "";
+        char *key = decode_string(p, kend);
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++) found = strcmp(known[i], key) == 0;
+        if (!found) return key;
+        p = ws(kend, end);
+        if (p >= end || *p != ':') return "";
+        const char *vend = skip_value(p + 1, end);
+        if (vend == NULL) return "";
+        p = ws(vend, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        return (p < end && *p == '}') ? NULL : "";
+    }
+}
+
 bool sluice_config_has(const sluice_config *c, const char *key) {
     const char *stop;
     return lookup(c, key, &stop) != NULL;

@@ -159,6 +159,9 @@ bool sluice_config_has(const sluice_config *c, const char *key);
 bool sluice_config_string(const sluice_config *c, const char *key, const char **out);
 bool sluice_config_number(const sluice_config *c, const char *key, double *out);
 bool sluice_config_bool(const sluice_config *c, const char *key, bool *out);
+/** The first top-level key not among `known` (decoded), or NULL when all are
+ *  known; "" when the config is not a JSON object. */
+const char *sluice_config_unknown(const sluice_config *c, const char *const *known, size_t n);
 
 /* ---- values ---- */
 static inline sluice_value sluice_null(void) { sluice_value v; v.kind = SLUICE_NULL; v.as.i = 0; return v; }

@@ -103,6 +103,10 @@ export class Record {
     this._fields.set(name, value);
     this._changed = true;
   }
+  /** Sets field `name` to null. */
+  setNull(name) {
+    this.set(name, null);
+  }
   /** True when the record has field `name` (even if it is null). */
   has(name) {
     return this._fields.has(name);
@@ -122,6 +126,24 @@ export class Record {
     if (this._floats.delete(from)) this._floats.add(to);
     this._changed = true;
     return true;
+  }
+  /**
+   * The type of field `name` as the WIT `value` variant names it: `null`,
+   * `boolean`, `integer`, `float`, `text`, `bytes`, `timestamp`, `json`;
+   * `undefined` when absent. Tells a float `2.0` from an integer `2`.
+   */
+  kind(name) {
+    if (!this._fields.has(name)) return undefined;
+    const v = this._fields.get(name);
+    if (v === null || v === undefined) return "null";
+    if (typeof v === "boolean") return "boolean";
+    if (typeof v === "bigint") return "integer";
+    if (typeof v === "number") return this._floats.has(name) || !Number.isSafeInteger(v) ? "float" : "integer";
+    if (typeof v === "string") return "text";
+    if (v instanceof Float) return "float";
+    if (v instanceof Uint8Array) return "bytes";
+    if (v instanceof Timestamp || v instanceof Date) return "timestamp";
+    return "json";
   }
   /** The fields as `[name, value]` pairs, in order. */
   fields() {

@@ -8,4 +8,5 @@ mod common;
 mod failures;
 mod hot_reload;
 mod pipeline;
+mod polyglot;
 mod postgres;

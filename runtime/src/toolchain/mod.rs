@@ -290,6 +290,10 @@ fn run_tool(lang: Language, dir: &Path, cmd: &mut Command) -> Result<(), BuildEr
             .join(" ")
     );
     tracing::debug!(%command, "running");
+    // Tools written in Rust (componentize-py, componentize-qjs) would follow
+    // their error with a backtrace of their own, which buries the message.
+    cmd.env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0");
     let out = cmd.output().map_err(|source| BuildError::Io {
         what: "cannot run",
         path: PathBuf::from(cmd.get_program()),
@@ -300,6 +304,9 @@ fn run_tool(lang: Language, dir: &Path, cmd: &mut Command) -> Result<(), BuildEr
     }
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if let Some(i) = text.find("Stack backtrace:") {
+        text.truncate(i);
+    }
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(40)..].join("\n");
     Err(BuildError::ToolFailed {
