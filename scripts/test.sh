@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: builds the WASM plugins and fixtures (installing the
 # wasm32-wasip2 target if needed), then runs every unit, golden-file and
-# end-to-end test against the real `sluice` binary, PostgreSQL servers included.
+# end-to-end test against the real `sluice` binary, PostgreSQL servers included,
+# and the example plugins in Rust, Python, JavaScript and C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -9,5 +10,9 @@ cd "$root"
 # 127.0.0.1 with scripts/postgres.sh (a test fails when it cannot).
 "$root/scripts/postgres.sh" install
 "$root/scripts/build-plugins.sh"
+# The pinned plugin toolchains (componentize-py, componentize-qjs, clang-19 +
+# wasi-libc), installed by the same command a plugin author runs.
+cargo build --release --locked -p sluice-runtime --bin sluice
+"${CARGO_TARGET_DIR:-$root/target}/release/sluice" plugin setup rust python js c
 cargo test --release --locked --workspace \
     --exclude sluice-fixture-misbehave --exclude sluice-fixture-other-world

@@ -50,36 +50,30 @@ export class Float {
 
 export class MalformedBatch extends Error {}
 
+const NON_ASCII = /[\x80-\xff]/;
+
+// Native code does the work: bytes to a Latin-1 string, and for the rare
+// non-ASCII text, escape() + decodeURIComponent() decode the UTF-8 (and
+// refuse invalid UTF-8).
 export function utf8Decode(b, start, end) {
-  let s = "";
-  let i = start;
-  while (i < end) {
-    // ASCII runs in chunks.
-    let j = i;
-    while (j < end && b[j] < 0x80 && j - i < 4096) j++;
-    if (j > i) {
-      s += String.fromCharCode.apply(null, b.subarray(i, j));
-      i = j;
-      continue;
-    }
-    const c = b[i];
-    let cp;
-    if (c >= 0xc2 && c < 0xe0 && i + 1 < end) {
-      cp = ((c & 0x1f) << 6) | (b[i + 1] & 0x3f);
-      i += 2;
-    } else if (c >= 0xe0 && c < 0xf0 && i + 2 < end) {
-      cp = ((c & 0x0f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f);
-      i += 3;
-    } else if (c >= 0xf0 && c < 0xf5 && i + 3 < end) {
-      cp = ((c & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f);
-      i += 4;
-    } else {
-      throw new MalformedBatch(`invalid UTF-8 at byte ${i}`);
-    }
-    s += String.fromCodePoint(cp);
+  if (end - start > 8192) {
+    let s = "";
+    for (let i = start; i < end; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, Math.min(end, i + 8192)));
+    return finishUtf8(s, start);
   }
-  return s;
+  return finishUtf8(String.fromCharCode.apply(null, b.subarray(start, end)), start);
 }
+
+function finishUtf8(latin1, at) {
+  if (!NON_ASCII.test(latin1)) return latin1;
+  try {
+    return decodeURIComponent(escape(latin1));
+  } catch {
+    throw new MalformedBatch(`invalid UTF-8 in the string at byte ${at}`);
+  }
+}
+
+const ENCODED = new Map();
 
 /** A growable byte buffer. */
 export class Writer {
@@ -111,7 +105,15 @@ export class Writer {
   }
   i64(v) {
     this.reserve(8);
-    this.view.setBigInt64(this.len, BigInt(v), true);
+    if (typeof v === "number") {
+      // Two 32-bit halves: no BigInt for the usual safe integers.
+      const lo = v % 4294967296;
+      const hi = Math.floor(v / 4294967296);
+      this.view.setUint32(this.len, lo < 0 ? lo + 4294967296 : lo, true);
+      this.view.setInt32(this.len + 4, hi, true);
+    } else {
+      this.view.setBigInt64(this.len, v, true);
+    }
     this.len += 8;
   }
   f64(v) {
@@ -126,6 +128,24 @@ export class Writer {
     this.len += b.length;
   }
   str(s) {
+    if (s.length <= 32) {
+      // Field names and short values repeat: copy their bytes natively.
+      let e = ENCODED.get(s);
+      if (e === undefined) {
+        const w = new Writer(4 + s.length * 3);
+        w.strSlow(s);
+        e = w.buf.slice(0, w.len);
+        if (ENCODED.size >= 4096) ENCODED.clear();
+        ENCODED.set(s, e);
+      }
+      this.reserve(e.length);
+      this.buf.set(e, this.len);
+      this.len += e.length;
+      return;
+    }
+    this.strSlow(s);
+  }
+  strSlow(s) {
     // At most 3 bytes per UTF-16 unit.
     this.reserve(4 + s.length * 3);
     const at = this.len;
@@ -181,9 +201,16 @@ export class Reader {
   }
   i64() {
     this.need(8);
+    const lo = this.view.getUint32(this.pos, true);
+    const hi = this.view.getInt32(this.pos + 4, true);
+    // Exact as a Number when |v| < 2^53; BigInt (slow in QuickJS) beyond.
+    if (hi >= -0x200000 && hi < 0x200000) {
+      this.pos += 8;
+      return hi * 4294967296 + lo;
+    }
     const v = this.view.getBigInt64(this.pos, true);
     this.pos += 8;
-    return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+    return v;
   }
   f64() {
     this.need(8);

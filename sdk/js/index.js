@@ -17,17 +17,7 @@
 // (or your `processBatch`) and encodes the outcomes: the concepts and names
 // are those of the Rust SDK.
 
-import {
-  Float,
-  Json,
-  MalformedBatch,
-  OPERATIONS,
-  OP_CODES,
-  Reader,
-  Timestamp,
-  Writer,
-  putValue,
-} from "./codec.js";
+import { Float, Json, MalformedBatch, OPERATIONS, OP_CODES, Timestamp, Writer, putValue, utf8Decode } from "./codec.js";
 import * as log from "./log.js";
 
 export { Float, Json, OPERATIONS, Timestamp, log };
@@ -82,7 +72,7 @@ export class Record {
   constructor({ stream = "", fields = {}, key = null, op = "insert", headers = [] } = {}) {
     if (!(op in OP_CODES)) throw new RangeError(`op must be one of ${OPERATIONS.join(", ")}, not ${op}`);
     this._fields = new Map(fields instanceof Map ? fields : Object.entries(fields));
-    this._floats = new Set();
+    this._floats = null;
     this._stream = String(stream);
     this._op = op;
     this._key = key;
@@ -123,7 +113,7 @@ export class Record {
     const next = new Map();
     for (const [k, v] of this._fields) next.set(k === from ? to : k, v);
     this._fields = next;
-    if (this._floats.delete(from)) this._floats.add(to);
+    if (this._floats?.delete(from)) this._floats.add(to);
     this._changed = true;
     return true;
   }
@@ -138,7 +128,7 @@ export class Record {
     if (v === null || v === undefined) return "null";
     if (typeof v === "boolean") return "boolean";
     if (typeof v === "bigint") return "integer";
-    if (typeof v === "number") return this._floats.has(name) || !Number.isSafeInteger(v) ? "float" : "integer";
+    if (typeof v === "number") return this._floats?.has(name) || !Number.isSafeInteger(v) ? "float" : "integer";
     if (typeof v === "string") return "text";
     if (v instanceof Float) return "float";
     if (v instanceof Uint8Array) return "bytes";
@@ -199,7 +189,7 @@ export class Record {
   /** A new record with the same fields, metadata and headers. */
   copy() {
     const r = new Record({ stream: this._stream, fields: this._fields, key: this._key, op: this._op, headers: this._headers });
-    r._floats = new Set(this._floats);
+    r._floats = this._floats ? new Set(this._floats) : null;
     r.position = this.position;
     r.eventTime = this.eventTime;
     return r;
@@ -213,44 +203,125 @@ function toBytes(v) {
   return w.finish().slice(4);
 }
 
-function decodeRecord(rd, end) {
-  const r = Object.create(Record.prototype);
-  const op = rd.u8();
-  if (op >= OPERATIONS.length) throw new MalformedBatch(`unknown operation code ${op}`);
-  r._op = OPERATIONS[op];
-  r._stream = rd.str();
-  r.position = rd.str();
-  r.eventTime = rd.u8() ? rd.i64() : null;
-  r._key = rd.value();
-  r._floats = new Set();
-  const hn = rd.u32();
-  r._headers = [];
-  for (let i = 0; i < hn; i++) r._headers.push([rd.str(), rd.bytes()]);
-  const fn = rd.u32();
-  r._fields = new Map();
-  for (let i = 0; i < fn; i++) {
-    const name = rd.str();
-    r._fields.set(name, rd.value());
-    if (rd.lastFloat) r._floats.add(name);
+// One function with local reads: method calls cost more than the reads
+// themselves in QuickJS, so the decoder is written out inline.
+function decodeBatchInline(b, view) {
+  const size = b.length;
+  let p = 0;
+  const fail = (what) => {
+    throw new MalformedBatch(`${what} at byte ${p}`);
+  };
+  const str = () => {
+    if (p + 4 > size) fail("truncated string length");
+    const n = view.getUint32(p, true);
+    p += 4;
+    if (p + n > size) fail("truncated string");
+    const s = n === 0 ? "" : utf8Decode(b, p, p + n);
+    p += n;
+    return s;
+  };
+  const i64 = () => {
+    if (p + 8 > size) fail("truncated integer");
+    const lo = view.getUint32(p, true);
+    const hi = view.getInt32(p + 4, true);
+    let v;
+    if (hi >= -0x200000 && hi < 0x200000) v = hi * 4294967296 + lo;
+    else v = view.getBigInt64(p, true);
+    p += 8;
+    return v;
+  };
+  let isFloat = false;
+  const value = () => {
+    if (p >= size) fail("truncated value");
+    const tag = b[p++];
+    isFloat = false;
+    switch (tag) {
+      case 4:
+        return str();
+      case 2:
+        return i64();
+      case 0:
+        return null;
+      case 3: {
+        if (p + 8 > size) fail("truncated float");
+        const f = view.getFloat64(p, true);
+        p += 8;
+        isFloat = true;
+        return f;
+      }
+      case 1:
+        if (p >= size) fail("truncated boolean");
+        return b[p++] !== 0;
+      case 5: {
+        if (p + 4 > size) fail("truncated bytes length");
+        const n = view.getUint32(p, true);
+        p += 4;
+        if (p + n > size) fail("truncated bytes");
+        const v = b.slice(p, p + n);
+        p += n;
+        return v;
+      }
+      case 6:
+        return new Timestamp(i64());
+      case 7:
+        return new Json(str());
+      default:
+        p--;
+        return fail(`unknown value tag ${tag}`);
+    }
+  };
+  if (size < 5 || b[0] !== 1) throw new MalformedBatch(`batch encoding version ${b[0]} is not 1`);
+  const count = view.getUint32(1, true);
+  p = 5;
+  const out = new Array(count);
+  for (let i = 0; i < count; i++) {
+    if (p + 4 > size) fail("truncated record length");
+    const end = p + 4 + view.getUint32(p, true);
+    p += 4;
+    const r = Object.create(Record.prototype);
+    const op = b[p++];
+    if (op >= 4) fail(`unknown operation code ${op}`);
+    r._op = OPERATIONS[op];
+    r._stream = str();
+    r.position = str();
+    r.eventTime = b[p++] ? i64() : null;
+    r._key = value();
+    r._floats = null;
+    if (p + 4 > size) fail("truncated header count");
+    const hn = view.getUint32(p, true);
+    p += 4;
+    const headers = [];
+    for (let k = 0; k < hn; k++) {
+      const name = str();
+      if (p + 4 > size) fail("truncated header");
+      const n = view.getUint32(p, true);
+      p += 4;
+      if (p + n > size) fail("truncated header");
+      headers.push([name, b.slice(p, p + n)]);
+      p += n;
+    }
+    r._headers = headers;
+    if (p + 4 > size) fail("truncated field count");
+    const fn = view.getUint32(p, true);
+    p += 4;
+    const fields = new Map();
+    for (let k = 0; k < fn; k++) {
+      const name = str();
+      fields.set(name, value());
+      if (isFloat) (r._floats ??= new Set()).add(name);
+    }
+    r._fields = fields;
+    if (p !== end) fail("a record's length does not match its contents");
+    r._changed = false;
+    out[i] = r;
   }
-  if (rd.pos !== end) throw new MalformedBatch("a record's length does not match its contents");
-  r._changed = false;
-  return r;
+  if (p !== size) throw new MalformedBatch(`${size - p} bytes trail the last record`);
+  return out;
 }
 
 /** Decodes a batch into records. */
 export function decodeBatch(bytes) {
-  const rd = new Reader(bytes);
-  const version = rd.u8();
-  if (version !== 1) throw new MalformedBatch(`batch encoding version ${version} is not 1`);
-  const count = rd.u32();
-  const out = new Array(count);
-  for (let i = 0; i < count; i++) {
-    const len = rd.u32();
-    out[i] = decodeRecord(rd, rd.pos + len);
-  }
-  if (rd.pos !== bytes.length) throw new MalformedBatch(`${bytes.length - rd.pos} bytes trail the last record`);
-  return out;
+  return decodeBatchInline(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
 function encodeRecord(w, r) {
@@ -275,7 +346,7 @@ function encodeRecord(w, r) {
   w.u32(r._fields.size);
   for (const [n, v] of r._fields) {
     w.str(n);
-    putValue(w, v, `field \`${n}\``, r._floats.has(n));
+    putValue(w, v, `field \`${n}\``, r._floats !== null && r._floats.has(n));
   }
   w.putU32At(start - 4, w.len - start);
 }

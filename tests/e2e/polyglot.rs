@@ -399,3 +399,20 @@ fn build_errors_say_what_and_where() {
         stderr(&out)
     );
 }
+
+#[test]
+fn every_sdk_handles_the_whole_record_api_identically() {
+    for lang in ["python", "js", "c"] {
+        let out = sluice()
+            .args(["plugin", "test"])
+            .arg(root().join("tests/fixtures/sdk-conformance").join(lang))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{lang}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("ok: 6 outcomes match"),
+            "{lang}: {}",
+            stderr(&out)
+        );
+    }
+}

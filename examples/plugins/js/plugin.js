@@ -5,10 +5,13 @@
 import { DROP, InvalidConfig, KEEP, reject } from "sluice-sdk";
 
 const KEYS = new Set(["default_country", "drop_test_accounts", "min_age", "tag"]);
-const isSpace = (c) => c === " " || c === "\t" || c === "\r" || c === "\n";
+const SPACE = /[ \t\r\n]/;
+const ASCII = /^[\x00-\x7f]*$/;
 const trim = (s) => s.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
-const asciiLower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
-const asciiUpper = (s) => s.replace(/[a-z]/g, (c) => c.toUpperCase());
+// ASCII letters only, as in the other languages (toLowerCase would also
+// change other letters): the native call when the text is all ASCII.
+const asciiLower = (s) => (ASCII.test(s) ? s.toLowerCase() : s.replace(/[A-Z]+/g, (m) => m.toLowerCase()));
+const asciiUpper = (s) => (ASCII.test(s) ? s.toUpperCase() : s.replace(/[a-z]+/g, (m) => m.toUpperCase()));
 
 /** Trims ASCII whitespace and collapses inner runs into one space. */
 function squeeze(s) {
@@ -21,7 +24,7 @@ function validEmail(e) {
   const [local, domain] = parts;
   return (
     local.length > 0 &&
-    ![...e].some(isSpace) &&
+    !SPACE.test(e) &&
     domain.includes(".") &&
     !domain.startsWith(".") &&
     !domain.endsWith(".")

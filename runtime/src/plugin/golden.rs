@@ -3,6 +3,8 @@
 //!
 //! Input: one JSON object of fields per line, or an envelope
 //! `{"fields": {...}, "stream": "...", "op": "update", "key": ...}`.
+//! An outcome's record shows `stream`, `op`, `key` and `headers` when the
+//! plugin changed them.
 //! Outcomes: `{"outcome":"keep","record":{...}}`,
 //! `{"outcome":"emit","records":[...]}`, `{"outcome":"drop"}`,
 //! `{"outcome":"reject","code":...,"field":...,"message":...}`.
@@ -92,6 +94,27 @@ fn record_json(r: &Record<'_>, input: &Record<'_>) -> Json {
     }
     if r.op != input.op {
         m.insert("op".into(), Json::String(r.op.as_str().into()));
+    }
+    if r.key != input.key {
+        m.insert("key".into(), crate::value_json::value_to_json(&r.key));
+    }
+    if r.headers != input.headers {
+        // Text headers as text, others as base64.
+        let headers = r
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = match std::str::from_utf8(value) {
+                    Ok(t) => Json::String(t.to_string()),
+                    Err(_) => {
+                        use base64::Engine as _;
+                        json!({ "base64": base64::engine::general_purpose::STANDARD.encode(value) })
+                    }
+                };
+                json!([name, value])
+            })
+            .collect();
+        m.insert("headers".into(), Json::Array(headers));
     }
     Json::Object(m)
 }
