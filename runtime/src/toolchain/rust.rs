@@ -85,7 +85,7 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
 }
 
 /// The last `.wasm` file cargo reports as built for the root package.
-fn artifact(messages: &[u8]) -> Option<PathBuf> {
+pub(super) fn artifact(messages: &[u8]) -> Option<PathBuf> {
     let mut found = None;
     for line in messages.split(|b| *b == b'\n') {
         let Ok(msg) = serde_json::from_slice::<serde_json::Value>(line) else {

@@ -15,3 +15,43 @@ fn c_bindings_are_generated() {
         }
     }
 }
+
+#[test]
+fn the_language_is_told_from_the_entry_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(detect(dir.path()), Err(BuildError::Unknown(_))));
+    std::fs::write(dir.path().join("plugin.js"), "").unwrap();
+    assert_eq!(detect(dir.path()).unwrap(), Language::Js);
+    std::fs::write(dir.path().join("plugin.c"), "").unwrap();
+    let err = detect(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("plugin.js (js), plugin.c (c)") && err.contains("pass `--lang`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_plugin_name_is_the_crate_or_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("My Plugin.v2");
+    std::fs::create_dir(&p).unwrap();
+    assert_eq!(plugin_name(&p, Language::Python), "my-plugin-v2");
+    std::fs::write(
+        p.join("Cargo.toml"),
+        "[package]\nname = \"crm-clean\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    assert_eq!(plugin_name(&p, Language::Rust), "crm-clean");
+}
+
+#[test]
+fn cargo_messages_give_the_built_component() {
+    let msgs = br#"{"reason":"compiler-artifact","filenames":["/t/deps/libx.rlib"]}
+{"reason":"compiler-artifact","filenames":["/t/wasm32-wasip2/release/x.wasm","/t/x.rlib"]}
+{"reason":"build-finished","success":true}"#;
+    assert_eq!(
+        rust::artifact(msgs),
+        Some(PathBuf::from("/t/wasm32-wasip2/release/x.wasm"))
+    );
+    assert_eq!(rust::artifact(b"{}"), None);
+}
