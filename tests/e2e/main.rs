@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod failures;
 mod hot_reload;
+mod kafka;
 mod pipeline;
 mod polyglot;
 mod postgres;

@@ -2,6 +2,7 @@
 //! folder per connector, registered by the plain `match` in [`build`].
 
 pub mod jsonl;
+pub mod kafka;
 pub mod postgres;
 pub mod sqlite;
 pub mod stdout;
@@ -23,6 +24,8 @@ pub enum SinkConfig {
     Postgres(postgres::PostgresSinkConfig),
     /// JSON lines on standard output.
     Stdout(stdout::StdoutSinkConfig),
+    /// A Kafka topic.
+    Kafka(kafka::KafkaSinkConfig),
 }
 
 impl SinkConfig {
@@ -31,7 +34,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SinkConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
-            SinkConfig::Stdout(_) | SinkConfig::Postgres(_) => {}
+            SinkConfig::Stdout(_) | SinkConfig::Postgres(_) | SinkConfig::Kafka(_) => {}
         }
     }
 }
@@ -43,6 +46,7 @@ pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
         SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::new(c.clone())?),
         SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
         SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new(c.clone())?),
+        SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::new(c.clone())?),
     })
 }
 

@@ -3,13 +3,14 @@
 
 pub mod csv;
 pub mod jsonl;
+pub mod kafka;
 pub mod postgres;
 pub mod sqlite;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde::Deserialize;
 use sluice_codec::{BatchWriter, Record};
@@ -27,6 +28,9 @@ pub enum SourceConfig {
     /// PostgreSQL tables: snapshot, then change data capture
     /// (`postgres::PostgresSourceConfig`).
     Postgres(postgres::PostgresSourceConfig),
+    /// Kafka topics, as a member of a consumer group
+    /// (`kafka::KafkaSourceConfig`).
+    Kafka(kafka::KafkaSourceConfig),
 }
 
 impl SourceConfig {
@@ -36,15 +40,17 @@ impl SourceConfig {
             SourceConfig::Csv(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
-            SourceConfig::Postgres(_) => {}
+            SourceConfig::Postgres(_) | SourceConfig::Kafka(_) => {}
         }
     }
 
     /// Fills defaults that depend on the pipeline (names of replication
     /// slots and publications).
     pub fn apply_defaults(&mut self, pipeline: &str) {
-        if let SourceConfig::Postgres(c) = self {
-            c.apply_defaults(pipeline);
+        match self {
+            SourceConfig::Postgres(c) => c.apply_defaults(pipeline),
+            SourceConfig::Kafka(c) => c.apply_defaults(pipeline),
+            _ => {}
         }
     }
 
@@ -53,6 +59,7 @@ impl SourceConfig {
     pub fn set_until_caught_up(&mut self) {
         match self {
             SourceConfig::Postgres(c) => c.until_caught_up = true,
+            SourceConfig::Kafka(c) => c.until_caught_up = true,
             SourceConfig::Jsonl(c) => c.follow = false,
             SourceConfig::Csv(_) | SourceConfig::Sqlite(_) => {}
         }
@@ -65,6 +72,7 @@ impl SourceConfig {
             SourceConfig::Jsonl(_) => "jsonl",
             SourceConfig::Sqlite(_) => "sqlite",
             SourceConfig::Postgres(_) => "postgres",
+            SourceConfig::Kafka(_) => "kafka",
         }
     }
 }
@@ -76,6 +84,7 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
         SourceConfig::Jsonl(c) => Box::new(jsonl::JsonlSource::new(c.clone())?),
         SourceConfig::Sqlite(c) => Box::new(sqlite::SqliteSource::new(c.clone())?),
         SourceConfig::Postgres(c) => Box::new(postgres::PostgresSource::new(c.clone())?),
+        SourceConfig::Kafka(c) => Box::new(kafka::KafkaSource::new(c.clone())?),
     })
 }
 
@@ -146,23 +155,66 @@ pub struct Lag {
 /// the summary).
 #[derive(Debug, Default)]
 pub struct SourceFeedback {
-    committed: Mutex<Option<String>>,
+    committed: Arc<CommitWatch>,
     lag: Mutex<Option<Lag>>,
     state: Mutex<Option<String>>,
+}
+
+/// The resume token of the last batch the sink committed, with a way to
+/// wait for a given one (a Kafka rebalance waits for its batches in flight).
+#[derive(Debug, Default)]
+pub struct CommitWatch {
+    token: Mutex<Option<String>>,
+    changed: Condvar,
+}
+
+impl CommitWatch {
+    /// The token of the last committed batch, if any this run.
+    pub fn get(&self) -> Option<String> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until the committed token is `token`; false after `timeout`.
+    pub fn wait_for(&self, token: &str, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut t = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if t.as_deref() == Some(token) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            t = self
+                .changed
+                .wait_timeout(t, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 impl SourceFeedback {
     /// Called by the pipeline after a batch's checkpoint is saved.
     pub fn set_committed(&self, resume: &str) {
-        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = Some(resume.to_string());
+        *self
+            .committed
+            .token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(resume.to_string());
+        self.committed.changed.notify_all();
     }
 
     /// The resume token of the last committed batch, if any this run.
     pub fn committed(&self) -> Option<String> {
-        self.committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.committed.get()
+    }
+
+    /// A handle on the committed token that outlives a borrow of this
+    /// feedback (for callbacks of client libraries).
+    pub fn commit_watch(&self) -> Arc<CommitWatch> {
+        self.committed.clone()
     }
 
     /// Reports the lag (sources that know it).
@@ -264,6 +316,11 @@ impl<'a> SourceContext<'a> {
     /// to report lag and state.
     pub fn feedback(&self) -> &SourceFeedback {
         self.feedback
+    }
+
+    /// Records per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
     }
 
     /// True when records are waiting to be flushed.

@@ -1,0 +1,47 @@
+//! What the Kafka source and sink share: client settings, how a record's
+//! key and metadata travel in a Kafka message, and readable errors.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+
+/// Header carrying the record's operation (`insert`, `update`, `delete`,
+/// `snapshot`), so that a change stream keeps its meaning through a topic.
+pub const OP_HEADER: &str = "sluice-op";
+/// Header carrying the record's stream (a table name) when it is not the
+/// topic's name.
+pub const STREAM_HEADER: &str = "sluice-stream";
+
+/// A client config with the brokers, a client id, and the user's extra
+/// librdkafka settings (which win).
+pub fn client_config(brokers: &str, options: &BTreeMap<String, String>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", "sluice")
+        .set("log_level", "3");
+    for (k, v) in options {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A Kafka error as a sentence with what to check.
+pub fn explain(e: &KafkaError, brokers: &str) -> String {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let code = e.rdkafka_error_code();
+    let hint = match code {
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::Resolve) => {
+            format!(": is a broker running at `{brokers}`?")
+        }
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic) => {
+            ": create the topic first (or check its name)".into()
+        }
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => {
+            ": the message is larger than the broker or producer accepts (`message.max.bytes`)"
+                .into()
+        }
+        _ => String::new(),
+    };
+    format!("{e}{hint}")
+}

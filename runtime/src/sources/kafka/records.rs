@@ -1,0 +1,156 @@
+//! A Kafka message as a record: the value's JSON members are the fields
+//! (or one field `value`), the key is the record key, headers are kept, the
+//! message time is the event time, and `topic/partition@offset` is the
+//! position. Headers `sluice-op` and `sluice-stream` (written by the Kafka
+//! sink) restore the operation and stream of a change stream.
+
+use std::borrow::Cow;
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use sluice_codec::{Operation, Record, Value};
+
+use super::Tp;
+use super::config::{KafkaSourceConfig, KeyFormat, ValueFormat};
+use crate::kafka::{OP_HEADER, STREAM_HEADER};
+use crate::sources::Malformed;
+use crate::value_json::json_to_value;
+
+/// A message read and converted, not yet handed over.
+pub(super) struct Pending {
+    pub tp: Tp,
+    pub offset: i64,
+    pub record: Result<Record<'static>, Malformed>,
+}
+
+fn op_from(name: &[u8]) -> Option<Operation> {
+    Some(match name {
+        b"insert" => Operation::Insert,
+        b"update" => Operation::Update,
+        b"delete" => Operation::Delete,
+        b"snapshot" => Operation::Snapshot,
+        _ => return None,
+    })
+}
+
+pub(super) fn convert(m: &BorrowedMessage<'_>, config: &KafkaSourceConfig) -> Pending {
+    let tp = (m.topic().to_string(), m.partition());
+    let position = format!("{}/{}@{}", m.topic(), m.partition(), m.offset());
+    let record = build(m, config, &position).map_err(|reason| Malformed {
+        position: position.clone(),
+        stream: m.topic().to_string(),
+        raw: m
+            .payload()
+            .map(|p| String::from_utf8_lossy(&p[..p.len().min(64 * 1024)]).into_owned())
+            .unwrap_or_default(),
+        reason,
+    });
+    Pending {
+        tp,
+        offset: m.offset(),
+        record,
+    }
+}
+
+fn build(
+    m: &BorrowedMessage<'_>,
+    config: &KafkaSourceConfig,
+    position: &str,
+) -> Result<Record<'static>, String> {
+    let mut r = Record {
+        stream: Cow::Owned(m.topic().to_string()),
+        position: Cow::Owned(position.to_string()),
+        op: Operation::Insert,
+        event_time: m.timestamp().to_millis().map(|ms| ms * 1000),
+        ..Default::default()
+    };
+    if let Some(headers) = m.headers() {
+        for h in headers.iter() {
+            let value = h.value.unwrap_or_default();
+            if h.key == OP_HEADER {
+                r.op = op_from(value).ok_or_else(|| {
+                    format!(
+                        "header `{OP_HEADER}` is `{}`: expected insert, update, delete or snapshot",
+                        String::from_utf8_lossy(value)
+                    )
+                })?;
+                continue;
+            }
+            if h.key == STREAM_HEADER {
+                r.stream = Cow::Owned(String::from_utf8_lossy(value).into_owned());
+                continue;
+            }
+            r.headers
+                .push((Cow::Owned(h.key.to_string()), Cow::Owned(value.to_vec())));
+        }
+    }
+    if let Some(key) = m.key() {
+        r.key = match config.key_format {
+            KeyFormat::Text => match std::str::from_utf8(key) {
+                Ok(t) => Value::Text(Cow::Owned(t.to_string())),
+                Err(_) => Value::Bytes(Cow::Owned(key.to_vec())),
+            },
+            KeyFormat::Bytes => Value::Bytes(Cow::Owned(key.to_vec())),
+            KeyFormat::Json => {
+                let j: serde_json::Value = serde_json::from_slice(key)
+                    .map_err(|e| format!("the key is not JSON (`key_format = \"json\"`): {e}"))?;
+                json_to_value(&j)
+            }
+        };
+    }
+    match (m.payload(), config.format) {
+        // A tombstone: the key was deleted.
+        (None, _) => {
+            r.op = Operation::Delete;
+        }
+        (Some(p), ValueFormat::Json) => {
+            let j: serde_json::Value =
+                serde_json::from_slice(p).map_err(|e| format!("the value is not JSON: {e}"))?;
+            let serde_json::Value::Object(obj) = j else {
+                return Err(format!(
+                    "the value is JSON but not an object (a {}): use `format = \"text\"` to take it whole",
+                    kind(&j)
+                ));
+            };
+            r.fields = obj
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), json_to_value(&v)))
+                .collect();
+        }
+        (Some(p), ValueFormat::Text) => {
+            let t =
+                std::str::from_utf8(p).map_err(|e| format!("the value is not UTF-8 text: {e}"))?;
+            r.fields.push((
+                Cow::Borrowed("value"),
+                Value::Text(Cow::Owned(t.to_string())),
+            ));
+        }
+        (Some(p), ValueFormat::Bytes) => {
+            r.fields
+                .push((Cow::Borrowed("value"), Value::Bytes(Cow::Owned(p.to_vec()))));
+        }
+    }
+    if config.metadata_fields {
+        r.fields.push((
+            Cow::Borrowed("kafka_topic"),
+            Value::Text(Cow::Owned(m.topic().to_string())),
+        ));
+        r.fields.push((
+            Cow::Borrowed("kafka_partition"),
+            Value::Int(i64::from(m.partition())),
+        ));
+        r.fields
+            .push((Cow::Borrowed("kafka_offset"), Value::Int(m.offset())));
+    }
+    Ok(r)
+}
+
+fn kind(j: &serde_json::Value) -> &'static str {
+    match j {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
