@@ -572,3 +572,71 @@ fn unknown_topics_and_unreachable_brokers_say_what_to_do() {
         stdout(&out)
     );
 }
+
+#[test]
+fn postgres_cdc_through_a_topic_into_postgres_keeps_updates_deletes_and_tables() {
+    let broker = Broker::start();
+    broker.topic("cdc", 3);
+    let pg = PgServer::start();
+    pg.exec(
+        "legacy",
+        "CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text);
+         INSERT INTO customers SELECT i, 'name ' || i, 'u' || i || '@x.org' FROM generate_series(1, 2000) i;",
+    );
+    let capture = Dir::new();
+    capture.write(
+        "pipeline.toml",
+        format!(
+            "name = \"capture\"\n[source]\ntype = \"postgres\"\nurl = \"{}\"\ntables = [\"customers\"]\n\n[sink]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"cdc\"\n",
+            pg.url("legacy"),
+            broker.brokers()
+        ),
+    );
+    let apply = Dir::new();
+    apply.write(
+        "pipeline.toml",
+        format!(
+            "name = \"apply\"\n[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"cdc\"]\nkey_format = \"json\"\n\n[[transforms]]\nname = \"map\"\nplugin = \"{}\"\nconfig = {{ rename = {{ name = \"full_name\" }} }}\n\n[sink]\ntype = \"postgres\"\nurl = \"{}\"\n",
+            broker.brokers(),
+            plugin("mapper"),
+            pg.url("target")
+        ),
+    );
+    let mut a = spawn(&capture);
+    let mut b = spawn(&apply);
+    let target = |sql: &str| pg.count("target", sql);
+    wait_for(120, "the snapshot in the target", || {
+        target("SELECT count(*) FROM public.customers") == 2000
+    });
+    // Live changes: updates, deletes, inserts, a key change.
+    pg.exec(
+        "legacy",
+        "UPDATE customers SET email = 'new' || id || '@y.org' WHERE id % 3 = 0;
+         DELETE FROM customers WHERE id % 7 = 0;
+         INSERT INTO customers SELECT i, 'late ' || i, NULL FROM generate_series(2001, 2300) i;
+         UPDATE customers SET id = 5000 WHERE id = 1;",
+    );
+    let expected = pg.count("legacy", "SELECT count(*) FROM customers");
+    let fingerprint = "SELECT ('x' || substr(md5(string_agg(id || ':' || coalesce(email, '-'), ',' ORDER BY id)), 1, 15))::bit(60)::bigint FROM customers";
+    let want = pg.count("legacy", fingerprint);
+    wait_for(120, "the changes in the target", || {
+        target("SELECT count(*) FROM public.customers") == expected && target(fingerprint) == want
+    });
+    assert_eq!(
+        target("SELECT count(*) FROM public.customers WHERE full_name LIKE 'late %'"),
+        300
+    );
+    assert_eq!(
+        target("SELECT count(*) FROM public.customers WHERE id = 1"),
+        0
+    );
+    for (c, d) in [(&mut a, &capture), (&mut b, &apply)] {
+        signal(c, libc::SIGTERM);
+        let ok = c.wait().unwrap().success();
+        assert!(
+            ok,
+            "{}",
+            std::fs::read_to_string(d.path("stderr.log")).unwrap()
+        );
+    }
+}
