@@ -143,11 +143,18 @@ impl Summary {
         let _ = writeln!(s, "  source        {}", self.source);
         let _ = writeln!(s, "  records in    {}", self.records_in);
         if let Some(lag) = &self.lag {
-            let _ = writeln!(
-                s,
-                "  lag           {} bytes of source log, {:.1} s",
-                lag.bytes, lag.seconds
-            );
+            let _ = match lag.records {
+                Some(r) => writeln!(
+                    s,
+                    "  lag           {r} records behind the source, {:.1} s",
+                    lag.seconds
+                ),
+                None => writeln!(
+                    s,
+                    "  lag           {} bytes of source log, {:.1} s",
+                    lag.bytes, lag.seconds
+                ),
+            };
         }
         let _ = writeln!(s, "  written       {}  -> {}", self.written, self.sink);
         let _ = writeln!(s, "  dropped       {}", self.dropped);

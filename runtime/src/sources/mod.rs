@@ -147,6 +147,11 @@ pub struct Lag {
     /// Age of the oldest source change not yet committed to the target, in
     /// seconds (0 when caught up).
     pub seconds: f64,
+    /// Records not yet committed to the target, for sources that count
+    /// records rather than bytes (Kafka: messages behind the committed
+    /// offsets of the assigned partitions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
 }
 
 /// What the pipeline and a running source tell each other besides
@@ -221,6 +226,9 @@ impl SourceFeedback {
     pub fn set_lag(&self, lag: Lag) {
         metrics::gauge!("source_lag_bytes").set(lag.bytes as f64);
         metrics::gauge!("source_lag_seconds").set(lag.seconds);
+        if let Some(r) = lag.records {
+            metrics::gauge!("source_lag_records").set(r as f64);
+        }
         *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(lag);
     }
 

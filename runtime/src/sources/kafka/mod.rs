@@ -58,6 +58,8 @@ struct Shared {
     assigned: HashSet<Tp>,
     /// At least one assignment happened.
     ever_assigned: bool,
+    /// Messages behind the committed offsets, from librdkafka's statistics.
+    lag: Option<u64>,
 }
 
 struct GroupContext {
@@ -80,6 +82,24 @@ impl ClientContext for GroupContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(source = %self.describe, "kafka: {error}: {reason}");
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        // consumer_lag: high watermark - committed offset (-1: unknown).
+        let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let lag: u64 = statistics
+            .topics
+            .iter()
+            .flat_map(|(t, topic)| {
+                topic
+                    .partitions
+                    .iter()
+                    .map(move |(p, part)| ((t.clone(), *p), part))
+            })
+            .filter(|(tp, part)| tp.1 >= 0 && part.consumer_lag >= 0 && s.assigned.contains(tp))
+            .map(|(_, part)| part.consumer_lag as u64)
+            .sum();
+        s.lag = Some(lag);
     }
 }
 
@@ -210,6 +230,9 @@ impl KafkaSource {
             );
         if !self.config.options.contains_key("session.timeout.ms") {
             c.set("session.timeout.ms", "10000");
+        }
+        if !self.config.options.contains_key("statistics.interval.ms") {
+            c.set("statistics.interval.ms", "1000");
         }
         if !self.config.options.contains_key("heartbeat.interval.ms") {
             c.set("heartbeat.interval.ms", "1000");
@@ -372,6 +395,7 @@ impl KafkaSource {
         let mut failing_since: Option<Instant> = None;
         let mut idle_since: Option<Instant> = None;
         let mut last_check: Option<Instant> = None;
+        let mut behind_since: Option<Instant> = None;
         let result = loop {
             // Offsets of what the sink committed go back to Kafka.
             self.commit_progress(
@@ -437,7 +461,25 @@ impl KafkaSource {
                 }
             }
             let (n, ready_by_time, assigned) = {
-                let s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(records) = s.lag.take() {
+                    // The age: since when the committed position has not
+                    // caught up.
+                    let seconds = if records == 0 {
+                        behind_since = None;
+                        0.0
+                    } else {
+                        behind_since
+                            .get_or_insert_with(Instant::now)
+                            .elapsed()
+                            .as_secs_f64()
+                    };
+                    ctx.feedback().set_lag(super::Lag {
+                        bytes: 0,
+                        seconds,
+                        records: Some(records),
+                    });
+                }
                 let n = s.pending.len();
                 (
                     n,

@@ -613,7 +613,11 @@ impl<'a> Streamer<'a> {
         let seconds = open
             .front()
             .map_or(0.0, |(_, t)| (now - t).max(0) as f64 / 1e6);
-        ctx.feedback().set_lag(Lag { bytes, seconds });
+        ctx.feedback().set_lag(Lag {
+            bytes,
+            seconds,
+            records: None,
+        });
     }
 
     /// Checks a `Relation` message against what was known of the table.
