@@ -26,6 +26,23 @@ pub fn client_config(brokers: &str, options: &BTreeMap<String, String>) -> Clien
     c
 }
 
+/// The cluster's metadata, or why the brokers cannot be reached (what the
+/// source's and the sink's start-up checks say).
+pub fn reach<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    brokers: &str,
+) -> Result<rdkafka::metadata::Metadata, String> {
+    let md = client
+        .fetch_metadata(None, std::time::Duration::from_secs(10))
+        .map_err(|e| format!("cannot reach the Kafka brokers: {}", explain(&e, brokers)))?;
+    if md.brokers().is_empty() {
+        return Err(format!(
+            "no broker answered at `{brokers}`: is a broker running there?"
+        ));
+    }
+    Ok(md)
+}
+
 /// A Kafka error as a sentence with what to check.
 pub fn explain(e: &KafkaError, brokers: &str) -> String {
     use rdkafka::types::RDKafkaErrorCode as C;

@@ -149,15 +149,7 @@ impl Sink for KafkaSink {
                     explain(&e, &self.config.brokers)
                 ))
             })?;
-        producer
-            .client()
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map_err(|e| {
-                self.error(format!(
-                    "cannot reach the Kafka brokers: {}",
-                    explain(&e, &self.config.brokers)
-                ))
-            })?;
+        crate::kafka::reach(producer.client(), &self.config.brokers).map_err(|m| self.error(m))?;
         self.producer = Some(producer);
         Ok(())
     }

@@ -258,20 +258,8 @@ impl KafkaSource {
 
     /// Reaches the brokers and checks that the topics exist.
     fn preflight<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Result<(), SourceError> {
-        let md = consumer
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map_err(|e| {
-                self.error(format!(
-                    "cannot reach the Kafka brokers: {}",
-                    explain(&e, &self.config.brokers)
-                ))
-            })?;
-        if md.brokers().is_empty() {
-            return Err(self.error(format!(
-                "no broker answered at `{}`: is a broker running there?",
-                self.config.brokers
-            )));
-        }
+        let md = crate::kafka::reach(consumer.client(), &self.config.brokers)
+            .map_err(|m| self.error(m))?;
         for t in &self.config.topics {
             let found = md
                 .topics()
