@@ -233,8 +233,15 @@ pub fn run(
     dlq.open(checkpoint.as_ref().and_then(|c| c.dead_letter.as_deref()))
         .map_err(RunError::DeadLetter)?;
     let resume = checkpoint.as_ref().map(|c| c.source.clone());
-    let committed_before = checkpoint.as_ref().map_or(0, |c| c.records);
-    if let Some(c) = &checkpoint {
+    let external = pipeline.config.source.position_is_external();
+    let committed_before = if external {
+        0
+    } else {
+        checkpoint.as_ref().map_or(0, |c| c.records)
+    };
+    if external {
+        tracing::info!(pipeline = %pipeline.name, "resuming from the consumer group's committed offsets");
+    } else if let Some(c) = &checkpoint {
         tracing::info!(pipeline = %pipeline.name, position = %c.source, records = c.records, "resuming from checkpoint");
     }
     *control.transforms() = slots

@@ -65,6 +65,13 @@ impl SourceConfig {
         }
     }
 
+    /// True when the source keeps its position outside Sluice (a Kafka
+    /// consumer group's committed offsets): the local checkpoint does not
+    /// say where it resumes, and `--reset` does not move it.
+    pub fn position_is_external(&self) -> bool {
+        matches!(self, SourceConfig::Kafka(_))
+    }
+
     /// The connector type name.
     pub fn kind(&self) -> &'static str {
         match self {
