@@ -172,18 +172,36 @@ pub fn detect(dir: &Path) -> Result<Language, BuildError> {
     }
 }
 
-/// The plugin name of a directory: its Cargo package name for Rust, else
-/// the directory name (lowercase letters, digits, `-`, `_`).
+/// The plugin name of a directory: the package name its language's
+/// manifest gives (`Cargo.toml`, `package.json`, `pyproject.toml`), else the
+/// directory name; as lowercase letters, digits, `-`, `_`.
 pub fn plugin_name(dir: &Path, lang: Language) -> String {
     if lang == Language::Rust
         && let Some(name) = rust::package_name(dir)
     {
         return name;
     }
-    let base = std::fs::canonicalize(dir)
-        .ok()
-        .and_then(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "plugin".into());
+    let declared = match lang {
+        Language::Js => std::fs::read_to_string(dir.join("package.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v["name"]
+                    .as_str()
+                    .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+            }),
+        Language::Python => std::fs::read_to_string(dir.join("pyproject.toml"))
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+            .and_then(|t| t.get("project")?.get("name")?.as_str().map(str::to_string)),
+        _ => None,
+    };
+    let base = declared.filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "plugin".into())
+    });
     let name: String = base
         .chars()
         .map(|c| {

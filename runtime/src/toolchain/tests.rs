@@ -42,6 +42,10 @@ fn the_plugin_name_is_the_crate_or_the_directory() {
     )
     .unwrap();
     assert_eq!(plugin_name(&p, Language::Rust), "crm-clean");
+    std::fs::write(p.join("package.json"), r#"{"name": "@acme/Order-Fix"}"#).unwrap();
+    assert_eq!(plugin_name(&p, Language::Js), "order-fix");
+    std::fs::write(p.join("pyproject.toml"), "[project]\nname = \"crm_py\"\n").unwrap();
+    assert_eq!(plugin_name(&p, Language::Python), "crm_py");
 }
 
 #[test]
