@@ -416,3 +416,60 @@ fn every_sdk_handles_the_whole_record_api_identically() {
         );
     }
 }
+
+#[test]
+fn plugins_import_their_own_modules_and_packages() {
+    let dir = Dir::new();
+    let js = build(
+        &dir,
+        "padder",
+        &[
+            (
+                "node_modules/left-pad-lite/package.json",
+                r#"{"name":"left-pad-lite","type":"module","main":"index.js"}"#,
+            ),
+            (
+                "node_modules/left-pad-lite/index.js",
+                "export default function pad(s, n) { return String(s).padStart(n, \"0\"); }\n",
+            ),
+            ("lib/util.js", "export const suffix = \"!\";\n"),
+            (
+                "plugin.js",
+                "import pad from \"left-pad-lite\";\nimport { suffix } from \"./lib/util.js\";\nimport { KEEP } from \"sluice-sdk\";\nexport default { process(r) { r.set(\"id\", pad(r.get(\"id\"), 6) + suffix); return KEEP; } };\n",
+            ),
+        ],
+    );
+    // A second build reuses the build directory.
+    let again = sluice()
+        .args(["plugin", "build"])
+        .arg(dir.path("padder"))
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let py = build(
+        &dir,
+        "shouter",
+        &[
+            ("helper.py", "def shout(s):\n    return s.upper() + \"!\"\n"),
+            (
+                "plugin.py",
+                "import sluice_sdk as sluice\nfrom helper import shout\n\ndef process(r):\n    r[\"id\"] = shout(str(r[\"id\"]))\n    return sluice.KEEP\n",
+            ),
+        ],
+    );
+    let input = dir.write("in.jsonl", "{\"id\": 42}\n");
+    for (component, want) in [(js, "000042!"), (py, "42!")] {
+        let out = sluice()
+            .args(["plugin", "test"])
+            .arg(&component)
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out).trim(),
+            format!("{{\"outcome\":\"keep\",\"record\":{{\"id\":\"{want}\"}}}}")
+        );
+    }
+}

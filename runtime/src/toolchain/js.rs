@@ -22,24 +22,18 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
     // A module root of the build's own: the plugin's sources, its
     // node_modules (linked) and the SDK as `sluice-sdk`.
     let root = dir.join("build/.sluice-js");
-    copy_sources(dir, &root, dir)?;
+    copy_tree(dir, &root, dir, false)?;
     let modules = root.join("node_modules");
     std::fs::create_dir_all(&modules).map_err(|source| BuildError::Io {
         what: "cannot create",
         path: modules.clone(),
         source,
     })?;
-    if let Ok(entries) = std::fs::read_dir(dir.join("node_modules")) {
-        for e in entries.flatten() {
-            let link = modules.join(e.file_name());
-            if e.file_name() != "sluice-sdk" && !link.exists() {
-                std::os::unix::fs::symlink(e.path(), &link).map_err(|source| BuildError::Io {
-                    what: "cannot link",
-                    path: link.clone(),
-                    source,
-                })?;
-            }
-        }
+    // The plugin's own packages, copied: componentize-qjs resolves links
+    // and refuses modules outside the module root.
+    let own = dir.join("node_modules");
+    if own.is_dir() {
+        copy_tree(&own, &modules, &own, true)?;
     }
     write_files(&modules.join("sluice-sdk"), sdk_files::JS)?;
     write_files(&root, &[("__sluice_main.js", ENTRY)])?;
@@ -57,9 +51,9 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
     run_tool(Language::Js, dir, &mut cmd)
 }
 
-/// Copies the plugin's `.js`/`.mjs`/`.json` files (not `build/`,
-/// `node_modules/` or dot-directories) into the module root.
-fn copy_sources(from: &Path, to: &Path, top: &Path) -> Result<(), BuildError> {
+/// Copies the `.js`/`.mjs`/`.cjs`/`.json` files of a tree (not `build/` at
+/// its top, dot-directories, or `node_modules/` unless `packages`).
+fn copy_tree(from: &Path, to: &Path, top: &Path, packages: bool) -> Result<(), BuildError> {
     let entries = std::fs::read_dir(from).map_err(|source| BuildError::Io {
         what: "cannot read",
         path: from.to_path_buf(),
@@ -71,13 +65,16 @@ fn copy_sources(from: &Path, to: &Path, top: &Path) -> Result<(), BuildError> {
         let path = e.path();
         if path.is_dir() {
             if name_s.starts_with('.')
-                || name_s == "node_modules"
-                || (from == top && name_s == "build")
+                || (name_s == "node_modules" && !packages)
+                || (from == top && name_s == "build" && !packages)
             {
                 continue;
             }
-            copy_sources(&path, &to.join(&name), top)?;
-        } else if name_s.ends_with(".js") || name_s.ends_with(".mjs") || name_s.ends_with(".json") {
+            copy_tree(&path, &to.join(&name), top, packages)?;
+        } else if [".js", ".mjs", ".cjs", ".json"]
+            .iter()
+            .any(|ext| name_s.ends_with(ext))
+        {
             std::fs::create_dir_all(to).map_err(|source| BuildError::Io {
                 what: "cannot create",
                 path: to.to_path_buf(),
