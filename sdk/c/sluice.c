@@ -716,6 +716,12 @@ static void wr_record(writer *w, const sluice_record *r) {
 
 /* ---- the WIT export ---- */
 
+/* A plugin without configuration need not define sluice_plugin_init. */
+__attribute__((weak)) sluice_init_result sluice_plugin_init(const sluice_config *config) {
+    (void)config;
+    return sluice_ready();
+}
+
 static bool initialized;
 
 static void set_string(transformer_string_t *s, const char *text) {

@@ -142,7 +142,8 @@ typedef enum sluice_level {
 /* ---- what the plugin implements ---- */
 
 /** Called once per instance with the config. Return sluice_ready(), or
- *  sluice_invalid_config("key `x`: ...") naming the key at fault. */
+ *  sluice_invalid_config("key `x`: ...") naming the key at fault.
+ *  Optional: without it the plugin starts with any config. */
 sluice_init_result sluice_plugin_init(const sluice_config *config);
 
 /** Decides one record. */

@@ -57,7 +57,9 @@ class Record(MutableMapping):
         self._stream = stream
         self._op = op
         self._key = key
-        self._headers = [(str(n), bytes(v)) for n, v in headers]
+        self._headers = [
+            (str(n), v.encode("utf-8") if isinstance(v, str) else bytes(v)) for n, v in headers
+        ]
         #: The source position (read-only for the host: it keeps the input's).
         self.position = ""
         #: When the event happened at the source, microseconds since the epoch, or None.
