@@ -14,19 +14,23 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::{SqliteSinkConfig, WriteMode};
 
 use super::{Sink, SinkCommit, SinkError};
-use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER};
+use crate::sources::postgres::records::{KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER};
 use crate::sources::sqlite::quote_ident;
 
 /// The SQLite sink.
 pub struct SqliteSink {
     config: SqliteSinkConfig,
-    mode: WriteMode,
+    /// The configured mode; `None`: upsert when a key is known (configured,
+    /// or named by the source in `sluice-key`), else insert.
+    mode: Option<WriteMode>,
     conn: Option<Connection>,
     /// Known columns per table.
     tables: HashMap<String, Vec<String>>,
     /// The last insert statement: table, column names, SQL. Records of a
     /// batch usually share their shape, so the SQL is built once.
     last_insert: Option<(String, Vec<String>, String)>,
+    /// Whether `last_insert` is an upsert.
+    last_upsert: bool,
 }
 
 struct Sql<'a>(&'a Value<'a>);
@@ -66,12 +70,8 @@ enum RowError {
 impl SqliteSink {
     /// Checks the config (the database is opened by `open`).
     pub fn new(config: SqliteSinkConfig) -> Result<Self, SinkError> {
-        let mode = config.mode.unwrap_or(if config.key.is_empty() {
-            WriteMode::Insert
-        } else {
-            WriteMode::Upsert
-        });
-        if mode == WriteMode::Upsert && config.key.is_empty() {
+        let mode = config.mode;
+        if mode == Some(WriteMode::Upsert) && config.key.is_empty() {
             return Err(SinkError::Config {
                 path: config.path.clone(),
                 message: "`mode = \"upsert\"` needs `key = [\"column\", ...]`".into(),
@@ -83,6 +83,7 @@ impl SqliteSink {
             conn: None,
             tables: HashMap::new(),
             last_insert: None,
+            last_upsert: false,
         })
     }
 
@@ -96,6 +97,25 @@ impl SqliteSink {
     fn path(&self) -> PathBuf {
         self.config.path.clone()
     }
+}
+
+/// The key of a record: the configured one, else the columns the source
+/// names in `sluice-key` (PostgreSQL change data capture, also through Kafka).
+fn record_key(config_key: &[String], rec: &Record<'_>) -> Vec<String> {
+    if !config_key.is_empty() {
+        return config_key.to_vec();
+    }
+    rec.headers
+        .iter()
+        .find(|(n, _)| n == KEY_HEADER)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .map(|s| {
+            s.split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Columns of `table`, or `None` if it does not exist.
@@ -150,19 +170,21 @@ impl SqliteSink {
         conn: &Connection,
         table: &str,
         rec: &Record<'_>,
+        key: &[String],
+        upsert: bool,
     ) -> Result<(), RowError> {
         let fatal =
             |what: &str, e: rusqlite::Error| RowError::Fatal(format!("{what} `{table}`: {e}"));
         if !self.tables.contains_key(table) {
             match table_columns(conn, table).map_err(|e| fatal("cannot inspect table", e))? {
                 Some(cols) => {
-                    if self.mode == WriteMode::Upsert
-                        && !has_unique_key(conn, table, &self.config.key)
+                    if upsert
+                        && !has_unique_key(conn, table, key)
                             .map_err(|e| fatal("cannot inspect table", e))?
                     {
                         return Err(RowError::Fatal(format!(
                             "table `{table}` has no PRIMARY KEY or UNIQUE index on ({}): upsert needs one; add it or use `mode = \"insert\"`",
-                            self.config.key.join(", ")
+                            key.join(", ")
                         )));
                     }
                     self.tables.insert(table.to_string(), cols);
@@ -175,7 +197,7 @@ impl SqliteSink {
                 None => {
                     let mut cols: Vec<String> =
                         rec.fields.iter().map(|(n, _)| n.to_string()).collect();
-                    for k in &self.config.key {
+                    for k in key {
                         if !cols.contains(k) {
                             cols.push(k.clone());
                         }
@@ -186,11 +208,10 @@ impl SqliteSink {
                             format!("{}{}", quote_ident(c), rec.get(c).map_or("", column_type))
                         })
                         .collect();
-                    let pk = if self.config.key.is_empty() {
+                    let pk = if key.is_empty() || !upsert {
                         String::new()
                     } else {
-                        let k: Vec<String> =
-                            self.config.key.iter().map(|k| quote_ident(k)).collect();
+                        let k: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
                         format!(", PRIMARY KEY ({})", k.join(", "))
                     };
                     let sql = format!(
@@ -249,6 +270,11 @@ impl SqliteSink {
                 "the record has no stream name and the sink no `table`".into(),
             ));
         }
+        let key = record_key(&self.config.key, rec);
+        let upsert = match self.mode {
+            Some(m) => m == WriteMode::Upsert,
+            None => !key.is_empty(),
+        };
         let exists = |this: &Self| -> Result<bool, RowError> {
             Ok(this.tables.contains_key(&table)
                 || table_columns(conn, &table)
@@ -256,7 +282,7 @@ impl SqliteSink {
                     .is_some())
         };
         // A source TRUNCATE (PostgreSQL change data capture) empties the table.
-        if self.mode == WriteMode::Upsert
+        if upsert
             && rec.op == Operation::Delete
             && rec.headers.iter().any(|(n, _)| n == TRUNCATE_HEADER)
         {
@@ -267,15 +293,13 @@ impl SqliteSink {
             return Ok(());
         }
         // An update that changed the key: the row under the old key goes.
-        if self.mode == WriteMode::Upsert
+        if upsert
             && let Some((_, raw)) = rec.headers.iter().find(|(n, _)| n == OLD_KEY_HEADER)
             && exists(self)?
         {
             let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
                 .map_err(|e| RowError::Refused(format!("header `{OLD_KEY_HEADER}`: {e}")))?;
-            let vals: Vec<Value<'static>> = self
-                .config
-                .key
+            let vals: Vec<Value<'static>> = key
                 .iter()
                 .map(|k| {
                     old.get(k)
@@ -285,23 +309,17 @@ impl SqliteSink {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            self.delete_key(conn, &table, vals.iter())
+            self.delete_key(conn, &table, &key, vals.iter())
                 .map_err(|e| RowError::Refused(e.to_string()))?;
         }
-        let key_missing = self
-            .config
-            .key
-            .iter()
-            .find(|k| rec.get(k).is_none_or(Value::is_null));
-        if self.mode == WriteMode::Upsert
-            && let Some(k) = key_missing
-        {
+        let key_missing = key.iter().find(|k| rec.get(k).is_none_or(Value::is_null));
+        if upsert && let Some(k) = key_missing {
             return Err(RowError::Refused(format!(
                 "key field `{k}` is missing or null"
             )));
         }
         let refused = |e: rusqlite::Error| RowError::Refused(e.to_string());
-        if rec.op == Operation::Delete && self.mode == WriteMode::Upsert {
+        if rec.op == Operation::Delete && upsert {
             if !self.tables.contains_key(&table)
                 && table_columns(conn, &table)
                     .map_err(|e| RowError::Fatal(e.to_string()))?
@@ -309,18 +327,20 @@ impl SqliteSink {
             {
                 return Ok(()); // Nothing to delete from.
             }
-            let vals = self.config.key.iter().filter_map(|k| rec.get(k));
-            self.delete_key(conn, &table, vals).map_err(refused)?;
+            let vals = key.iter().filter_map(|k| rec.get(k));
+            self.delete_key(conn, &table, &key, vals).map_err(refused)?;
             return Ok(());
         }
-        self.prepare_table(conn, &table, rec)?;
+        self.prepare_table(conn, &table, rec, &key, upsert)?;
         let same_shape = self.last_insert.as_ref().is_some_and(|(t, cols, _)| {
             *t == table
+                && self.last_upsert == upsert
                 && cols.len() == rec.fields.len()
                 && cols.iter().zip(&rec.fields).all(|(c, (n, _))| c == n)
         });
         if !same_shape {
-            let sql = self.insert_sql(&table, rec);
+            let sql = self.insert_sql(&table, rec, &key, upsert);
+            self.last_upsert = upsert;
             let cols = rec.fields.iter().map(|(n, _)| n.to_string()).collect();
             self.last_insert = Some((table.clone(), cols, sql));
         }
@@ -341,11 +361,10 @@ impl SqliteSink {
         &self,
         conn: &Connection,
         table: &str,
+        key: &[String],
         vals: impl Iterator<Item = &'v Value<'v>>,
     ) -> rusqlite::Result<()> {
-        let cond: Vec<String> = self
-            .config
-            .key
+        let cond: Vec<String> = key
             .iter()
             .enumerate()
             .map(|(i, k)| format!("{} = ?{}", quote_ident(k), i + 1))
@@ -361,7 +380,7 @@ impl SqliteSink {
         Ok(())
     }
 
-    fn insert_sql(&self, table: &str, rec: &Record<'_>) -> String {
+    fn insert_sql(&self, table: &str, rec: &Record<'_>, key: &[String], upsert: bool) -> String {
         let mut sql = String::with_capacity(64 + rec.fields.len() * 24);
         sql.push_str("INSERT INTO ");
         sql.push_str(&quote_ident(table));
@@ -380,12 +399,12 @@ impl SqliteSink {
             sql.push_str(&format!("?{}", i + 1));
         }
         sql.push(')');
-        if self.mode == WriteMode::Upsert {
-            let keys: Vec<String> = self.config.key.iter().map(|k| quote_ident(k)).collect();
+        if upsert {
+            let keys: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
             let sets: Vec<String> = rec
                 .fields
                 .iter()
-                .filter(|(n, _)| !self.config.key.iter().any(|k| k == n))
+                .filter(|(n, _)| !key.iter().any(|k| k == n))
                 .map(|(n, _)| format!("{0} = excluded.{0}", quote_ident(n)))
                 .collect();
             if sets.is_empty() {

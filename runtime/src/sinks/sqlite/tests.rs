@@ -147,3 +147,46 @@ fn a_source_truncate_empties_the_table_and_a_key_change_moves_the_row() {
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     assert_eq!(rows(&dir, "SELECT id || name FROM people"), vec!["3c"]);
 }
+
+#[test]
+fn without_a_configured_key_the_key_the_source_names_is_used() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "");
+    let keyed = |mut r: Record<'static>, op: Operation| {
+        r.op = op;
+        r.headers.push((KEY_HEADER.into(), b"id".to_vec().into()));
+        r
+    };
+    s.write(&[
+        keyed(rec(1, "a"), Operation::Snapshot),
+        keyed(rec(2, "b"), Operation::Snapshot),
+        keyed(rec(1, "a2"), Operation::Update),
+    ])
+    .expect("write");
+    let mut moved = keyed(rec(9, "b2"), Operation::Update);
+    moved
+        .headers
+        .push((OLD_KEY_HEADER.into(), br#"{"id":2}"#.to_vec().into()));
+    let mut gone = keyed(Record::default(), Operation::Delete);
+    gone.stream = "people".into();
+    gone.set("id", Value::Int(1));
+    let c = s.write(&[moved, gone]).expect("write");
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(
+        rows(&dir, "SELECT id || name FROM people ORDER BY id"),
+        vec!["9b2"]
+    );
+    // The table was created with the source's key as its primary key.
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT name FROM pragma_table_info('people') WHERE pk = 1"
+        ),
+        vec!["id"]
+    );
+    // Records without a key, and no key configured: plain inserts.
+    let mut other = rec(5, "x");
+    other.stream = "log".into();
+    s.write(&[other.clone(), other]).expect("write");
+    assert_eq!(rows(&dir, "SELECT count(*) || '' FROM log"), vec!["2"]);
+}
