@@ -473,3 +473,69 @@ fn plugins_import_their_own_modules_and_packages() {
         );
     }
 }
+
+/// The code blocks of a Markdown file with this fence language.
+fn code_blocks(file: &str, lang: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let fence = format!("```{lang}\n");
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find(&fence) {
+        let body = &rest[i + fence.len()..];
+        let end = body.find("```").unwrap();
+        out.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    out
+}
+
+#[test]
+fn the_plugins_shown_in_the_docs_build_and_do_what_the_docs_say() {
+    let dir = Dir::new();
+    // docs/plugins.md: "the smallest plugin" trims a field, in three languages.
+    let input = dir.write("trim.jsonl", "{\"name\": \"  ada  \", \"x\": 1}\n");
+    for (lang, file) in [
+        ("python", "plugin.py"),
+        ("js", "plugin.js"),
+        ("c", "plugin.c"),
+    ] {
+        let code = code_blocks("docs/plugins.md", lang).remove(0);
+        let component = build(&dir, &format!("doc-{lang}"), &[(file, &code)]);
+        let out = sluice()
+            .args(["plugin", "test"])
+            .arg(&component)
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{lang}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out).trim(),
+            r#"{"outcome":"keep","record":{"name":"ada","x":1}}"#,
+            "{lang}"
+        );
+    }
+    // Each SDK README's first example rejects ages under 18.
+    let input = dir.write("ages.jsonl", "{\"age\": 12}\n{\"age\": 40}\n");
+    for (lang, file) in [
+        ("python", "plugin.py"),
+        ("js", "plugin.js"),
+        ("c", "plugin.c"),
+    ] {
+        let code = code_blocks(&format!("sdk/{lang}/README.md"), lang).remove(0);
+        let component = build(&dir, &format!("readme-{lang}"), &[(file, &code)]);
+        let out = sluice()
+            .args(["plugin", "test"])
+            .arg(&component)
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{lang}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "{\"code\":\"underage\",\"field\":\"age\",\"message\":\"age 12 is too low\",\"outcome\":\"reject\"}\n{\"outcome\":\"keep\",\"record\":{\"age\":40,\"checked\":true}}\n",
+            "{lang}"
+        );
+    }
+}
