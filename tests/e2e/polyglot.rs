@@ -539,3 +539,63 @@ fn the_plugins_shown_in_the_docs_build_and_do_what_the_docs_say() {
         );
     }
 }
+
+#[test]
+fn plugin_test_watch_reruns_on_every_change() {
+    use std::io::BufRead;
+    let dir = Dir::new();
+    let out = sluice()
+        .current_dir(dir.tmp.path())
+        .args(["plugin", "new", "loop", "--lang", "c"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut child = sluice()
+        .args(["plugin", "test", "--watch"])
+        .arg(dir.path("loop"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let expect = |what: &str| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(what) => return,
+                Ok(_) => {}
+                Err(_) => panic!("no `{what}` line"),
+            }
+        }
+    };
+    expect("PASS");
+    let source = dir.path("loop/plugin.c");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, code.replace("toupper", "tolower")).unwrap();
+    expect("FAIL: 1 of 1 cases");
+    std::fs::write(&source, &code).unwrap();
+    expect("PASS");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Outcomes are accepted with one `--update` run, not in a loop.
+    let out = sluice()
+        .args(["plugin", "test", "--watch", "--update"])
+        .arg(dir.path("loop"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("`--watch` and `--update` do not go together"),
+        "{}",
+        stderr(&out)
+    );
+}

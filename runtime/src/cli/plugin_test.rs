@@ -43,6 +43,10 @@ pub struct TestArgs {
     /// Records per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// With a plugin directory: test again whenever one of its files
+    /// changes, until interrupted (the edit-test loop).
+    #[arg(long)]
+    watch: bool,
 }
 
 fn read_config(path: Option<&Path>) -> anyhow::Result<String> {
@@ -116,29 +120,23 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                 "`--input` goes with a `.wasm` component; a plugin directory runs the cases in its `tests/`"
             );
         }
-        let built = crate::toolchain::build(&args.plugin, None)?;
-        eprintln!(
-            "built {} plugin `{}` in {:.1}s",
-            built.lang,
-            built.name,
-            built.took.as_secs_f64()
-        );
-        let mut failed = 0;
-        let all = cases(&args.plugin)?;
-        for case in &all {
-            eprintln!(
-                "case {}:",
-                case.input.parent().unwrap_or(&args.plugin).display()
-            );
-            if !run_case(&host, &built.component, case, args.update, args.batch_size)? {
-                failed += 1;
+        if args.watch {
+            if args.update {
+                bail!(
+                    "`--watch` and `--update` do not go together: accept outcomes with a single `--update` run"
+                );
             }
+            return watch(&host, &args.plugin, args.batch_size);
         }
-        if failed > 0 {
-            eprintln!("FAIL: {failed} of {} cases", all.len());
-            return Ok(ExitCode::FAILURE);
-        }
-        return Ok(ExitCode::SUCCESS);
+        let ok = test_dir(&host, &args.plugin, args.update, args.batch_size)?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    if args.watch {
+        bail!("`--watch` needs a plugin directory (it rebuilds the plugin when its files change)");
     }
     let Some(input) = args.input.clone() else {
         bail!(
@@ -168,6 +166,94 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         },
     )
+}
+
+/// Builds the plugin in `dir` and runs its cases; false when one differs.
+fn test_dir(
+    host: &PluginHost,
+    dir: &Path,
+    update: bool,
+    batch_size: usize,
+) -> anyhow::Result<bool> {
+    let built = crate::toolchain::build(dir, None)?;
+    eprintln!(
+        "built {} plugin `{}` in {:.1}s",
+        built.lang,
+        built.name,
+        built.took.as_secs_f64()
+    );
+    let mut failed = 0;
+    let all = cases(dir)?;
+    for case in &all {
+        eprintln!("case {}:", case.input.parent().unwrap_or(dir).display());
+        if !run_case(host, &built.component, case, update, batch_size)? {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("FAIL: {failed} of {} cases", all.len());
+    }
+    Ok(failed == 0)
+}
+
+/// `--watch`: test, then test again whenever a file of the plugin changes
+/// (not its `build/`), until interrupted.
+fn watch(host: &PluginHost, dir: &Path, batch_size: usize) -> anyhow::Result<ExitCode> {
+    use notify_debouncer_full::new_debouncer;
+    use notify_debouncer_full::notify::event::ModifyKind;
+    use notify_debouncer_full::notify::{EventKind, RecursiveMode};
+
+    let root = std::path::absolute(dir).with_context(|| format!("`{}`", dir.display()))?;
+    let ignored = |p: &Path| {
+        p.strip_prefix(&root).is_ok_and(|rel| {
+            rel.components().any(|c| {
+                let c = c.as_os_str().to_string_lossy();
+                c == "build" || c == "target" || c == "node_modules" || c.starts_with('.')
+            }) || rel.extension().is_some_and(|e| e == "pyc")
+        })
+    };
+    let (tx, events) = std::sync::mpsc::channel();
+    let mut debouncer = new_debouncer(std::time::Duration::from_millis(300), None, move |r| {
+        let _ = tx.send(r);
+    })
+    .context("cannot watch the plugin's files")?;
+    debouncer
+        .watch(&root, RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch `{}`", root.display()))?;
+    loop {
+        match test_dir(host, dir, false, batch_size) {
+            Ok(true) => eprintln!("PASS"),
+            Ok(false) => {}
+            Err(e) => eprintln!("error: {e:#}"),
+        }
+        eprintln!("watching {} for changes (Ctrl-C to stop)", root.display());
+        // Wait for a change outside the build outputs, then let the burst
+        // of writes settle.
+        loop {
+            let Ok(batch) = events.recv() else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            // Reading files (the build reads the sources) is not a change.
+            let changes = |k: &EventKind| {
+                matches!(
+                    k,
+                    EventKind::Create(_)
+                        | EventKind::Remove(_)
+                        | EventKind::Modify(
+                            ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
+                        )
+                )
+            };
+            let relevant = batch.is_ok_and(|evs| {
+                evs.iter()
+                    .any(|e| changes(&e.event.kind) && e.event.paths.iter().any(|p| !ignored(p)))
+            });
+            if relevant {
+                while events.try_recv().is_ok() {}
+                break;
+            }
+        }
+    }
 }
 
 /// Runs one case; false when the outcomes differ from the expected ones.
