@@ -133,6 +133,13 @@ fn spawn(file: &Path, until_caught_up: bool, admin: Option<&str>) -> Child {
         .expect("sluice")
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let plugin = root.join("build/plugins/mapper.wasm");
@@ -141,10 +148,7 @@ fn main() {
     let rate: u64 = env_or("SLUICE_BENCH_RATE", 20_000);
     let seconds: u64 = env_or("SLUICE_BENCH_SECONDS", 20);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = free_port();
     let bdir = tmp.path().join("broker");
     script(
         &root,
@@ -159,7 +163,8 @@ fn main() {
     p.flush(Duration::from_secs(120)).expect("flush");
     println!("{n} records of ~110 bytes, 6 partitions, Kafka -> mapper -> Kafka, batch 1000\n");
 
-    // One instance.
+    // One instance: wall time, and the time from its first written record
+    // (without the group join).
     let f = pipeline(
         &tmp.path().join("one"),
         &brokers,
@@ -168,28 +173,71 @@ fn main() {
         "in",
         "out1",
     );
+    let admin = format!("127.0.0.1:{}", free_port());
     let t = Instant::now();
-    assert!(spawn(&f, true, None).wait().expect("wait").success());
+    let mut child = spawn(&f, true, Some(&admin));
+    let mut first: Option<Instant> = None;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if first.is_none() && status_written(&admin).is_some_and(|w| w > 0) {
+            first = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
     let one = t.elapsed();
     assert_eq!(written(&f), n);
+    let steady = first.map_or(one, |f| f.elapsed());
     println!(
-        "one instance:  {:.1} s, {:.0} records/s (group join included)",
+        "one instance:  {:.1} s, {:.0} records/s; from the first record written: {:.1} s, {:.0} records/s",
         one.as_secs_f64(),
-        n as f64 / one.as_secs_f64()
+        n as f64 / one.as_secs_f64(),
+        steady.as_secs_f64(),
+        n as f64 / steady.as_secs_f64()
     );
 
     // Two instances, one group.
     let a = pipeline(&tmp.path().join("a"), &brokers, &plugin, "g2", "in", "out2");
     let b = pipeline(&tmp.path().join("b"), &brokers, &plugin, "g2", "in", "out2");
     let t = Instant::now();
-    let (mut ca, mut cb) = (spawn(&a, true, None), spawn(&b, true, None));
-    assert!(ca.wait().expect("wait").success() && cb.wait().expect("wait").success());
+    let (admin_a, admin_b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let (mut ca, mut cb) = (
+        spawn(&a, true, Some(&admin_a)),
+        spawn(&b, true, Some(&admin_b)),
+    );
+    let mut first: Option<Instant> = None;
+    let (mut done_a, mut done_b) = (None, None);
+    while done_a.is_none() || done_b.is_none() {
+        if done_a.is_none() {
+            done_a = ca.try_wait().expect("wait");
+        }
+        if done_b.is_none() {
+            done_b = cb.try_wait().expect("wait");
+        }
+        if first.is_none()
+            && [&admin_a, &admin_b]
+                .iter()
+                .any(|ad| status_written(ad).is_some_and(|w| w > 0))
+        {
+            first = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(done_a.is_some_and(|s| s.success()) && done_b.is_some_and(|s| s.success()));
     let two = t.elapsed();
+    let steady = first.map_or(two, |f| f.elapsed());
     let (wa, wb) = (written(&a), written(&b));
     println!(
-        "two instances: {:.1} s, {:.0} records/s (written {wa} + {wb}; {} more than read once: rebalance replays)",
+        "two instances: {:.1} s, {:.0} records/s; from the first record written: {:.1} s, {:.0} records/s (written {wa} + {wb}; {} more than read once)",
         two.as_secs_f64(),
         n as f64 / two.as_secs_f64(),
+        steady.as_secs_f64(),
+        n as f64 / steady.as_secs_f64(),
         (wa + wb) as i64 - n as i64
     );
 
@@ -202,11 +250,7 @@ fn main() {
         "lagin",
         "lagout",
     );
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let admin = format!("127.0.0.1:{admin_port}");
+    let admin = format!("127.0.0.1:{}", free_port());
     let mut worker = spawn(&f, false, Some(&admin));
     std::thread::sleep(Duration::from_secs(6));
     let start = Instant::now();
