@@ -32,6 +32,7 @@ pub(crate) const PYTHON: &[(&str, &str)] = &[
 pub(crate) const JS: &[(&str, &str)] = &[
     ("package.json", include_str!("../../../sdk/js/package.json")),
     ("index.js", include_str!("../../../sdk/js/index.js")),
+    ("index.d.ts", include_str!("../../../sdk/js/index.d.ts")),
     ("codec.js", include_str!("../../../sdk/js/codec.js")),
     ("log.js", include_str!("../../../sdk/js/log.js")),
     ("export.js", include_str!("../../../sdk/js/export.js")),
