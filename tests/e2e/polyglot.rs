@@ -11,6 +11,26 @@ use crate::common::*;
 
 const LANGS: [&str; 4] = ["rust", "python", "js", "c"];
 
+/// `sluice plugin build DIR`.
+fn plugin_build(dir: &Path) -> std::process::Output {
+    sluice()
+        .args(["plugin", "build"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// `sluice plugin test COMPONENT --input FILE`.
+fn plugin_test(component: &Path, input: &Path) -> std::process::Output {
+    sluice()
+        .args(["plugin", "test"])
+        .arg(component)
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 /// Builds `examples/plugins/LANG` once per test binary; returns the component.
 fn example(lang: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -20,11 +40,7 @@ fn example(lang: &str) -> PathBuf {
         return p.clone();
     }
     let dir = root().join("examples/plugins").join(lang);
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = plugin_build(&dir);
     assert!(out.status.success(), "building {lang}: {}", stderr(&out));
     let name = if lang == "rust" {
         "customer-cleanse"
@@ -221,11 +237,7 @@ fn build(dir: &Dir, name: &str, files: &[(&str, &str)]) -> PathBuf {
     for (f, text) in files {
         dir.write(&format!("{name}/{f}"), text);
     }
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.path(name))
-        .output()
-        .unwrap();
+    let out = plugin_build(&dir.path(name));
     assert!(out.status.success(), "{name}: {}", stderr(&out));
     dir.path(&format!("{name}/build/{name}.wasm"))
 }
@@ -330,11 +342,7 @@ fn build_errors_say_what_and_where() {
     let dir = Dir::new();
     // Not a plugin directory.
     std::fs::create_dir_all(dir.path("empty")).unwrap();
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.path("empty"))
-        .output()
-        .unwrap();
+    let out = plugin_build(&dir.path("empty"));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("is not a plugin directory: it has none of Cargo.toml (Rust), plugin.py (Python), plugin.js (JavaScript), plugin.c (C)"),
@@ -344,22 +352,14 @@ fn build_errors_say_what_and_where() {
     // Two languages at once.
     dir.write("both/plugin.py", "");
     dir.write("both/plugin.js", "");
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.path("both"))
-        .output()
-        .unwrap();
+    let out = plugin_build(&dir.path("both"));
     assert!(stderr(&out).contains("pass `--lang`"), "{}", stderr(&out));
     // A C compile error names the file and line.
     dir.write(
         "broken-c/plugin.c",
         "#include \"sluice.h\"\nsluice_outcome sluice_plugin_process(sluice_record *r) {\n  return nope(r);\n}\n",
     );
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.path("broken-c"))
-        .output()
-        .unwrap();
+    let out = plugin_build(&dir.path("broken-c"));
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -371,11 +371,7 @@ fn build_errors_say_what_and_where() {
         "broken-py/plugin.py",
         "import sluice_sdk\n\ndef process(record)\n    return None\n",
     );
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.path("broken-py"))
-        .output()
-        .unwrap();
+    let out = plugin_build(&dir.path("broken-py"));
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -383,6 +379,19 @@ fn build_errors_say_what_and_where() {
             && err.contains("SyntaxError")
             && err.contains("line 3"),
         "{err}"
+    );
+    // `--update` on a component needs the file it writes.
+    let out = sluice()
+        .args(["plugin", "test"])
+        .arg(example("c"))
+        .args(["--input", "in.jsonl", "--update"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("`--update` writes the `--expect FILE`: give it"),
+        "{}",
+        stderr(&out)
     );
     // A missing tool names the command that installs it.
     let out = sluice()
@@ -440,11 +449,7 @@ fn plugins_import_their_own_modules_and_packages() {
         ],
     );
     // A second build reuses the build directory.
-    let again = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.path("padder"))
-        .output()
-        .unwrap();
+    let again = plugin_build(&dir.path("padder"));
     assert!(again.status.success(), "{}", stderr(&again));
     let py = build(
         &dir,
@@ -459,13 +464,7 @@ fn plugins_import_their_own_modules_and_packages() {
     );
     let input = dir.write("in.jsonl", "{\"id\": 42}\n");
     for (component, want) in [(js, "000042!"), (py, "42!")] {
-        let out = sluice()
-            .args(["plugin", "test"])
-            .arg(&component)
-            .arg("--input")
-            .arg(&input)
-            .output()
-            .unwrap();
+        let out = plugin_test(&component, &input);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
             stdout(&out).trim(),
@@ -501,13 +500,7 @@ fn the_plugins_shown_in_the_docs_build_and_do_what_the_docs_say() {
     ] {
         let code = code_blocks("docs/plugins.md", lang).remove(0);
         let component = build(&dir, &format!("doc-{lang}"), &[(file, &code)]);
-        let out = sluice()
-            .args(["plugin", "test"])
-            .arg(&component)
-            .arg("--input")
-            .arg(&input)
-            .output()
-            .unwrap();
+        let out = plugin_test(&component, &input);
         assert!(out.status.success(), "{lang}: {}", stderr(&out));
         assert_eq!(
             stdout(&out).trim(),
@@ -524,13 +517,7 @@ fn the_plugins_shown_in_the_docs_build_and_do_what_the_docs_say() {
     ] {
         let code = code_blocks(&format!("sdk/{lang}/README.md"), lang).remove(0);
         let component = build(&dir, &format!("readme-{lang}"), &[(file, &code)]);
-        let out = sluice()
-            .args(["plugin", "test"])
-            .arg(&component)
-            .arg("--input")
-            .arg(&input)
-            .output()
-            .unwrap();
+        let out = plugin_test(&component, &input);
         assert!(out.status.success(), "{lang}: {}", stderr(&out));
         assert_eq!(
             stdout(&out),

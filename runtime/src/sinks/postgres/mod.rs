@@ -26,7 +26,7 @@ use super::sqlite::WriteMode;
 use super::{Sink, SinkCommit, SinkError};
 use crate::pg::{self, TableName, quote_ident, values};
 use crate::sources::postgres::catalog::read_columns;
-use crate::sources::postgres::records::KEY_HEADER;
+use crate::sources::postgres::records::{key_columns, key_header};
 use plan::{Key, RowOp, Segment, Target};
 
 /// A target table as the sink knows it.
@@ -219,12 +219,7 @@ impl PostgresSink {
         } else if self.mode() == WriteMode::Insert {
             Vec::new()
         } else {
-            rec.headers
-                .iter()
-                .find(|(n, _)| n == KEY_HEADER)
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .map(|s| s.split(',').map(str::to_string).collect())
-                .unwrap_or_default()
+            key_header(rec).map(key_columns).unwrap_or_default()
         };
         let mut columns: Vec<(String, String)> = rec
             .fields

@@ -6,6 +6,7 @@ mod config;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
@@ -14,7 +15,7 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::{SqliteSinkConfig, WriteMode};
 
 use super::{Sink, SinkCommit, SinkError};
-use crate::sources::postgres::records::{KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER};
+use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER, key_columns, key_header};
 use crate::sources::sqlite::quote_ident;
 
 /// The SQLite sink.
@@ -31,6 +32,10 @@ pub struct SqliteSink {
     last_insert: Option<(String, Vec<String>, String)>,
     /// Whether `last_insert` is an upsert.
     last_upsert: bool,
+    /// `key` of the config, shared without a copy per record.
+    config_key: Arc<[String]>,
+    /// Key columns by `sluice-key` header value.
+    header_keys: HashMap<String, Arc<[String]>>,
 }
 
 struct Sql<'a>(&'a Value<'a>);
@@ -77,6 +82,7 @@ impl SqliteSink {
                 message: "`mode = \"upsert\"` needs `key = [\"column\", ...]`".into(),
             });
         }
+        let config_key: Arc<[String]> = config.key.clone().into();
         Ok(SqliteSink {
             config,
             mode,
@@ -84,7 +90,27 @@ impl SqliteSink {
             tables: HashMap::new(),
             last_insert: None,
             last_upsert: false,
+            config_key,
+            header_keys: HashMap::new(),
         })
+    }
+
+    /// The key of a record: the configured one, else the columns the source
+    /// names in `sluice-key` (PostgreSQL change data capture, also through
+    /// Kafka), parsed once per distinct header.
+    fn key_of(&mut self, rec: &Record<'_>) -> Arc<[String]> {
+        if !self.config_key.is_empty() {
+            return self.config_key.clone();
+        }
+        let Some(header) = key_header(rec) else {
+            return self.config_key.clone();
+        };
+        if let Some(k) = self.header_keys.get(header) {
+            return k.clone();
+        }
+        let k: Arc<[String]> = key_columns(header).into();
+        self.header_keys.insert(header.to_string(), k.clone());
+        k
     }
 
     fn db_err(&self, what: &str, e: impl std::fmt::Display) -> SinkError {
@@ -97,25 +123,6 @@ impl SqliteSink {
     fn path(&self) -> PathBuf {
         self.config.path.clone()
     }
-}
-
-/// The key of a record: the configured one, else the columns the source
-/// names in `sluice-key` (PostgreSQL change data capture, also through Kafka).
-fn record_key(config_key: &[String], rec: &Record<'_>) -> Vec<String> {
-    if !config_key.is_empty() {
-        return config_key.to_vec();
-    }
-    rec.headers
-        .iter()
-        .find(|(n, _)| n == KEY_HEADER)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .map(|s| {
-            s.split(',')
-                .filter(|k| !k.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Columns of `table`, or `None` if it does not exist.
@@ -270,7 +277,7 @@ impl SqliteSink {
                 "the record has no stream name and the sink no `table`".into(),
             ));
         }
-        let key = record_key(&self.config.key, rec);
+        let key = self.key_of(rec);
         let upsert = match self.mode {
             Some(m) => m == WriteMode::Upsert,
             None => !key.is_empty(),

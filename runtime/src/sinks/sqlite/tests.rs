@@ -1,6 +1,7 @@
 use std::borrow::Cow;
 
 use super::*;
+use crate::sources::postgres::records::KEY_HEADER;
 
 fn rec(id: i64, name: &str) -> Record<'static> {
     let mut r = Record {

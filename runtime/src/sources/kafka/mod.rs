@@ -34,7 +34,7 @@ use records::Pending;
 type Tp = (String, i32);
 
 /// The offsets a batch's resume token carries: next offset per partition.
-type Offsets = BTreeMap<String, i64>;
+type Offsets = BTreeMap<Tp, i64>;
 
 fn tp_key(topic: &str, partition: i32) -> String {
     format!("{topic}/{partition}")
@@ -149,7 +149,7 @@ impl ConsumerContext for GroupContext {
         }
         let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         for tp in &revoked {
-            s.flushed.remove(&tp_key(&tp.0, tp.1));
+            s.flushed.remove(tp);
             s.assigned.remove(tp);
         }
     }
@@ -171,21 +171,23 @@ fn parse_token(token: &str) -> Option<Offsets> {
     let obj = v.get("offsets")?.as_object()?;
     Some(
         obj.iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+            .filter_map(|(k, v)| Some((split_key(k)?, v.as_i64()?)))
             .collect(),
     )
 }
 
 fn make_token(offsets: &Offsets) -> String {
-    serde_json::json!({ "offsets": offsets }).to_string()
+    let named: BTreeMap<String, i64> = offsets
+        .iter()
+        .map(|((t, p), next)| (tp_key(t, *p), *next))
+        .collect();
+    serde_json::json!({ "offsets": named }).to_string()
 }
 
 fn offsets_list(offsets: &Offsets, keep: impl Fn(&Tp) -> bool) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
-    for (k, next) in offsets {
-        if let Some(tp) = split_key(k)
-            && keep(&tp)
-        {
+    for (tp, next) in offsets {
+        if keep(tp) {
             // A partition of a topic Kafka no longer knows is skipped.
             let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
         }
@@ -582,7 +584,7 @@ impl KafkaSource {
         };
         let count = pending.len();
         for (i, p) in pending.into_iter().enumerate() {
-            offsets.insert(tp_key(&p.tp.0, p.tp.1), p.offset + 1);
+            offsets.insert(p.tp, p.offset + 1);
             let full = match p.record {
                 Ok(r) => ctx.push(&r),
                 Err(m) => ctx.push_malformed(m),

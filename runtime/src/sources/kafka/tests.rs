@@ -9,10 +9,11 @@ fn config(extra: &str) -> KafkaSourceConfig {
 #[test]
 fn tokens_carry_the_next_offset_of_each_partition() {
     let mut o = Offsets::new();
-    o.insert(tp_key("orders.eu", 3), 42);
-    o.insert(tp_key("a/b", 0), 7);
+    o.insert(("orders.eu".to_string(), 3), 42);
+    o.insert(("a/b".to_string(), 0), 7);
     let t = make_token(&o);
     assert_eq!(parse_token(&t).unwrap(), o);
+    assert!(t.contains(r#""orders.eu/3":42"#), "{t}");
     assert_eq!(split_key("a/b/0"), Some(("a/b".to_string(), 0)));
     let tpl = offsets_list(&o, |tp| tp.0 == "orders.eu");
     assert_eq!(tpl.count(), 1);

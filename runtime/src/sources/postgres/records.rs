@@ -24,6 +24,24 @@ pub const OLD_KEY_HEADER: &str = "sluice-old-key";
 /// Header marking the record of a `TRUNCATE`.
 pub const TRUNCATE_HEADER: &str = "sluice-truncate";
 
+/// The `sluice-key` header of a record (the key column names,
+/// comma-separated), if it has one.
+pub fn key_header<'r>(rec: &'r Record<'_>) -> Option<&'r str> {
+    rec.headers
+        .iter()
+        .find(|(n, _)| n == KEY_HEADER)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+/// The column names of a `sluice-key` header value.
+pub fn key_columns(header: &str) -> Vec<String> {
+    header
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Builds a record from column names, type OIDs and text values.
 pub struct RowBuilder<'a> {
     /// The record's stream (table).
