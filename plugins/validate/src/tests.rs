@@ -132,3 +132,21 @@ fn lets_deletes_through_with_only_their_key() {
     r.set_op(Operation::Delete);
     assert_eq!(v.process(&mut r), Outcome::Keep);
 }
+
+#[test]
+fn a_required_column_left_out_as_unchanged_is_not_missing() {
+    let mut v = validate(r#"{"fields":{"email":{"required":true},"note":{"required":true}}}"#);
+    let mut r = Record::new("t");
+    r.set_op(Operation::Update);
+    r.set("note", Value::Text("x".into()));
+    r.add_header("sluice-unchanged", br#"["email"]"#.to_vec());
+    assert_eq!(v.process(&mut r), Outcome::Keep);
+    // Listed as unchanged but present and empty: checked as usual.
+    r.set("email", Value::Text("".into()));
+    assert_eq!(rejected(v.process(&mut r)).0, "required");
+    // Not listed: missing.
+    let mut r = Record::new("t");
+    r.set("note", Value::Text("x".into()));
+    r.add_header("sluice-unchanged", br#"["other"]"#.to_vec());
+    assert_eq!(rejected(v.process(&mut r)).1.as_deref(), Some("email"));
+}

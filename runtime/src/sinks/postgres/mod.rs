@@ -14,6 +14,7 @@ mod config;
 mod plan;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -24,10 +25,11 @@ pub use config::PostgresSinkConfig;
 
 use super::sqlite::WriteMode;
 use super::{Sink, SinkCommit, SinkError};
+use crate::declared_types::DeclaredTypes;
 use crate::pg::{self, TableName, quote_ident, values};
 use crate::sources::postgres::catalog::read_columns;
 use crate::sources::postgres::records::{key_columns, key_header};
-use plan::{Key, RowOp, Segment, Target};
+use plan::{Base, Key, RowOp, Segment, Target};
 
 /// A target table as the sink knows it.
 #[derive(Debug, Clone)]
@@ -53,6 +55,7 @@ pub struct PostgresSink {
     client: Option<Client>,
     tables: HashMap<TableName, TargetTable>,
     at: String,
+    declared: Arc<DeclaredTypes>,
 }
 
 /// A failure of a batch attempt.
@@ -74,6 +77,7 @@ impl PostgresSink {
             client: None,
             tables: HashMap::new(),
             at,
+            declared: Arc::default(),
         })
     }
 
@@ -155,12 +159,12 @@ impl PostgresSink {
             }
             self.tables.insert(name.clone(), table);
         }
-        let missing: Vec<(String, &'static str)> = {
+        let missing: Vec<(String, String)> = {
             let t = &self.tables[name];
             rec.fields
                 .iter()
                 .filter(|(n, _)| t.type_of(n).is_none())
-                .map(|(n, v)| (n.to_string(), sql_type(v)))
+                .map(|(n, v)| (n.to_string(), self.column_type(name, rec, n, v)))
                 .collect()
         };
         if missing.is_empty() {
@@ -224,11 +228,15 @@ impl PostgresSink {
         let mut columns: Vec<(String, String)> = rec
             .fields
             .iter()
-            .map(|(n, v)| (n.to_string(), sql_type(v).to_string()))
+            .map(|(n, v)| (n.to_string(), self.column_type(name, rec, n, v)))
             .collect();
         for k in &key {
             if !columns.iter().any(|(n, _)| n == k) {
-                columns.push((k.clone(), "text".into()));
+                let ty = self
+                    .declared
+                    .column(&rec.stream, k)
+                    .map_or_else(|| "text".to_string(), |c| c.sql_type);
+                columns.push((k.clone(), ty));
             }
         }
         let defs: Vec<String> = columns
@@ -266,6 +274,26 @@ impl PostgresSink {
             .map_err(|e| Failed::Fatal(format!("cannot create table `{name}`: {e}")))?;
         tracing::info!(table = %name, columns = columns.len(), key = %key.join(","), "created table");
         Ok(TargetTable { columns, key })
+    }
+
+    /// The type of a column created for field `field` of `rec`: the type
+    /// the source declares for it, else one that fits its value.
+    fn column_type(
+        &self,
+        table: &TableName,
+        rec: &Record<'_>,
+        field: &str,
+        v: &Value<'_>,
+    ) -> String {
+        match self.declared.column(&rec.stream, field) {
+            Some(c) => {
+                if let Some(source) = &c.source_type {
+                    tracing::info!(table = %table, column = field, source_type = %source, created_as = %c.sql_type, "the source's column type is one another database may lack (an enum, a composite, an extension's type): created as its text form");
+                }
+                c.sql_type
+            }
+            None => sql_type(v).to_string(),
+        }
     }
 
     /// One attempt at the whole batch, set-based.
@@ -327,12 +355,12 @@ impl PostgresSink {
         for name in &order {
             let table = &tables[name];
             if let Some(rows) = inserts.get(name) {
-                let rows = rows.iter().map(|&i| field_refs(&records[i]));
+                let rows = rows.iter().map(|&i| field_texts(&records[i]));
                 insert_shapes(&mut tx, name, table, rows, false).map_err(|e| classify(&e, &url))?;
                 continue;
             }
             for seg in plans.get(name).map(Vec::as_slice).unwrap_or_default() {
-                apply_segment(&mut tx, name, table, seg).map_err(|e| classify(&e, &url))?;
+                apply_segment(&mut tx, name, table, seg).map_err(|e| e.into_failed(&url))?;
             }
         }
         tx.commit().map_err(|e| classify(&e, &url))?;
@@ -385,7 +413,7 @@ impl PostgresSink {
                     if rec.op == Operation::Delete {
                         return Err("a delete cannot be applied in `mode = \"insert\"`".into());
                     }
-                    let rows = std::iter::once(field_refs(rec));
+                    let rows = std::iter::once(field_texts(rec));
                     return insert_shapes(&mut sp, name, table, rows, false)
                         .map_err(|e| pg::explain(&e, &url));
                 }
@@ -395,7 +423,7 @@ impl PostgresSink {
                 let mut segs = Vec::new();
                 plan::add(&mut segs, &Target { key: &table.key }, i, rec).map_err(|r| r.reason)?;
                 for seg in &segs {
-                    apply_segment(&mut sp, name, table, seg).map_err(|e| pg::explain(&e, &url))?;
+                    apply_segment(&mut sp, name, table, seg).map_err(|e| e.into_reason(&url))?;
                 }
                 Ok(())
             })();
@@ -481,35 +509,200 @@ fn delete_keys(
     Ok(())
 }
 
-/// Applies one segment of a table's plan: truncate, deletes, then upserts.
+/// Why a segment of a plan could not be applied.
+enum ApplyError {
+    /// The database refused a statement.
+    Db(postgres::Error),
+    /// A row cannot be written without losing values (why; the batch is
+    /// then written record by record, and the record refused).
+    Unfillable(String),
+}
+
+impl From<postgres::Error> for ApplyError {
+    fn from(e: postgres::Error) -> Self {
+        ApplyError::Db(e)
+    }
+}
+
+impl ApplyError {
+    /// As a failure of the set-based attempt: data errors send the batch
+    /// record by record.
+    fn into_failed(self, url: &str) -> Failed {
+        match self {
+            ApplyError::Db(e) => classify(&e, url),
+            ApplyError::Unfillable(reason) => Failed::Data(reason),
+        }
+    }
+
+    /// As the reason a record is refused.
+    fn into_reason(self, url: &str) -> String {
+        match self {
+            ApplyError::Db(e) => pg::explain(&e, url),
+            ApplyError::Unfillable(reason) => reason,
+        }
+    }
+}
+
+/// Applies one segment of a table's plan: truncate; the rows that moved or
+/// keep unchanged values read as they are; deletes (rows moved away,
+/// deleted, or replaced whole); then upserts.
 fn apply_segment(
     tx: &mut postgres::Transaction<'_>,
     name: &TableName,
     table: &TargetTable,
     seg: &Segment<'_>,
-) -> Result<(), postgres::Error> {
+) -> Result<(), ApplyError> {
     if seg.truncate {
         tx.batch_execute(&format!("TRUNCATE {}", name.quoted()))?;
     }
-    let deletes: Vec<&Key> = seg
+    let base_key = |key: &'_ Key, base: &'_ Base| -> Option<Key> {
+        match base {
+            Base::Own => Some(key.clone()),
+            Base::Moved(from) => Some(from.clone()),
+            Base::Fresh => None,
+        }
+    };
+    let wanted: Vec<Key> = seg
         .rows
         .iter()
-        .filter(|(_, op, _)| *op == RowOp::Delete)
-        .map(|(k, _, _)| k)
+        .filter_map(|(key, op, _)| match op {
+            RowOp::Upsert(u) if u.needs_base() => base_key(key, &u.base),
+            _ => None,
+        })
         .collect();
+    let bases = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        read_rows(tx, name, table, &wanted)?
+    };
+    let mut deletes: Vec<&Key> = Vec::new();
+    let mut upserts: Vec<Vec<(&str, Option<String>)>> = Vec::new();
+    for (key, op, _) in &seg.rows {
+        let u = match op {
+            RowOp::Delete => {
+                deletes.push(key);
+                continue;
+            }
+            RowOp::Upsert(u) => u,
+        };
+        if u.base != Base::Own {
+            // Moved here or re-created: whatever this key held goes.
+            deletes.push(key);
+        }
+        let mut row: Vec<(&str, Option<String>)> = u
+            .fields
+            .iter()
+            .map(|(n, v)| (*n, values::to_text(v)))
+            .collect();
+        let base = base_key(key, &u.base).and_then(|k| bases.get(&k));
+        match base {
+            Some(old) if matches!(u.base, Base::Moved(_)) => {
+                // The row moves with every column the record does not carry.
+                for ((col, _), v) in table.columns.iter().zip(old) {
+                    if !row.iter().any(|(n, _)| *n == col.as_str()) {
+                        row.push((col.as_str(), v.clone()));
+                    }
+                }
+            }
+            Some(_) => {} // Its own row exists: the upsert keeps the rest.
+            None if !u.unchanged.is_empty() => {
+                return Err(ApplyError::Unfillable(unfillable(
+                    name,
+                    key,
+                    &u.base,
+                    &u.unchanged,
+                )));
+            }
+            None => {}
+        }
+        upserts.push(row);
+    }
     if !deletes.is_empty() {
         delete_keys(tx, name, table, &deletes)?;
     }
-    let upserts = seg.rows.iter().filter_map(|(_, op, _)| match op {
-        RowOp::Upsert(fields) => Some(fields.clone()),
-        RowOp::Delete => None,
-    });
-    insert_shapes(tx, name, table, upserts, true)
+    insert_shapes(tx, name, table, upserts.into_iter(), true)?;
+    Ok(())
 }
 
-/// A record's fields as the plan holds them.
-fn field_refs<'r>(rec: &'r Record<'r>) -> Vec<(&'r str, &'r Value<'r>)> {
-    rec.fields.iter().map(|(n, v)| (n.as_ref(), v)).collect()
+/// Why a row whose unchanged values cannot be found is refused.
+fn unfillable(name: &TableName, key: &Key, base: &Base, unchanged: &[String]) -> String {
+    let show = |k: &Key| {
+        k.iter()
+            .map(|v| v.as_deref().unwrap_or("null"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let at = match base {
+        Base::Moved(from) => format!("under the old key ({})", show(from)),
+        _ => format!("under key ({})", show(key)),
+    };
+    format!(
+        "the source did not send column(s) `{}` of table `{name}` because they did not change (values stored out of line), and the target has no row {at} to keep them from: writing the row would make them null. The row never reached the target (look for an earlier dead letter of it); copy it again (`sluice run --reset` re-reads the tables)",
+        unchanged.join("`, `")
+    )
+}
+
+/// The rows under `keys` (every column as text, in the table's column
+/// order), by key; keys without a row are absent.
+fn read_rows(
+    tx: &mut postgres::Transaction<'_>,
+    name: &TableName,
+    table: &TargetTable,
+    keys: &[Key],
+) -> Result<HashMap<Key, Vec<Option<String>>>, postgres::Error> {
+    let mut arrays: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(keys.len()); table.key.len()];
+    for k in keys {
+        for (a, v) in arrays.iter_mut().zip(k.iter()) {
+            a.push(v.as_deref());
+        }
+    }
+    let aliases: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
+    let cond: Vec<String> = table
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let ty = table.type_of(k).unwrap_or("text");
+            format!("t.{} = d.k{i}::{ty}", quote_ident(k))
+        })
+        .collect();
+    let params: Vec<String> = (1..=table.key.len())
+        .map(|i| format!("${i}::text[]"))
+        .collect();
+    let select: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(c, _)| format!("t.{}::text", quote_ident(c)))
+        .collect();
+    let sql = format!(
+        "SELECT d.n, {} FROM unnest({}) WITH ORDINALITY AS d({}, n) JOIN {} t ON {}",
+        select.join(", "),
+        params.join(", "),
+        aliases.join(", "),
+        name.quoted(),
+        cond.join(" AND ")
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+    let mut out = HashMap::new();
+    for row in tx.query(sql.as_str(), &refs)? {
+        let n: i64 = row.get(0);
+        let Some(key) = usize::try_from(n - 1).ok().and_then(|i| keys.get(i)) else {
+            continue;
+        };
+        let values = (0..table.columns.len())
+            .map(|i| row.get::<_, Option<String>>(i + 1))
+            .collect();
+        out.insert(key.clone(), values);
+    }
+    Ok(out)
+}
+
+/// A record's fields as text, as the plan writes them.
+fn field_texts<'r>(rec: &'r Record<'r>) -> Vec<(&'r str, Option<String>)> {
+    rec.fields
+        .iter()
+        .map(|(n, v)| (n.as_ref(), values::to_text(v)))
+        .collect()
 }
 
 /// Inserts (or upserts) rows, one statement per column shape.
@@ -517,7 +710,7 @@ fn insert_shapes<'r>(
     tx: &mut postgres::Transaction<'_>,
     name: &TableName,
     table: &TargetTable,
-    rows: impl Iterator<Item = Vec<(&'r str, &'r Value<'r>)>>,
+    rows: impl Iterator<Item = Vec<(&'r str, Option<String>)>>,
     upsert: bool,
 ) -> Result<(), postgres::Error> {
     // Per shape: the column names and one text array per column.
@@ -536,8 +729,8 @@ fn insert_shapes<'r>(
                 shapes.len() - 1
             }
         };
-        for (a, (_, v)) in shapes[at].1.iter_mut().zip(&fields) {
-            a.push(values::to_text(v));
+        for (a, (_, v)) in shapes[at].1.iter_mut().zip(fields) {
+            a.push(v);
         }
     }
     for (cols, arrays) in shapes {
@@ -598,6 +791,10 @@ fn run_insert(
 impl Sink for PostgresSink {
     fn describe(&self) -> String {
         self.at.clone()
+    }
+
+    fn use_declared_types(&mut self, types: Arc<DeclaredTypes>) {
+        self.declared = types;
     }
 
     fn open(&mut self, _state: Option<&str>) -> Result<(), SinkError> {

@@ -15,7 +15,10 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::{SqliteSinkConfig, WriteMode};
 
 use super::{Sink, SinkCommit, SinkError};
-use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER, key_columns, key_header};
+use crate::declared_types::{DeclaredTypes, sqlite_type};
+use crate::sources::postgres::records::{
+    OLD_KEY_HEADER, TRUNCATE_HEADER, key_columns, key_header, unchanged_columns,
+};
 use crate::sources::sqlite::quote_ident;
 
 /// The SQLite sink.
@@ -36,6 +39,8 @@ pub struct SqliteSink {
     config_key: Arc<[String]>,
     /// Key columns by `sluice-key` header value.
     header_keys: HashMap<String, Arc<[String]>>,
+    /// Column types the source declares.
+    declared: Arc<DeclaredTypes>,
 }
 
 struct Sql<'a>(&'a Value<'a>);
@@ -46,6 +51,8 @@ impl ToSql for Sql<'_> {
             Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
             Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
             Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            // SQLite stores a NaN REAL as NULL: keep it as text.
+            Value::Float(f) if f.is_nan() => ToSqlOutput::Borrowed(ValueRef::Text(b"NaN")),
             Value::Float(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
             Value::Text(s) | Value::Json(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
@@ -64,6 +71,14 @@ fn column_type(v: &Value<'_>) -> &'static str {
         Value::Text(_) | Value::Json(_) | Value::Timestamp(_) => " TEXT",
         Value::Bytes(_) => " BLOB",
     }
+}
+
+/// Why a record whose unchanged values cannot be found is refused.
+fn unfillable(table: &str, unchanged: &[String], at: &str) -> String {
+    format!(
+        "the source did not send column(s) `{}` of table `{table}` because they did not change (values stored out of line), and the target has no row under {at} to keep them from: writing the row would make them null. The row never reached the target (look for an earlier dead letter of it); copy it again (`sluice run --reset` re-reads the tables)",
+        unchanged.join("`, `")
+    )
 }
 
 /// A record the database refused, or a failure of the whole batch.
@@ -92,6 +107,7 @@ impl SqliteSink {
             last_upsert: false,
             config_key,
             header_keys: HashMap::new(),
+            declared: Arc::default(),
         })
     }
 
@@ -172,6 +188,21 @@ fn has_unique_key(conn: &Connection, table: &str, key: &[String]) -> rusqlite::R
 }
 
 impl SqliteSink {
+    /// The type (affinity, with its leading space) of a column created for
+    /// field `field` of `rec`: from the type the source declares for it,
+    /// else from its value.
+    fn column_type(&self, rec: &Record<'_>, field: &str) -> &'static str {
+        match self.declared.column(&rec.stream, field) {
+            Some(c) => match sqlite_type(&c.sql_type) {
+                "INTEGER" => " INTEGER",
+                "REAL" => " REAL",
+                "BLOB" => " BLOB",
+                _ => " TEXT",
+            },
+            None => rec.get(field).map_or("", column_type),
+        }
+    }
+
     fn prepare_table(
         &mut self,
         conn: &Connection,
@@ -211,9 +242,7 @@ impl SqliteSink {
                     }
                     let defs: Vec<String> = cols
                         .iter()
-                        .map(|c| {
-                            format!("{}{}", quote_ident(c), rec.get(c).map_or("", column_type))
-                        })
+                        .map(|c| format!("{}{}", quote_ident(c), self.column_type(rec, c)))
                         .collect();
                     let pk = if key.is_empty() || !upsert {
                         String::new()
@@ -239,7 +268,7 @@ impl SqliteSink {
             rec.fields
                 .iter()
                 .filter(|(n, _)| !cols.is_some_and(|c| c.iter().any(|x| x == n)))
-                .map(|(n, v)| (n.to_string(), column_type(v)))
+                .map(|(n, _)| (n.to_string(), self.column_type(rec, n)))
                 .collect()
         };
         if !missing.is_empty() {
@@ -299,14 +328,19 @@ impl SqliteSink {
             }
             return Ok(());
         }
-        // An update that changed the key: the row under the old key goes.
+        let unchanged = unchanged_columns(rec).map_err(RowError::Refused)?;
+        let key_missing = key.iter().find(|k| rec.get(k).is_none_or(Value::is_null));
+        // An update that changed the key moves the row: every column the
+        // record does not carry (unchanged values the source did not send,
+        // columns only the target has) goes with it.
         if upsert
+            && rec.op != Operation::Delete
+            && key_missing.is_none()
             && let Some((_, raw)) = rec.headers.iter().find(|(n, _)| n == OLD_KEY_HEADER)
-            && exists(self)?
         {
             let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
                 .map_err(|e| RowError::Refused(format!("header `{OLD_KEY_HEADER}`: {e}")))?;
-            let vals: Vec<Value<'static>> = key
+            let old_vals: Vec<Value<'static>> = key
                 .iter()
                 .map(|k| {
                     old.get(k)
@@ -316,10 +350,30 @@ impl SqliteSink {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            self.delete_key(conn, &table, &key, vals.iter())
-                .map_err(|e| RowError::Refused(e.to_string()))?;
+            let new_vals = key.iter().filter_map(|k| rec.get(k));
+            if old_vals.iter().ne(new_vals) && exists(self)? {
+                self.prepare_table(conn, &table, rec, &key, upsert)?;
+                let refused = |e: rusqlite::Error| RowError::Refused(e.to_string());
+                // Whatever the new key held is gone at the source.
+                let new_vals = key.iter().filter_map(|k| rec.get(k));
+                self.delete_key(conn, &table, &key, new_vals)
+                    .map_err(refused)?;
+                if self
+                    .update_row(conn, &table, rec, &key, old_vals.iter())
+                    .map_err(refused)?
+                {
+                    return Ok(());
+                }
+                if !unchanged.is_empty() {
+                    return Err(RowError::Refused(unfillable(
+                        &table,
+                        &unchanged,
+                        "the old key",
+                    )));
+                }
+                // Nothing to move: the record is written as a new row.
+            }
         }
-        let key_missing = key.iter().find(|k| rec.get(k).is_none_or(Value::is_null));
         if upsert && let Some(k) = key_missing {
             return Err(RowError::Refused(format!(
                 "key field `{k}` is missing or null"
@@ -339,6 +393,20 @@ impl SqliteSink {
             return Ok(());
         }
         self.prepare_table(conn, &table, rec, &key, upsert)?;
+        if upsert && !unchanged.is_empty() {
+            // Values left out as unchanged are kept from the row, which
+            // must be there: an insert would make them null.
+            let vals = key.iter().filter_map(|k| rec.get(k));
+            if self
+                .update_row(conn, &table, rec, &key, vals)
+                .map_err(refused)?
+            {
+                return Ok(());
+            }
+            return Err(RowError::Refused(unfillable(
+                &table, &unchanged, "this key",
+            )));
+        }
         let same_shape = self.last_insert.as_ref().is_some_and(|(t, cols, _)| {
             *t == table
                 && self.last_upsert == upsert
@@ -361,6 +429,44 @@ impl SqliteSink {
         let mut stmt = conn.prepare_cached(sql).map_err(refused)?;
         stmt.execute(params.as_slice()).map_err(refused)?;
         Ok(())
+    }
+
+    /// Sets the record's fields on the row whose key columns hold `vals`;
+    /// false when there is no such row.
+    fn update_row<'v>(
+        &self,
+        conn: &Connection,
+        table: &str,
+        rec: &Record<'_>,
+        key: &[String],
+        vals: impl Iterator<Item = &'v Value<'v>>,
+    ) -> rusqlite::Result<bool> {
+        let n = rec.fields.len();
+        let sets: Vec<String> = rec
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{} = ?{}", quote_ident(c), i + 1))
+            .collect();
+        let cond: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} = ?{}", quote_ident(k), n + i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}",
+            quote_ident(table),
+            sets.join(", "),
+            cond.join(" AND ")
+        );
+        let fields: Vec<Sql<'_>> = rec.fields.iter().map(|(_, v)| Sql(v)).collect();
+        let keys: Vec<Sql<'_>> = vals.map(Sql).collect();
+        let refs: Vec<&dyn ToSql> = fields
+            .iter()
+            .chain(&keys)
+            .map(|v| v as &dyn ToSql)
+            .collect();
+        Ok(conn.prepare_cached(&sql)?.execute(refs.as_slice())? > 0)
     }
 
     /// Deletes the row whose key columns hold `vals` (in `key` order).
@@ -431,6 +537,10 @@ impl SqliteSink {
 impl Sink for SqliteSink {
     fn describe(&self) -> String {
         format!("sqlite {}", self.config.path.display())
+    }
+
+    fn use_declared_types(&mut self, types: Arc<DeclaredTypes>) {
+        self.declared = types;
     }
 
     fn open(&mut self, _state: Option<&str>) -> Result<(), SinkError> {

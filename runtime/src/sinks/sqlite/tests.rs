@@ -191,3 +191,127 @@ fn without_a_configured_key_the_key_the_source_names_is_used() {
     s.write(&[other.clone(), other]).expect("write");
     assert_eq!(rows(&dir, "SELECT count(*) || '' FROM log"), vec!["2"]);
 }
+
+/// An update of `id` that PostgreSQL sent without the unchanged `big`.
+fn update_without_big(id: i64, name: &str, old_id: Option<i64>) -> Record<'static> {
+    let mut r = rec(id, name);
+    r.op = Operation::Update;
+    r.headers.push((
+        crate::sources::postgres::records::UNCHANGED_HEADER.into(),
+        br#"["big"]"#.to_vec().into(),
+    ));
+    if let Some(old) = old_id {
+        r.headers.push((
+            OLD_KEY_HEADER.into(),
+            format!(r#"{{"id":{old}}}"#).into_bytes().into(),
+        ));
+    }
+    r
+}
+
+#[test]
+fn a_moved_key_keeps_the_values_the_source_did_not_send_even_when_moved_twice_or_re_used() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let mut first = rec(1, "a");
+    first.set("big", Value::Text("x".repeat(10_000).into()));
+    let mut other = rec(5, "e");
+    other.set("big", Value::Text("five".into()));
+    s.write(&[first, other]).expect("write");
+    // 1 → 2 → 3 in one batch, then 1 re-used by a new row, and 5 moved
+    // onto a key whose stale row must not survive.
+    let mut re_used = rec(1, "new");
+    re_used.set("big", Value::Text("fresh".into()));
+    let mut stale = rec(7, "stale");
+    stale.set("big", Value::Null);
+    s.write(&[stale]).expect("write");
+    let c = s
+        .write(&[
+            update_without_big(2, "b", Some(1)),
+            update_without_big(3, "c", Some(2)),
+            re_used,
+            update_without_big(7, "moved", Some(5)),
+        ])
+        .expect("write");
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT id || ':' || name || ':' || coalesce(length(big) || '', 'NULL') FROM people ORDER BY id"
+        ),
+        vec!["1:new:5", "3:c:10000", "7:moved:4"]
+    );
+}
+
+#[test]
+fn unchanged_values_without_a_row_to_keep_them_from_are_refused_not_nulled() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let mut kept = rec(1, "a");
+    kept.set("big", Value::Text("x".into()));
+    s.write(&[kept]).expect("write");
+    let c = s
+        .write(&[
+            update_without_big(1, "a2", None),
+            update_without_big(4, "never written", None),
+            update_without_big(6, "moved from nothing", Some(40)),
+        ])
+        .expect("write");
+    let refused: Vec<usize> = c.refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, vec![1, 2]);
+    assert!(
+        c.refused[0].1.contains("`big`") && c.refused[0].1.contains("no row under this key"),
+        "{}",
+        c.refused[0].1
+    );
+    assert!(c.refused[1].1.contains("the old key"), "{}", c.refused[1].1);
+    assert_eq!(
+        rows(&dir, "SELECT id || name || big FROM people ORDER BY id"),
+        vec!["1a2x"]
+    );
+}
+
+#[test]
+fn created_columns_take_the_types_the_source_declares() {
+    use crate::declared_types::DeclaredColumn;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let types = Arc::new(DeclaredTypes::default());
+    let col = |name: &str, ty: &str| DeclaredColumn {
+        name: name.into(),
+        sql_type: ty.into(),
+        source_type: None,
+    };
+    types.declare(
+        "people",
+        vec![
+            col("id", "bigint"),
+            col("name", "text"),
+            col("total", "numeric(12,2)"),
+            col("seen", "timestamp with time zone"),
+            col("score", "double precision"),
+        ],
+    );
+    s.use_declared_types(types);
+    // First values that would mislead a guess: null, and `infinity` text.
+    let mut r = rec(1, "a");
+    r.set("total", Value::Null);
+    r.set("seen", Value::Text("infinity".into()));
+    r.set("score", Value::Null);
+    r.set("extra", Value::Int(3));
+    s.write(&[r]).expect("write");
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT name || ' ' || type FROM pragma_table_info('people') ORDER BY cid"
+        ),
+        vec![
+            "id INTEGER",
+            "name TEXT",
+            "total TEXT",
+            "seen TEXT",
+            "score REAL",
+            "extra INTEGER"
+        ]
+    );
+}

@@ -7,9 +7,13 @@
 //! - `key`: the primary key value (a JSON array of texts when composite);
 //! - headers: `sluice-key` (the key column names, comma-separated),
 //!   `sluice-old-key` (JSON object of the old key, when an update changed
-//!   the key), `sluice-truncate` (on the delete record a `TRUNCATE` gives);
-//! - fields: the columns (a delete carries only the key; an update omits a
-//!   large unchanged column that PostgreSQL did not send).
+//!   the key), `sluice-truncate` (on the delete record a `TRUNCATE` gives),
+//!   `sluice-unchanged` (JSON array of the columns an update does not carry
+//!   because PostgreSQL did not send them: unchanged values stored out of
+//!   line, "TOASTed");
+//! - fields: the columns (a delete carries only the key; an update omits
+//!   the columns `sluice-unchanged` lists: a sink keeps their current
+//!   values, and moves them with the row when the key changed).
 
 use std::borrow::Cow;
 
@@ -23,6 +27,20 @@ pub const KEY_HEADER: &str = "sluice-key";
 pub const OLD_KEY_HEADER: &str = "sluice-old-key";
 /// Header marking the record of a `TRUNCATE`.
 pub const TRUNCATE_HEADER: &str = "sluice-truncate";
+/// Header listing (as a JSON array) the columns an update leaves out
+/// because their values did not change and the source did not send them.
+pub const UNCHANGED_HEADER: &str = "sluice-unchanged";
+
+/// The columns a record's `sluice-unchanged` header lists (empty without
+/// the header).
+pub fn unchanged_columns(rec: &Record<'_>) -> Result<Vec<String>, String> {
+    match rec.headers.iter().find(|(n, _)| n == UNCHANGED_HEADER) {
+        None => Ok(Vec::new()),
+        Some((_, raw)) => serde_json::from_slice(raw).map_err(|e| {
+            format!("header `{UNCHANGED_HEADER}` is not a JSON array of column names: {e}")
+        }),
+    }
+}
 
 /// The `sluice-key` header of a record (the key column names,
 /// comma-separated), if it has one.
