@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod failures;
+mod fidelity;
 mod hot_reload;
 mod kafka;
 mod pipeline;

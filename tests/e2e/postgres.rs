@@ -75,7 +75,7 @@ impl Drop for PgServer {
 }
 
 /// Waits until `f` is true (panics after `secs`).
-fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(secs);
     while !f() {
         assert!(Instant::now() < until, "timed out waiting for {what}");
@@ -140,7 +140,7 @@ batch_size = {batch}
     );
 }
 
-fn spawn_run(dir: &Dir) -> Child {
+pub fn spawn_run(dir: &Dir) -> Child {
     sluice()
         .arg("run")
         .arg(dir.path("pipeline.toml"))
@@ -151,14 +151,14 @@ fn spawn_run(dir: &Dir) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: i32) {
+pub fn signal(child: &Child, sig: i32) {
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as i32, sig);
     }
 }
 
-fn verify(dir: &Dir) -> (bool, String) {
+pub fn verify(dir: &Dir) -> (bool, String) {
     let out = sluice()
         .arg("verify")
         .arg(dir.path("pipeline.toml"))
@@ -170,7 +170,7 @@ fn verify(dir: &Dir) -> (bool, String) {
     )
 }
 
-fn run_until_caught_up(dir: &Dir) -> std::process::Output {
+pub fn run_until_caught_up(dir: &Dir) -> std::process::Output {
     sluice()
         .arg("run")
         .arg(dir.path("pipeline.toml"))
@@ -180,7 +180,7 @@ fn run_until_caught_up(dir: &Dir) -> std::process::Output {
         .unwrap()
 }
 
-fn catch_up(dir: &Dir) {
+pub fn catch_up(dir: &Dir) {
     let out = run_until_caught_up(dir);
     assert!(
         out.status.success(),

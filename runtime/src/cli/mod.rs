@@ -1,4 +1,5 @@
-//! The `sluice` command line: `run`, `check`, `plugin new`, `plugin test`.
+//! The `sluice` command line: `run`, `check`, `verify`, `slot`, `ctl`,
+//! `plugin new | build | setup | test`.
 
 mod check;
 mod ctl;
@@ -7,6 +8,7 @@ mod plugin_new;
 mod plugin_test;
 mod progress;
 mod run;
+mod slot;
 mod verify;
 
 use std::path::PathBuf;
@@ -41,6 +43,9 @@ enum Command {
     /// Compare the target with the source (PostgreSQL source; PostgreSQL or
     /// SQLite target), running the source rows through the same plugins.
     Verify(verify::VerifyArgs),
+    /// The replication slots of a PostgreSQL source: list them, or drop
+    /// the pipeline's at the end of a migration.
+    Slot(slot::SlotArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,8 +67,11 @@ fn init_logging() {
         .ok()
         .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn,sluice_runtime=info"));
+    // Colours only on a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -82,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Setup(args)) => plugin_build::setup(args),
         Command::Ctl(args) => ctl::ctl(args),
         Command::Verify(args) => verify::verify(args),
+        Command::Slot(args) => slot::slot(args),
     };
     match result {
         Ok(code) => code,

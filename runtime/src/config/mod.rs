@@ -388,6 +388,9 @@ impl Pipeline {
             (None, None) => state_dir.join("cache"),
         };
         config.source.apply_defaults(&name);
+        if config.source.is_change_stream() {
+            config.sink.default_to_metadata();
+        }
         Ok(Pipeline {
             path: path.to_path_buf(),
             name,

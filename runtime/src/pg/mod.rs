@@ -4,6 +4,7 @@
 //! the snapshot, the change stream and the target alike, so a value reads
 //! the same whichever way it came).
 
+pub mod conninfo;
 pub mod copy_text;
 pub mod values;
 
@@ -108,7 +109,7 @@ impl FromStr for Lsn {
 /// Where a connection goes, for messages (`postgres@127.0.0.1:5432/legacy`),
 /// never with the password.
 pub fn describe_url(url: &str) -> String {
-    match postgres::Config::from_str(url) {
+    match conninfo::complete(url, &conninfo::ProcessEnv) {
         Ok(c) => {
             let host = c
                 .get_hosts()
@@ -190,9 +191,10 @@ pub fn is_connection_error(e: &postgres::Error) -> bool {
 
 /// Connects a plain (non-replication) session: UTC, ISO dates, so text
 /// values parse the same on every server.
+/// Settings the `url` leaves out come from libpq's environment variables
+/// and password file ([`conninfo`]).
 pub fn connect(url: &str, application: &str) -> Result<Client, String> {
-    let mut config = postgres::Config::from_str(url)
-        .map_err(|e| format!("`url` is not a PostgreSQL connection string: {e}"))?;
+    let mut config = conninfo::complete(url, &conninfo::ProcessEnv)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }

@@ -167,14 +167,53 @@ fn canonical_number(f: f64) -> String {
     if f.fract() == 0.0 && f.abs() < 9.0e15 {
         format!("{}", f as i64)
     } else {
-        float_text(f)
+        let text = float_text(f);
+        canonical_decimal(&text).unwrap_or(text)
     }
 }
 
-/// Text that is a number compares as a number (`5.00` = `5`); text that is
-/// a timestamp compares as one; other text as it is.
+/// A plain decimal (`-012.3400`) in its shortest exact form (`-12.34`),
+/// every digit kept: `numeric` values compare digit for digit.
+fn canonical_decimal(t: &str) -> Option<String> {
+    let (negative, digits) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let mut out = String::with_capacity(t.len());
+    if negative && !(int.is_empty() && frac.is_empty()) {
+        out.push('-');
+    }
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Some(out)
+}
+
+/// Text that is a number compares as a number (`5.00` = `5`, exactly for
+/// plain decimals); text that is a timestamp compares as one; other text
+/// as it is.
 fn canonical_text(s: &str) -> String {
     let t = s.trim();
+    if let Some(d) = canonical_decimal(t) {
+        return d;
+    }
+    // A JSON object or array kept as text (SQLite has no JSON type)
+    // compares as JSON.
+    if (t.starts_with('{') && t.ends_with('}') || t.starts_with('[') && t.ends_with(']'))
+        && let Ok(j) = serde_json::from_str::<serde_json::Value>(t)
+    {
+        return j.to_string();
+    }
     if !t.is_empty()
         && t.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
@@ -270,5 +309,27 @@ mod tests {
             canonical(&Value::Text("b".into()))
         );
         assert_eq!(canonical(&Value::Null), None);
+    }
+
+    #[test]
+    fn decimals_compare_digit_for_digit() {
+        assert_eq!(canonical(&Value::Text("12.50".into())), Some("12.5".into()));
+        assert_eq!(canonical(&Value::Text("-000.0".into())), Some("0".into()));
+        assert_eq!(
+            canonical(&Value::Int(5)),
+            canonical(&Value::Text("5.00".into()))
+        );
+        assert_eq!(
+            canonical(&Value::Float(1.5)),
+            canonical(&Value::Text("1.50".into()))
+        );
+        let a = "123456789012345678901234567890123456789.123456789";
+        let b = "123456789012345678901234567890123456789.123456788";
+        assert_ne!(
+            canonical(&Value::Text(a.into())),
+            canonical(&Value::Text(b.into()))
+        );
+        assert_eq!(canonical(&Value::Text("NaN".into())), Some("NaN".into()));
+        assert_eq!(canonical(&Value::Float(f64::NAN)), Some("NaN".into()));
     }
 }

@@ -137,7 +137,7 @@ pub fn dead_letter_config(p: &Pipeline) -> SinkConfig {
     p.config.dead_letter.clone().unwrap_or_else(|| {
         SinkConfig::Jsonl(sinks::jsonl::JsonlSinkConfig {
             path: p.state_dir.join(format!("{}.dead_letter.jsonl", p.name)),
-            include_metadata: false,
+            include_metadata: Some(false),
             fsync: false,
         })
     })
@@ -228,6 +228,7 @@ pub fn run(
     let mut source = sources::build(&pipeline.config.source)?;
     let mut sink = sinks::build(&pipeline.config.sink).map_err(RunError::Sink)?;
     let mut dlq = sinks::build(&dead_letter).map_err(RunError::DeadLetter)?;
+    sink.use_declared_types(stats.source.declared_types());
     sink.open(checkpoint.as_ref().and_then(|c| c.sink.as_deref()))
         .map_err(RunError::Sink)?;
     dlq.open(checkpoint.as_ref().and_then(|c| c.dead_letter.as_deref()))

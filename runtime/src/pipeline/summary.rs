@@ -155,6 +155,15 @@ impl Summary {
                     lag.bytes, lag.seconds
                 ),
             };
+            if let Some(r) = lag.retained_bytes {
+                let _ = writeln!(
+                    s,
+                    "  retained      {r} bytes of source log kept for this pipeline"
+                );
+            }
+            if let Some(w) = &lag.warning {
+                let _ = writeln!(s, "  WARNING       {w}");
+            }
         }
         let _ = writeln!(s, "  written       {}  -> {}", self.written, self.sink);
         let _ = writeln!(s, "  dropped       {}", self.dropped);

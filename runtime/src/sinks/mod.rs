@@ -39,6 +39,22 @@ impl SinkConfig {
     }
 }
 
+impl SinkConfig {
+    /// For a change-stream source: JSON-lines sinks write each record's
+    /// operation and key unless told otherwise (`include_metadata`).
+    pub fn default_to_metadata(&mut self) {
+        match self {
+            SinkConfig::Jsonl(c) => {
+                c.include_metadata.get_or_insert(true);
+            }
+            SinkConfig::Stdout(c) => {
+                c.include_metadata.get_or_insert(true);
+            }
+            SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) | SinkConfig::Kafka(_) => {}
+        }
+    }
+}
+
 /// Opens the sink a config describes.
 pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match config {
@@ -110,4 +126,10 @@ pub trait Sink: Send {
 
     /// Writes and commits one batch.
     fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError>;
+
+    /// Called once before [`Sink::open`] with the column types the source
+    /// declares; sinks that create tables and columns use them (the default
+    /// ignores them).
+    fn use_declared_types(&mut self, _types: std::sync::Arc<crate::declared_types::DeclaredTypes>) {
+    }
 }

@@ -65,6 +65,12 @@ impl SourceConfig {
         }
     }
 
+    /// True for sources whose records are changes (inserts, updates,
+    /// deletes, key moves) rather than rows: PostgreSQL change data capture.
+    pub fn is_change_stream(&self) -> bool {
+        matches!(self, SourceConfig::Postgres(_))
+    }
+
     /// True when the source keeps its position outside Sluice (a Kafka
     /// consumer group's committed offsets): the local checkpoint does not
     /// say where it resumes, and `--reset` does not move it.
@@ -159,6 +165,14 @@ pub struct Lag {
     /// offsets of the assigned partitions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub records: Option<u64>,
+    /// Source log the server keeps for this pipeline (PostgreSQL: WAL the
+    /// replication slot retains), whether or not a run is going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained_bytes: Option<u64>,
+    /// Something an operator should act on (a slot retaining more WAL than
+    /// the configured threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// What the pipeline and a running source tell each other besides
@@ -170,6 +184,7 @@ pub struct SourceFeedback {
     committed: Arc<CommitWatch>,
     lag: Mutex<Option<Lag>>,
     state: Mutex<Option<String>>,
+    declared: Arc<crate::declared_types::DeclaredTypes>,
 }
 
 /// The resume token of the last batch the sink committed, with a way to
@@ -236,6 +251,9 @@ impl SourceFeedback {
         if let Some(r) = lag.records {
             metrics::gauge!("source_lag_records").set(r as f64);
         }
+        if let Some(r) = lag.retained_bytes {
+            metrics::gauge!("source_retained_bytes").set(r as f64);
+        }
         *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(lag);
     }
 
@@ -248,6 +266,12 @@ impl SourceFeedback {
     /// `streaming`, `reconnecting: ...`).
     pub fn set_state(&self, state: impl Into<String>) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.into());
+    }
+
+    /// The column types the source declares, by stream (PostgreSQL's
+    /// catalog types): sinks that create tables use them.
+    pub fn declared_types(&self) -> Arc<crate::declared_types::DeclaredTypes> {
+        self.declared.clone()
     }
 
     /// The last reported state.
@@ -300,6 +324,8 @@ pub struct SourceContext<'a> {
     paused: &'a AtomicBool,
     progress: &'a AtomicU64,
     feedback: &'a SourceFeedback,
+    /// The resume token of the last batch handed over.
+    last_sent: Option<String>,
 }
 
 impl<'a> SourceContext<'a> {
@@ -324,6 +350,7 @@ impl<'a> SourceContext<'a> {
             paused,
             progress,
             feedback,
+            last_sent: None,
         }
     }
 
@@ -383,6 +410,7 @@ impl<'a> SourceContext<'a> {
                 resume: resume.to_string(),
             };
             (self.send)(batch)?;
+            self.last_sent = Some(resume.to_string());
         }
         // Paused: hold the next batch back (what is in flight drains).
         while self.paused.load(Ordering::Relaxed) && !self.stop.load(Ordering::Relaxed) {
@@ -392,6 +420,16 @@ impl<'a> SourceContext<'a> {
             return Err(Stopped);
         }
         Ok(())
+    }
+
+    /// Waits up to `timeout` for the pipeline to commit the last batch
+    /// handed over (a source that confirms positions upstream does so once
+    /// more before it returns); returns the token committed by then.
+    pub fn wait_for_last_commit(&self, timeout: std::time::Duration) -> Option<String> {
+        if let Some(t) = &self.last_sent {
+            self.feedback.committed.wait_for(t, timeout);
+        }
+        self.feedback.committed()
     }
 
     /// The stop flag itself, for waits that outlive a borrow of the context

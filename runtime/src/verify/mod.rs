@@ -9,9 +9,18 @@
 //! expected absent; rows the dead-letter file holds as refused by the
 //! sink are accounted as dead-lettered, not missing.
 //!
+//! Memory stays bounded whatever the size of the tables: both sides are
+//! written to temporary files in buckets by a hash of the key ([`spill`]),
+//! then compared a bucket at a time (a bucket too large to hold is split
+//! again). Key order on the two sides need not agree (plugins may change
+//! keys, collations differ between databases); the checksums are sums of
+//! per-row digests, so they do not depend on any order either.
+//!
 //! The source keeps changing during a live sync: run `verify` once the
 //! target has caught up (`sluice run --until-caught-up`), or read
 //! differences as "in flight" when they go away on a second run.
+
+mod spill;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -107,16 +116,41 @@ impl Report {
     }
 }
 
-/// Rows by key: key texts → canonical values by column.
-type Rows = HashMap<Vec<Option<String>>, BTreeMap<String, Option<String>>>;
+use spill::{Key, Row, Spill};
 
 /// Expected rows of one target table.
-#[derive(Default)]
 struct Expected {
-    rows: Rows,
+    rows: Spill,
     source_rows: u64,
     dead_lettered: u64,
     dropped: u64,
+}
+
+impl Expected {
+    fn new(dir: &std::path::Path, table: &str) -> std::io::Result<Self> {
+        Ok(Expected {
+            rows: Spill::new(dir, &format!("expected-{}", spill::file_safe(table)))?,
+            source_rows: 0,
+            dead_lettered: 0,
+            dropped: 0,
+        })
+    }
+}
+
+/// The expected rows of `table`, created on first use.
+fn expected_for<'e>(
+    expected: &'e mut BTreeMap<String, Expected>,
+    dir: &std::path::Path,
+    table: String,
+) -> anyhow::Result<&'e mut Expected> {
+    use std::collections::btree_map::Entry;
+    Ok(match expected.entry(table) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(v) => {
+            let e = Expected::new(dir, v.key())?;
+            v.insert(e)
+        }
+    })
 }
 
 /// Compares the target of `pipeline` with its source.
@@ -129,11 +163,13 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
     };
     let sink = pipeline.config.sink.clone();
     let mut target = Target::open(&sink)?;
-    let refused = sink_refused_keys(&pipeline);
+    let refused = sink_refused_keys(&pipeline, &target);
     let name = pipeline.name.clone();
     let batch_size = pipeline.config.runtime.batch_size;
     let prepared = pipeline::prepare(pipeline)?;
     let mut slots = prepared.slots;
+    let spill_dir = tempfile::Builder::new().prefix("sluice-verify").tempdir()?;
+    let dir = spill_dir.path();
 
     // The source through the plugins, batch by batch.
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
@@ -183,15 +219,12 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
                 .iter()
                 .map(|(n, v)| (n.to_string(), values::canonical(v)))
                 .collect();
-            let e = expected.entry(table).or_default();
-            e.rows.insert(key, row);
+            expected_for(expected, dir, table)?.rows.push(&key, &row)?;
         }
         // A batch holds one source table: its rejects (dead letters) and
         // drops count there.
         if let Some(first) = pending.first() {
-            let e = expected
-                .entry(target.table_for_stream(&first.stream, &sink))
-                .or_default();
+            let e = expected_for(expected, dir, target.table_for_stream(&first.stream, &sink))?;
             e.source_rows += pending.len() as u64;
             e.dead_lettered += p.dead.len() as u64;
             e.dropped += p.dropped;
@@ -212,9 +245,11 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
     run_batch(&mut pending, &mut expected, &mut target)?;
     // Tables with no rows at all still get a line.
     for t in &tables {
-        expected
-            .entry(target.table_for_stream(&t.name.stream(), &sink))
-            .or_default();
+        expected_for(
+            &mut expected,
+            dir,
+            target.table_for_stream(&t.name.stream(), &sink),
+        )?;
     }
 
     let mut report = Report {
@@ -226,43 +261,73 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
             Some(k) => k.clone(),
             None => target.table_key(&table, &sink)?,
         };
-        let actual = target.rows(&table, &key_cols)?;
+        let mut actual = Spill::new(dir, &format!("target-{}", spill::file_safe(&table)))?;
+        let target_rows = target.rows(&table, &key_cols, &mut actual)?;
         let accounted = refused.get(&table);
-        report
-            .tables
-            .push(compare(&table, exp, &actual, accounted, samples));
+        let mut r = TableReport {
+            table: table.clone(),
+            source_rows: exp.source_rows,
+            target_rows,
+            dead_lettered: exp.dead_lettered,
+            dropped: exp.dropped,
+            ..Default::default()
+        };
+        let mut sums = Sums::default();
+        let pairs = exp.rows.finish()?.into_iter().zip(actual.finish()?);
+        for (e, t) in pairs {
+            spill::compare_bucket(e, t, 0, spill::IN_MEMORY_BYTES, &mut |want, got| {
+                compare(&mut r, &mut sums, want, got, accounted, samples)
+            })?;
+        }
+        r.expected_checksum = hex(&sums.expected.to_be_bytes());
+        r.target_checksum = hex(&sums.target.to_be_bytes());
+        if r.missing > 0 || r.extra > 0 {
+            // The target checksum only covers rows both sides have.
+            r.target_checksum = format!("{}(partial)", &r.target_checksum[..16]);
+        }
+        report.tables.push(r);
     }
     Ok(report)
 }
 
+/// Order-independent checksums: sums of per-row digests.
+#[derive(Default)]
+struct Sums {
+    expected: u128,
+    target: u128,
+}
+
+fn digest(key: &Key, row: &BTreeMap<&String, &Option<String>>) -> u128 {
+    let mut h = Sha256::new();
+    h.update(format!("{key:?}{row:?}").as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    u128::from_be_bytes(b)
+}
+
+/// Compares one bucket: the expected rows (later rows of a key win) and the
+/// target rows of the same keys' hashes.
 fn compare(
-    table: &str,
-    exp: Expected,
-    actual: &Rows,
-    refused: Option<&HashSet<Vec<Option<String>>>>,
+    r: &mut TableReport,
+    sums: &mut Sums,
+    want: HashMap<Key, Row>,
+    actual: HashMap<Key, Row>,
+    refused: Option<&HashSet<Key>>,
     samples: usize,
-) -> TableReport {
-    let mut r = TableReport {
-        table: table.to_string(),
-        source_rows: exp.source_rows,
-        expected: exp.rows.len() as u64,
-        target_rows: actual.len() as u64,
-        dead_lettered: exp.dead_lettered,
-        dropped: exp.dropped,
-        ..Default::default()
-    };
+) {
     let sample = |r: &mut TableReport, s: String| {
         if r.samples.len() < samples {
             r.samples.push(s);
         }
     };
-    let mut exp_keys: Vec<&Vec<Option<String>>> = exp.rows.keys().collect();
+    r.expected += want.len() as u64;
+    let mut exp_keys: Vec<&Key> = want.keys().collect();
     exp_keys.sort();
-    let mut eh = Sha256::new();
-    let mut th = Sha256::new();
     for key in exp_keys {
-        let want = &exp.rows[key];
-        eh.update(format!("{key:?}{want:?}\n").as_bytes());
+        let want_row = &want[key];
+        let all: BTreeMap<&String, &Option<String>> = want_row.iter().collect();
+        sums.expected = sums.expected.wrapping_add(digest(key, &all));
         match actual.get(key) {
             None => {
                 if refused.is_some_and(|s| s.contains(key)) {
@@ -270,18 +335,18 @@ fn compare(
                     r.expected -= 1;
                 } else {
                     r.missing += 1;
-                    sample(&mut r, format!("missing  key {}", show_key(key)));
+                    sample(r, format!("missing  key {}", show_key(key)));
                 }
             }
             Some(got) => {
                 // Only the columns the plugins produce are compared: the
                 // target may have more (added by hand, dropped at the source).
-                let got_same: BTreeMap<&String, &Option<String>> = want
+                let got_same: BTreeMap<&String, &Option<String>> = want_row
                     .keys()
                     .map(|c| (c, got.get(c).unwrap_or(&None)))
                     .collect();
-                th.update(format!("{key:?}{got_same:?}\n").as_bytes());
-                let diff: Vec<String> = want
+                sums.target = sums.target.wrapping_add(digest(key, &got_same));
+                let diff: Vec<String> = want_row
                     .iter()
                     .filter(|(c, v)| got.get(*c).unwrap_or(&None) != *v)
                     .map(|(c, v)| {
@@ -297,29 +362,19 @@ fn compare(
                 } else {
                     r.different += 1;
                     sample(
-                        &mut r,
+                        r,
                         format!("different key {}: {}", show_key(key), diff.join("; ")),
                     );
                 }
             }
         }
     }
-    let mut extra: Vec<&Vec<Option<String>>> = actual
-        .keys()
-        .filter(|k| !exp.rows.contains_key(*k))
-        .collect();
+    let mut extra: Vec<&Key> = actual.keys().filter(|k| !want.contains_key(*k)).collect();
     extra.sort();
     for key in extra {
         r.extra += 1;
-        sample(&mut r, format!("extra    key {}", show_key(key)));
+        sample(r, format!("extra    key {}", show_key(key)));
     }
-    r.expected_checksum = hex(&eh.finalize());
-    r.target_checksum = hex(&th.finalize());
-    if r.missing > 0 || r.extra > 0 {
-        // The target checksum only covers rows both sides have.
-        r.target_checksum = format!("{}(partial)", &r.target_checksum[..16]);
-    }
-    r
 }
 
 fn hex(b: &[u8]) -> String {
@@ -343,7 +398,10 @@ fn show_key(key: &[Option<String>]) -> String {
 
 /// Keys of records the sink refused, from the dead-letter file (JSONL),
 /// by table.
-fn sink_refused_keys(pipeline: &Pipeline) -> HashMap<String, HashSet<Vec<Option<String>>>> {
+fn sink_refused_keys(
+    pipeline: &Pipeline,
+    target: &Target,
+) -> HashMap<String, HashSet<Vec<Option<String>>>> {
     let mut out: HashMap<String, HashSet<Vec<Option<String>>>> = HashMap::new();
     let SinkConfig::Jsonl(dlq) = pipeline::dead_letter_config(pipeline) else {
         return out;
@@ -359,11 +417,17 @@ fn sink_refused_keys(pipeline: &Pipeline) -> HashMap<String, HashSet<Vec<Option<
         if fields.get("stage").and_then(|s| s.as_str()) != Some("sink") {
             continue;
         }
-        // `input` is what the sink was given: its stream and key fields.
+        // `input` is what the sink was given (written when the plugins
+        // changed the record; else `record` is): its stream and key fields.
         let Some(input) = fields
             .get("input")
-            .and_then(|s| s.as_str())
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .filter(|i| !i.is_null())
+            .or_else(|| fields.get("record"))
+            .and_then(|v| match v {
+                // Embedded as JSON, or (older dead letters) as JSON text.
+                serde_json::Value::String(s) => serde_json::from_str(s).ok(),
+                other => Some(other.clone()),
+            })
         else {
             continue;
         };
@@ -371,11 +435,8 @@ fn sink_refused_keys(pipeline: &Pipeline) -> HashMap<String, HashSet<Vec<Option<
             .get("stream")
             .and_then(|s| s.as_str())
             .unwrap_or_default();
-        let table = match &pipeline.config.sink {
-            SinkConfig::Postgres(c) => c.table.clone().unwrap_or_else(|| stream.to_string()),
-            SinkConfig::Sqlite(c) => c.table.clone().unwrap_or_else(|| stream.to_string()),
-            _ => stream.to_string(),
-        };
+        // Named as the comparison names it (schema-qualified in PostgreSQL).
+        let table = target.table_for_stream(stream, &pipeline.config.sink);
         let key_names: Vec<String> = input
             .get("headers")
             .and_then(|h| h.get(crate::sources::postgres::records::KEY_HEADER))
@@ -495,35 +556,49 @@ impl Target {
         })
     }
 
-    /// Every row of a target table, by key.
-    fn rows(&mut self, table: &str, key: &[String]) -> anyhow::Result<Rows> {
-        let mut out = Rows::new();
+    /// Every row of a target table into `out`, streamed (a cursor, not one
+    /// result held in memory); returns how many.
+    fn rows(&mut self, table: &str, key: &[String], out: &mut Spill) -> anyhow::Result<u64> {
+        let mut n = 0u64;
+        let mut add = |values: BTreeMap<String, Option<String>>| -> std::io::Result<()> {
+            let k: Key = key
+                .iter()
+                .map(|k| values.get(k).cloned().flatten())
+                .collect();
+            n += 1;
+            out.push(&k, &values)
+        };
         match self {
             Target::Postgres { client, .. } => {
                 let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
                 let Some((cols, _)) =
                     crate::sources::postgres::catalog::read_columns(client, &name)?
                 else {
-                    return Ok(out);
+                    return Ok(0);
                 };
                 let select: Vec<String> = cols
                     .iter()
                     .map(|c| format!("{}::text", quote_ident(&c.name)))
                     .collect();
                 let sql = format!("SELECT {} FROM {}", select.join(", "), name.quoted());
-                for row in client.query(sql.as_str(), &[])? {
-                    let mut values = BTreeMap::new();
-                    for (i, c) in cols.iter().enumerate() {
-                        let text: Option<String> = row.get(i);
-                        let v = text.as_deref().map(|t| values::from_text(c.type_oid, t));
-                        values.insert(c.name.clone(), v.as_ref().and_then(values::canonical));
+                let mut tx = client.transaction()?;
+                let portal = tx.bind(sql.as_str(), &[])?;
+                loop {
+                    let rows = tx.query_portal(&portal, 5_000)?;
+                    if rows.is_empty() {
+                        break;
                     }
-                    let k = key
-                        .iter()
-                        .map(|k| values.get(k).cloned().flatten())
-                        .collect();
-                    out.insert(k, values);
+                    for row in rows {
+                        let mut values = BTreeMap::new();
+                        for (i, c) in cols.iter().enumerate() {
+                            let text: Option<String> = row.get(i);
+                            let v = text.as_deref().map(|t| values::from_text(c.type_oid, t));
+                            values.insert(c.name.clone(), v.as_ref().and_then(values::canonical));
+                        }
+                        add(values)?;
+                    }
                 }
+                tx.commit()?;
             }
             Target::Sqlite(conn) => {
                 let exists: bool = conn
@@ -534,7 +609,7 @@ impl Target {
                     )
                     .unwrap_or(false);
                 if !exists {
-                    return Ok(out);
+                    return Ok(0);
                 }
                 let mut stmt = conn.prepare(&format!("SELECT * FROM {}", quote_ident(table)))?;
                 let names: Vec<String> =
@@ -555,14 +630,10 @@ impl Target {
                         };
                         values.insert(n.clone(), values::canonical(&v));
                     }
-                    let k = key
-                        .iter()
-                        .map(|k| values.get(k).cloned().flatten())
-                        .collect();
-                    out.insert(k, values);
+                    add(values)?;
                 }
             }
         }
-        Ok(out)
+        Ok(n)
     }
 }

@@ -11,10 +11,13 @@ pub struct JsonlSinkConfig {
     /// The file, relative to the pipeline file. Created if absent; appended
     /// to otherwise.
     pub path: PathBuf,
-    /// Write stream, operation, position, key and headers around the fields
-    /// (default false: the fields only).
+    /// Write stream, operation, position, key and headers around the fields.
+    /// Default: true when the source is a change stream (`postgres`), where
+    /// a line of fields alone cannot tell a delete or a key change from a
+    /// row; false otherwise. Without metadata, deletes and key changes are
+    /// refused (dead-lettered with the reason), never written as rows.
     #[serde(default)]
-    pub include_metadata: bool,
+    pub include_metadata: Option<bool>,
     /// `fsync` after each batch (default false: flushed to the OS only).
     #[serde(default)]
     pub fsync: bool,

@@ -11,7 +11,7 @@ use sluice_codec::Record;
 
 pub use config::JsonlSinkConfig;
 
-use super::stdout::json_line;
+use super::stdout::json_lines;
 use super::{Sink, SinkCommit, SinkError};
 
 /// The JSONL sink.
@@ -72,9 +72,11 @@ impl Sink for JsonlSink {
 
     fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError> {
         let mut buf = Vec::with_capacity(records.len() * 128);
-        for r in records {
-            json_line(&mut buf, r, self.config.include_metadata);
-        }
+        let refused = json_lines(
+            &mut buf,
+            records,
+            self.config.include_metadata.unwrap_or(false),
+        );
         let fsync = self.config.fsync;
         let path = self.config.path.clone();
         let file = self.file.as_mut().ok_or_else(|| SinkError::Config {
@@ -92,8 +94,8 @@ impl Sink for JsonlSink {
         }
         self.len += buf.len() as u64;
         Ok(SinkCommit {
-            written: records.len() as u64,
-            refused: Vec::new(),
+            written: (records.len() - refused.len()) as u64,
+            refused,
             state: Some(format!("bytes={}", self.len)),
         })
     }
@@ -118,7 +120,7 @@ mod tests {
         let path = dir.path().join("out/o.jsonl");
         let cfg = JsonlSinkConfig {
             path: path.clone(),
-            include_metadata: false,
+            include_metadata: None,
             fsync: false,
         };
         let mut s = JsonlSink::new(cfg.clone());
@@ -133,5 +135,45 @@ mod tests {
             std::fs::read_to_string(&path).expect("read"),
             "{\"i\":1}\n{\"i\":3}\n"
         );
+    }
+
+    #[test]
+    fn without_metadata_deletes_and_key_moves_are_refused_not_written_as_rows() {
+        use crate::sources::postgres::records::OLD_KEY_HEADER;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("o.jsonl");
+        let cfg = |m: Option<bool>| JsonlSinkConfig {
+            path: path.clone(),
+            include_metadata: m,
+            fsync: false,
+        };
+        let mut gone = rec(2);
+        gone.op = sluice_codec::Operation::Delete;
+        let mut moved = rec(3);
+        moved.op = sluice_codec::Operation::Update;
+        moved
+            .headers
+            .push((OLD_KEY_HEADER.into(), br#"{"i":9}"#.to_vec().into()));
+        let batch = [rec(1), gone, moved];
+        let mut s = JsonlSink::new(cfg(None));
+        s.open(None).expect("open");
+        let c = s.write(&batch).expect("write");
+        assert_eq!(c.written, 1);
+        let refused: Vec<usize> = c.refused.iter().map(|(i, _)| *i).collect();
+        assert_eq!(refused, vec![1, 2]);
+        assert!(
+            c.refused[0].1.contains("include_metadata"),
+            "{}",
+            c.refused[0].1
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"i\":1}\n");
+        // With metadata every record is written, its operation with it.
+        let mut s = JsonlSink::new(cfg(Some(true)));
+        s.open(None).expect("open");
+        let c = s.write(&batch).expect("write");
+        assert_eq!((c.written, c.refused.len()), (3, 0));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 4);
+        assert!(text.contains("\"delete\""), "{text}");
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde::Deserialize;
-use sluice_codec::Record;
+use sluice_codec::{Operation, Record};
 
 use super::{Sink, SinkCommit, SinkError};
 use crate::value_json::{write_fields_json, write_record_json};
@@ -13,9 +13,44 @@ use crate::value_json::{write_fields_json, write_record_json};
 #[serde(deny_unknown_fields)]
 pub struct StdoutSinkConfig {
     /// Write stream, operation, position, key and headers around the fields
-    /// (default false: the fields only).
+    /// (default as for the `jsonl` sink: true for change-stream sources).
     #[serde(default)]
-    pub include_metadata: bool,
+    pub include_metadata: Option<bool>,
+}
+
+/// Why a record cannot be written as a line of fields alone (without
+/// metadata), if it cannot: a delete, or an update that moved its key,
+/// would read as an ordinary row.
+pub(crate) fn needs_metadata(r: &Record<'_>) -> Option<String> {
+    use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER};
+    if r.headers.iter().any(|(n, _)| n == TRUNCATE_HEADER) {
+        return Some("a truncate cannot be written as a line of fields: set `include_metadata = true` on the sink to keep the operation".into());
+    }
+    if r.op == Operation::Delete {
+        return Some("a delete cannot be written as a line of fields (it would read as a row of nulls): set `include_metadata = true` on the sink to keep the operation".into());
+    }
+    if r.headers.iter().any(|(n, _)| n == OLD_KEY_HEADER) {
+        return Some("an update that changed the key cannot be written as a line of fields (the old key would be lost): set `include_metadata = true` on the sink to keep it".into());
+    }
+    None
+}
+
+/// Appends the lines of `records` to `out`; without metadata, the records
+/// [`needs_metadata`] refuses are returned (index, reason) instead.
+pub(crate) fn json_lines(
+    out: &mut Vec<u8>,
+    records: &[Record<'_>],
+    include_metadata: bool,
+) -> Vec<(usize, String)> {
+    let mut refused = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if !include_metadata && let Some(why) = needs_metadata(r) {
+            refused.push((i, why));
+            continue;
+        }
+        json_line(out, r, include_metadata);
+    }
+    refused
 }
 
 /// The stdout sink.
@@ -51,9 +86,11 @@ impl Sink for StdoutSink {
 
     fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError> {
         let mut buf = Vec::with_capacity(records.len() * 128);
-        for r in records {
-            json_line(&mut buf, r, self.config.include_metadata);
-        }
+        let refused = json_lines(
+            &mut buf,
+            records,
+            self.config.include_metadata.unwrap_or(false),
+        );
         let mut out = std::io::stdout().lock();
         out.write_all(&buf)
             .and_then(|()| out.flush())
@@ -63,7 +100,8 @@ impl Sink for StdoutSink {
                 source,
             })?;
         Ok(SinkCommit {
-            written: records.len() as u64,
+            written: (records.len() - refused.len()) as u64,
+            refused,
             ..Default::default()
         })
     }

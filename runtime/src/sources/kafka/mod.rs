@@ -468,6 +468,7 @@ impl KafkaSource {
                         bytes: 0,
                         seconds,
                         records: Some(records),
+                        ..Default::default()
                     });
                 }
                 let n = s.pending.len();

@@ -14,6 +14,11 @@ pub struct Column {
     pub type_oid: u32,
     /// The type as SQL writes it (`character varying(40)`).
     pub type_name: String,
+    /// The type to give the column in another database: `type_name` for
+    /// PostgreSQL's own types (and arrays of them), a domain's base type,
+    /// `text` (or `text[]`) for enums, composites, ranges and types of
+    /// extensions, whose definitions another database may not have.
+    pub portable_type: String,
 }
 
 /// A source table as the catalog describes it.
@@ -28,6 +33,18 @@ pub struct Table {
 }
 
 impl Table {
+    /// The columns as declared to sinks (see [`crate::declared_types`]).
+    pub fn declared_columns(&self) -> Vec<crate::declared_types::DeclaredColumn> {
+        self.columns
+            .iter()
+            .map(|c| crate::declared_types::DeclaredColumn {
+                name: c.name.clone(),
+                sql_type: c.portable_type.clone(),
+                source_type: (c.portable_type != c.type_name).then(|| c.type_name.clone()),
+            })
+            .collect()
+    }
+
     /// The key column names, comma-separated (the `sluice-key` header).
     pub fn key_names(&self) -> String {
         self.key
@@ -97,10 +114,25 @@ pub fn read_columns(
     let rows = client.query(
         "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
                 coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n)
-                          WHERE k.att = a.attnum), 0)::int4
+                          WHERE k.att = a.attnum), 0)::int4,
+                CASE
+                  WHEN tn.nspname = 'pg_catalog' AND t.typtype = 'b'
+                       AND (t.typelem = 0 OR (en.nspname = 'pg_catalog' AND e.typtype = 'b'))
+                    THEN format_type(a.atttypid, a.atttypmod)
+                  WHEN t.typtype = 'd' AND bn.nspname = 'pg_catalog' AND b.typtype = 'b'
+                    THEN format_type(t.typbasetype, t.typtypmod)
+                  WHEN t.typcategory = 'A' THEN 'text[]'
+                  ELSE 'text'
+                END
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         JOIN pg_type t ON t.oid = a.atttypid
+         JOIN pg_namespace tn ON tn.oid = t.typnamespace
+         LEFT JOIN pg_type e ON e.oid = t.typelem
+         LEFT JOIN pg_namespace en ON en.oid = e.typnamespace
+         LEFT JOIN pg_type b ON b.oid = t.typbasetype
+         LEFT JOIN pg_namespace bn ON bn.oid = b.typnamespace
          LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
          ORDER BY a.attnum",
@@ -120,6 +152,7 @@ pub fn read_columns(
             name: r.get(0),
             type_oid: r.get(1),
             type_name: r.get(2),
+            portable_type: r.get(4),
         });
     }
     key.sort();
@@ -253,17 +286,76 @@ pub fn drop_slot(client: &mut Client, slot: &str) -> Result<(), String> {
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .map(|_| ())
         .map_err(|e| {
-            format!(
-                "cannot drop the old replication slot `{slot}` (is another sluice using it?): {e}"
-            )
+            let text = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            slot_in_use(slot, &text)
+                .unwrap_or_else(|| format!("cannot drop the replication slot `{slot}`: {text}"))
         })
 }
 
-/// The server's current WAL position.
-pub fn current_wal_lsn(client: &mut Client) -> Result<crate::pg::Lsn, String> {
+/// When PostgreSQL's `text` says the slot is held by another connection
+/// (`replication slot "x" is active for PID 123`), the message a user
+/// needs: another run of this pipeline is still going.
+pub fn slot_in_use(slot: &str, text: &str) -> Option<String> {
+    let (_, after) = text.split_once("is active for PID ")?;
+    let pid: String = after.chars().take_while(char::is_ascii_digit).collect();
+    Some(format!(
+        "replication slot `{slot}` is in use by another connection (server process {pid}): another run of this pipeline is still streaming from it. Stop that run first; if it is gone for good, end the connection with `SELECT pg_terminate_backend({pid})`"
+    ))
+}
+
+/// The server's current WAL position, and the WAL `slot` keeps (from its
+/// restart position; `None` without the slot).
+pub fn wal_position(
+    client: &mut Client,
+    slot: &str,
+) -> Result<(crate::pg::Lsn, Option<u64>), String> {
     let row = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one(
+            "SELECT pg_current_wal_lsn()::text,
+                    (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8
+                     FROM pg_replication_slots WHERE slot_name = $1)",
+            &[&slot],
+        )
         .map_err(|e| e.to_string())?;
     let text: String = row.get(0);
-    text.parse()
+    let retained: Option<i64> = row.get(1);
+    Ok((text.parse()?, retained.map(|r| r.max(0) as u64)))
+}
+
+/// A logical replication slot, as `sluice slot list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Its name.
+    pub name: String,
+    /// The server process streaming from it, if any.
+    pub active_pid: Option<i32>,
+    /// The position confirmed by its consumer.
+    pub confirmed: Option<String>,
+    /// WAL the server keeps for it.
+    pub retained_bytes: Option<u64>,
+}
+
+/// The logical slots of the connection's database.
+pub fn list_slots(client: &mut Client) -> Result<Vec<SlotInfo>, String> {
+    let rows = client
+        .query(
+            "SELECT slot_name::text, active_pid, confirmed_flush_lsn::text,
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8
+             FROM pg_replication_slots
+             WHERE slot_type = 'logical' AND database = current_database()
+             ORDER BY slot_name",
+            &[],
+        )
+        .map_err(|e| format!("cannot read replication slots: {e}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| SlotInfo {
+            name: r.get(0),
+            active_pid: r.get(1),
+            confirmed: r.get(2),
+            retained_bytes: r.get::<_, Option<i64>>(3).map(|b| b.max(0) as u64),
+        })
+        .collect())
 }

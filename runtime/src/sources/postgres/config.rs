@@ -57,6 +57,17 @@ pub struct PostgresSourceConfig {
     /// streaming forever. `sluice run --until-caught-up` sets it.
     #[serde(default)]
     pub until_caught_up: bool,
+    /// Warn (in the log, `/status`, metrics and the summary) when the
+    /// replication slot keeps more than this many MiB of WAL on the server
+    /// (default 1024). A slot keeps WAL until the pipeline confirms it, also
+    /// while no run is going: drop it at the end of a migration
+    /// (`sluice slot drop PIPELINE`).
+    #[serde(default = "slot_warn_mb")]
+    pub slot_warn_mb: u64,
+}
+
+fn slot_warn_mb() -> u64 {
+    1024
 }
 
 fn yes() -> bool {

@@ -157,6 +157,10 @@ impl Source for PostgresSource {
     ) -> Result<(), SourceError> {
         let mut client = self.connect()?;
         let tables = self.preflight(&mut client)?;
+        let declared = ctx.feedback().declared_types();
+        for t in &tables {
+            declared.declare(&t.name.stream(), t.declared_columns());
+        }
         catalog::ensure_publication(&mut client, &self.config.publication, &tables)
             .map_err(|m| self.err(m))?;
         let position =

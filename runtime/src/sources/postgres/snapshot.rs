@@ -361,11 +361,13 @@ mod tests {
                     name: "region".into(),
                     type_oid: 25,
                     type_name: "text".into(),
+                    portable_type: "text".into(),
                 },
                 Column {
                     name: "id".into(),
                     type_oid: 20,
                     type_name: "bigint".into(),
+                    portable_type: "bigint".into(),
                 },
             ],
             key: vec![0, 1],

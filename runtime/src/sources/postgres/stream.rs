@@ -26,7 +26,7 @@ use pg_walstream::{
 use sluice_codec::{Operation, Record, Value};
 
 use super::catalog::{self, Table};
-use super::records::{OLD_KEY_HEADER, RowBuilder, TRUNCATE_HEADER};
+use super::records::{OLD_KEY_HEADER, RowBuilder, TRUNCATE_HEADER, UNCHANGED_HEADER};
 use super::{Position, PostgresSource, PostgresSourceConfig, SchemaChanges};
 use crate::pg::{self, Lsn, values};
 use crate::sources::{Lag, SourceContext, SourceError};
@@ -153,6 +153,9 @@ struct Confirm {
     committed: AtomicU64,
     /// Events handed over by the reader.
     forwarded: AtomicU64,
+    /// The reader waited a whole tick without a change: it has everything
+    /// the server had for this slot.
+    idle: std::sync::atomic::AtomicBool,
     /// The feedback the stream reads during its current wait.
     current: std::sync::Mutex<Option<Arc<pg_walstream::SharedLsnFeedback>>>,
 }
@@ -171,6 +174,16 @@ impl Confirm {
         stream.shared_lsn_feedback = fb;
     }
 
+    /// Adds what was committed since the wait began to the feedback the
+    /// stream reads (positions only move forward).
+    fn refresh(&self, stream: &LogicalReplicationStream) {
+        let done = self.committed.load(Ordering::Relaxed);
+        if done > 0 {
+            stream.shared_lsn_feedback.update_flushed_lsn(done);
+            stream.shared_lsn_feedback.update_applied_lsn(done);
+        }
+    }
+
     /// Everything received so far is committed: confirm it all, unless the
     /// reader handed over more than `received` events meanwhile.
     fn caught_up(&self, received: u64) {
@@ -185,9 +198,52 @@ impl Confirm {
     }
 }
 
+/// Moves the slot's confirmed position to `lsn` once the stream is closed
+/// (`pg_replication_slot_advance`; the server releases the slot a moment
+/// after the connection ends, so a busy slot is tried again briefly).
+fn confirm_to_slot(url: &str, slot: &str, lsn: Lsn) {
+    let mut client = match pg::connect(url, "sluice") {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(slot, lsn = %lsn, error = %e, "cannot confirm the final position to the slot; the next run confirms it");
+            return;
+        }
+    };
+    for _ in 0..50 {
+        let confirmed = catalog::slot_state(&mut client, slot)
+            .ok()
+            .flatten()
+            .and_then(|(_, at)| at.parse::<Lsn>().ok());
+        if confirmed.is_some_and(|c| c >= lsn) {
+            tracing::info!(slot, lsn = %lsn, "the slot has the final committed position");
+            return;
+        }
+        match client.execute(
+            "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+            &[&slot, &lsn.to_string()],
+        ) {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("is active for PID") => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                tracing::warn!(slot, lsn = %lsn, error = %e, "cannot confirm the final position to the slot; the next run confirms it");
+                return;
+            }
+        }
+    }
+    tracing::warn!(slot, lsn = %lsn, "the slot stayed busy; the final position is confirmed by the next run");
+}
+
+/// How long the reader waits for a change before it confirms what the
+/// target committed meanwhile (the stream itself reports only with the
+/// next change, or when the server asks: up to `wal_sender_timeout / 2`).
+const IDLE_FEEDBACK: Duration = Duration::from_millis(500);
+
 /// Reads changes from `start`, reconnecting after losses, until `cancel`.
 fn reader(
     url: String,
+    slot: String,
     config: ReplicationStreamConfig,
     start: Lsn,
     confirm: Arc<Confirm>,
@@ -215,7 +271,22 @@ fn reader(
             delay = Duration::from_millis(200);
             loop {
                 confirm.install(&mut stream);
-                let ev = stream.next_event(&cancel).await?;
+                // Waiting for a change is cancelled at the socket wait
+                // (nothing of a message is lost): on each idle tick the
+                // slot hears what was committed meanwhile.
+                let ev = loop {
+                    match tokio::time::timeout(IDLE_FEEDBACK, stream.next_event(&cancel)).await {
+                        Ok(ev) => {
+                            confirm.idle.store(false, Ordering::SeqCst);
+                            break ev?;
+                        }
+                        Err(_) => {
+                            confirm.idle.store(true, Ordering::SeqCst);
+                            confirm.refresh(&stream);
+                            stream.maybe_send_feedback().await;
+                        }
+                    }
+                };
                 confirm.forwarded.fetch_add(1, Ordering::SeqCst);
                 if let EventType::Commit { end_lsn, .. } = &ev.event_type {
                     from = Lsn(end_lsn.value());
@@ -235,6 +306,10 @@ fn reader(
                     || text.contains("authentication")
                     || text.contains("is active for PID")
                     || text.contains("permission denied");
+                if let Some(busy) = catalog::slot_in_use(&slot, &text) {
+                    let _ = tx.send(Msg::Fatal(busy));
+                    return;
+                }
                 if permanent && !ever_connected {
                     let _ = tx.send(Msg::Fatal(format!("{text}{}", slot_hint(&text))));
                     return;
@@ -342,18 +417,42 @@ impl<'a> Streamer<'a> {
             let url = pg::replication_url(&config.url);
             let cfg = stream_config(config).with_existing_slot_required(true);
             let (start, confirm, cancel) = (self.start, confirm.clone(), cancel.clone());
+            let slot = config.slot.clone();
             std::thread::Builder::new()
                 .name("sluice-pg-reader".into())
-                .spawn(move || reader(url, cfg, start, confirm, tx, cancel))
+                .spawn(move || reader(url, slot, cfg, start, confirm, tx, cancel))
                 .map_err(|e| {
                     self.source
                         .err(format!("cannot start the reader thread: {e}"))
                 })?
         };
         let result = self.consume(ctx, &rx, &confirm, &mut meta, marker.as_deref());
+        // Whatever way the stream ends, the slot learns what the target
+        // committed: else it keeps (and the server retains WAL for) changes
+        // that are already written.
+        let wait = if ctx.should_stop() {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(30)
+        };
+        let committed =
+            ctx.wait_for_last_commit(wait)
+                .and_then(|t| match serde_json::from_str(&t) {
+                    Ok(Position::Stream { lsn }) => lsn.parse::<Lsn>().ok(),
+                    _ => None,
+                });
         cancel.cancel();
         drop(rx);
         let _ = reader_thread.join();
+        if let Some(lsn) = committed {
+            confirm_to_slot(&self.source.config.url, &self.source.config.slot, lsn);
+        }
+        if marker.is_some() && result.is_ok() && !ctx.should_stop() {
+            // Ended at the caught-up marker with everything committed:
+            // nothing is left to decode.
+            let mut meta = None;
+            self.report_lag(ctx, &mut meta, Lsn(0), &VecDeque::new(), true);
+        }
         result
     }
 
@@ -390,12 +489,19 @@ impl<'a> Streamer<'a> {
                     open.pop_front();
                 }
             }
-            if open.is_empty() && !in_txn && !ctx.has_pending() && connected {
+            let drained = open.is_empty() && !in_txn && !ctx.has_pending() && connected;
+            if drained {
                 confirm.caught_up(received);
             }
             if last_lag.elapsed() >= Duration::from_secs(1) {
                 last_lag = Instant::now();
-                self.report_lag(ctx, meta, acked.max(self.start), &open);
+                // Caught up: every change the slot had is received and
+                // committed. WAL written since (by other databases of the
+                // server too) is nothing this slot still has to decode.
+                let caught_up = drained
+                    && confirm.idle.load(Ordering::SeqCst)
+                    && confirm.forwarded.load(Ordering::SeqCst) == received;
+                self.report_lag(ctx, meta, acked.max(self.start), &open, caught_up);
             }
             let wait = if ctx.has_pending() {
                 linger
@@ -440,6 +546,9 @@ impl<'a> Streamer<'a> {
                     ctx.feedback().set_state(format!("reconnecting: {e}"));
                     continue;
                 }
+                Msg::Fatal(e) if e.starts_with("replication slot") => {
+                    return Err(self.source.err(e));
+                }
                 Msg::Fatal(e) => {
                     return Err(self.source.err(format!("replication: {e}")));
                 }
@@ -470,16 +579,20 @@ impl<'a> Streamer<'a> {
                     columns,
                     ..
                 } => {
-                    if let Err(e) = self.relation(&namespace, &relation_name, columns) {
-                        // Everything before the change is handed over first;
-                        // the position stays before it.
-                        let _ = ctx.flush(
-                            &Position::Stream {
-                                lsn: last_complete.to_string(),
-                            }
-                            .token(),
-                        );
-                        return Err(e);
+                    match self.relation(&namespace, &relation_name, columns) {
+                        Ok(true) => self.declare_again(&namespace, &relation_name, ctx),
+                        Ok(false) => {}
+                        Err(e) => {
+                            // Everything before the change is handed over
+                            // first; the position stays before it.
+                            let _ = ctx.flush(
+                                &Position::Stream {
+                                    lsn: last_complete.to_string(),
+                                }
+                                .token(),
+                            );
+                            return Err(e);
+                        }
                     }
                     false
                 }
@@ -594,48 +707,93 @@ impl<'a> Streamer<'a> {
         meta: &mut Option<postgres::Client>,
         committed: Lsn,
         open: &VecDeque<(Lsn, i64)>,
+        caught_up: bool,
     ) {
-        let url = &self.source.config.url;
+        let config = &self.source.config;
         if meta.as_ref().is_none_or(postgres::Client::is_closed) {
-            *meta = pg::connect(url, "sluice-lag").ok();
+            *meta = pg::connect(&config.url, "sluice-lag").ok();
         }
         let Some(client) = meta.as_mut() else {
             return;
         };
-        let Ok(current) = catalog::current_wal_lsn(client) else {
+        let Ok((current, retained)) = catalog::wal_position(client, &config.slot) else {
             *meta = None;
             return;
         };
-        let bytes = current.0.saturating_sub(committed.0);
         let now = chrono::Utc::now().timestamp_micros();
-        // Age of the oldest transaction handed over and not yet committed
-        // (WAL not yet received shows in `bytes` only).
-        let seconds = open
-            .front()
-            .map_or(0.0, |(_, t)| (now - t).max(0) as f64 / 1e6);
+        let (bytes, seconds) = if caught_up {
+            (0, 0.0)
+        } else {
+            // Age of the oldest transaction handed over and not yet
+            // committed (WAL not yet received shows in `bytes` only).
+            let age = open
+                .front()
+                .map_or(0.0, |(_, t)| (now - t).max(0) as f64 / 1e6);
+            (current.0.saturating_sub(committed.0), age)
+        };
+        let limit = config.slot_warn_mb.saturating_mul(1 << 20);
+        let warning = retained.filter(|r| *r > limit).map(|r| {
+            format!(
+                "replication slot `{}` keeps {} MiB of WAL on the server (more than `slot_warn_mb` = {}): the target is far behind, or the slot of a finished migration was not dropped (`sluice slot drop`)",
+                config.slot,
+                r >> 20,
+                config.slot_warn_mb
+            )
+        });
+        if let Some(w) = &warning {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| tracing::warn!("{w}"));
+        }
         ctx.feedback().set_lag(Lag {
             bytes,
             seconds,
             records: None,
+            retained_bytes: retained,
+            warning,
         });
     }
 
-    /// Checks a `Relation` message against what was known of the table.
+    /// After columns were added at the source: declares the table's
+    /// column types again (from the catalog), so that a sink adds the new
+    /// columns with their types. Best effort: without it, a new column is
+    /// typed from its first value.
+    fn declare_again(&self, schema: &str, name: &str, ctx: &SourceContext<'_>) {
+        let table = crate::pg::TableName {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        };
+        let described = pg::connect(&self.source.config.url, "sluice")
+            .and_then(|mut c| catalog::describe_table(&mut c, &table));
+        match described {
+            Ok(t) => ctx
+                .feedback()
+                .declared_types()
+                .declare(&t.name.stream(), t.declared_columns()),
+            Err(e) => {
+                tracing::warn!(table = %table, error = %e, "cannot read the new column types; new columns are typed from their first values")
+            }
+        }
+    }
+
+    /// Checks a `Relation` message against what was known of the table;
+    /// true when columns were added.
     fn relation(
         &mut self,
         schema: &str,
         name: &str,
         columns: Vec<RelationColumn>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
         let mode = self.source.config.schema_changes;
         let Some(st) = self.tables.get_mut(&(schema.to_string(), name.to_string())) else {
-            return Ok(());
+            return Ok(false);
         };
         let table = format!("{schema}.{name}");
+        let mut added = false;
         if let Some(before) = &st.relation {
             for c in &columns {
                 match before.iter().find(|b| b.name == c.name) {
                     None => {
+                        added = true;
                         tracing::info!(table = %table, column = %c.name, "column added at the source; it flows on as a new field")
                     }
                     Some(b) if b.type_id != c.type_id => {
@@ -688,7 +846,7 @@ impl<'a> Streamer<'a> {
             st.key = key;
         }
         st.relation = Some(columns);
-        Ok(())
+        Ok(added)
     }
 
     /// A change as a record; `None` for a table not asked for.
@@ -726,6 +884,22 @@ impl<'a> Streamer<'a> {
             .filter_map(|k| texts.iter().position(|(n, _, _)| n == k))
             .collect();
         let mut rec = builder.record(op, position, event_time, texts.into_iter(), &key_positions);
+        if op == Operation::Update
+            && let Some(columns) = &st.relation
+            && columns.len() > rec.fields.len()
+        {
+            // Columns PostgreSQL did not send: unchanged values stored out
+            // of line. Named, so that no sink mistakes them for nulls.
+            let unchanged: Vec<&str> = columns
+                .iter()
+                .map(|c| &*c.name)
+                .filter(|n| rec.get(n).is_none())
+                .collect();
+            if !unchanged.is_empty() {
+                let list = serde_json::to_vec(&unchanged).unwrap_or_default();
+                rec.headers.push((UNCHANGED_HEADER.into(), list.into()));
+            }
+        }
         if let Some(old) = old {
             // The key changed (or the table has REPLICA IDENTITY FULL): the
             // old key tells the sink which row to move.

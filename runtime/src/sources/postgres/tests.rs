@@ -32,6 +32,7 @@ fn config_mistakes_are_refused_before_connecting() {
         linger_ms: 5,
         schema_changes: SchemaChanges::Stop,
         until_caught_up: false,
+        slot_warn_mb: 1024,
     };
     let e = PostgresSource::new(base.clone()).err().unwrap().to_string();
     assert!(e.contains("`a.b.c` is not a table name"), "{e}");
