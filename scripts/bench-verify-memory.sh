@@ -15,6 +15,7 @@ sluice=${CARGO_TARGET_DIR:-$root/target}/release/sluice
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
 "$root/scripts/postgres.sh" install
 work=$(mktemp -d /tmp/sluice-bench-verify.XXXXXX)
+chmod 755 "$work"  # the server runs as `postgres` inside it
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 trap '"$root/scripts/postgres.sh" stop "$work/pg" immediate; rm -rf "$work"' EXIT
 "$root/scripts/postgres.sh" start "$work/pg" "$port"

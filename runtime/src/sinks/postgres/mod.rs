@@ -470,6 +470,54 @@ fn sql_type(v: &Value<'_>) -> &'static str {
     }
 }
 
+/// Keys sent as parameters and joined to a table: one text array per key
+/// column, `unnest`ed as `d(k0, k1, ...)`, matched to the table `t`.
+struct KeyJoin<'k> {
+    arrays: Vec<Vec<Option<&'k str>>>,
+    /// `unnest($1::text[], ...)`.
+    unnest: String,
+    /// `k0, k1, ...`.
+    aliases: String,
+    /// `t."id" = d.k0::bigint AND ...`.
+    cond: String,
+}
+
+impl<'k> KeyJoin<'k> {
+    fn new(table: &TargetTable, keys: impl Iterator<Item = &'k Key>) -> Self {
+        let mut arrays: Vec<Vec<Option<&str>>> = vec![Vec::new(); table.key.len()];
+        for k in keys {
+            for (a, v) in arrays.iter_mut().zip(k.iter()) {
+                a.push(v.as_deref());
+            }
+        }
+        let n = table.key.len();
+        let params: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
+        let aliases: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+        let cond: Vec<String> = table
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let ty = table.type_of(k).unwrap_or("text");
+                format!("t.{} = d.k{i}::{ty}", quote_ident(k))
+            })
+            .collect();
+        KeyJoin {
+            arrays,
+            unnest: format!("unnest({})", params.join(", ")),
+            aliases: aliases.join(", "),
+            cond: cond.join(" AND "),
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.arrays
+            .iter()
+            .map(|a| a as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
 /// `DELETE` of a set of keys.
 fn delete_keys(
     tx: &mut postgres::Transaction<'_>,
@@ -477,35 +525,15 @@ fn delete_keys(
     table: &TargetTable,
     keys: &[&Key],
 ) -> Result<(), postgres::Error> {
-    let mut arrays: Vec<Vec<Option<String>>> =
-        vec![Vec::with_capacity(keys.len()); table.key.len()];
-    for k in keys {
-        for (a, v) in arrays.iter_mut().zip(k.iter()) {
-            a.push(v.clone());
-        }
-    }
-    let cols: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
-    let cond: Vec<String> = table
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let ty = table.type_of(k).unwrap_or("text");
-            format!("t.{} = d.k{i}::{ty}", quote_ident(k))
-        })
-        .collect();
-    let params: Vec<String> = (1..=table.key.len())
-        .map(|i| format!("${i}::text[]"))
-        .collect();
+    let j = KeyJoin::new(table, keys.iter().copied());
     let sql = format!(
-        "DELETE FROM {} t USING unnest({}) AS d({}) WHERE {}",
+        "DELETE FROM {} t USING {} AS d({}) WHERE {}",
         name.quoted(),
-        params.join(", "),
-        cols.join(", "),
-        cond.join(" AND ")
+        j.unnest,
+        j.aliases,
+        j.cond
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-    tx.execute(sql.as_str(), &refs)?;
+    tx.execute(sql.as_str(), &j.params())?;
     Ok(())
 }
 
@@ -650,39 +678,21 @@ fn read_rows(
     table: &TargetTable,
     keys: &[Key],
 ) -> Result<HashMap<Key, Vec<Option<String>>>, postgres::Error> {
-    let mut arrays: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(keys.len()); table.key.len()];
-    for k in keys {
-        for (a, v) in arrays.iter_mut().zip(k.iter()) {
-            a.push(v.as_deref());
-        }
-    }
-    let aliases: Vec<String> = (0..table.key.len()).map(|i| format!("k{i}")).collect();
-    let cond: Vec<String> = table
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let ty = table.type_of(k).unwrap_or("text");
-            format!("t.{} = d.k{i}::{ty}", quote_ident(k))
-        })
-        .collect();
-    let params: Vec<String> = (1..=table.key.len())
-        .map(|i| format!("${i}::text[]"))
-        .collect();
+    let j = KeyJoin::new(table, keys.iter());
     let select: Vec<String> = table
         .columns
         .iter()
         .map(|(c, _)| format!("t.{}::text", quote_ident(c)))
         .collect();
     let sql = format!(
-        "SELECT d.n, {} FROM unnest({}) WITH ORDINALITY AS d({}, n) JOIN {} t ON {}",
+        "SELECT d.n, {} FROM {} WITH ORDINALITY AS d({}, n) JOIN {} t ON {}",
         select.join(", "),
-        params.join(", "),
-        aliases.join(", "),
+        j.unnest,
+        j.aliases,
         name.quoted(),
-        cond.join(" AND ")
+        j.cond
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+    let refs = j.params();
     let mut out = HashMap::new();
     for row in tx.query(sql.as_str(), &refs)? {
         let n: i64 = row.get(0);
