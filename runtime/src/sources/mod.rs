@@ -424,10 +424,28 @@ impl<'a> SourceContext<'a> {
 
     /// Waits up to `timeout` for the pipeline to commit the last batch
     /// handed over (a source that confirms positions upstream does so once
-    /// more before it returns); returns the token committed by then.
+    /// more before it returns); returns the token committed by then. Once
+    /// the pipeline is stopping (a stop request, a failed sink), waits at
+    /// most 5 s more: what is in flight drains by then, or never will.
     pub fn wait_for_last_commit(&self, timeout: std::time::Duration) -> Option<String> {
+        use std::time::{Duration, Instant};
         if let Some(t) = &self.last_sent {
-            self.feedback.committed.wait_for(t, timeout);
+            let start = Instant::now();
+            let mut stopping: Option<Instant> = None;
+            while !self
+                .feedback
+                .committed
+                .wait_for(t, Duration::from_millis(100))
+            {
+                if self.stop.load(Ordering::Relaxed)
+                    && stopping.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(5)
+                {
+                    break;
+                }
+                if start.elapsed() >= timeout {
+                    break;
+                }
+            }
         }
         self.feedback.committed()
     }

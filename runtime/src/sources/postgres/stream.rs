@@ -430,17 +430,12 @@ impl<'a> Streamer<'a> {
         // Whatever way the stream ends, the slot learns what the target
         // committed: else it keeps (and the server retains WAL for) changes
         // that are already written.
-        let wait = if ctx.should_stop() {
-            Duration::from_secs(5)
-        } else {
-            Duration::from_secs(30)
-        };
-        let committed =
-            ctx.wait_for_last_commit(wait)
-                .and_then(|t| match serde_json::from_str(&t) {
-                    Ok(Position::Stream { lsn }) => lsn.parse::<Lsn>().ok(),
-                    _ => None,
-                });
+        let committed = ctx
+            .wait_for_last_commit(Duration::from_secs(30))
+            .and_then(|t| match serde_json::from_str(&t) {
+                Ok(Position::Stream { lsn }) => lsn.parse::<Lsn>().ok(),
+                _ => None,
+            });
         cancel.cancel();
         drop(rx);
         let _ = reader_thread.join();
