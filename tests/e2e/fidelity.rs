@@ -393,7 +393,22 @@ fn the_slot_is_confirmed_at_exit_lag_reads_zero_and_a_finished_migration_drops_i
     assert_eq!(lines[1001]["key"], 6);
     assert!(lines[1000]["headers"]["sluice-old-key"].is_string());
 
-    // A second run while one streams: told plainly, with the holder.
+    // A second run while one streams: refused by the run lock with the
+    // same state directory, and by the slot from another one (another
+    // machine), told plainly, with the holder.
+    let elsewhere = Dir::new();
+    elsewhere.write(
+        "pipeline.toml",
+        std::fs::read_to_string(dir.path("pipeline.toml"))
+            .unwrap()
+            .replace(
+                "path = \"out.jsonl\"",
+                &format!(
+                    "path = {:?}",
+                    elsewhere.path("out.jsonl").display().to_string()
+                ),
+            ),
+    );
     let mut first = sluice()
         .env("PGPASSWORD", "postgres")
         .arg("run")
@@ -410,6 +425,16 @@ fn the_slot_is_confirmed_at_exit_lag_reads_zero_and_a_finished_migration_drops_i
         ) == 1
     });
     let second = run(&[]);
+    assert!(!second.status.success());
+    let err = stderr(&second);
+    assert!(err.contains("already running"), "{err}");
+    let second = sluice()
+        .env("PGPASSWORD", "postgres")
+        .arg("run")
+        .arg(elsewhere.path("pipeline.toml"))
+        .arg("--no-progress")
+        .output()
+        .unwrap();
     assert!(!second.status.success());
     let err = stderr(&second);
     assert!(

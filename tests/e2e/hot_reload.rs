@@ -257,9 +257,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn ctl(addr: &str, args: &[&str]) -> (bool, String) {
+/// `sluice ctl --pipeline FILE ...`: the address and token come from the
+/// run's admin file.
+fn ctl(pipeline: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = sluice()
-        .args(["ctl", "--admin", addr])
+        .arg("ctl")
+        .arg("--pipeline")
+        .arg(pipeline)
         .args(args)
         .output()
         .unwrap();
@@ -273,8 +277,9 @@ fn ctl(addr: &str, args: &[&str]) -> (bool, String) {
 fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut live = Live::start_with(true, &["--admin", &addr]);
+    let pf = live.dir.path("pipeline.toml");
     live.feed(50);
-    let (ok, text) = ctl(&addr, &["status"]);
+    let (ok, text) = ctl(&pf, &["status"]);
     assert!(ok, "{text}");
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(status["records_in"], 50, "{status}");
@@ -285,12 +290,12 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
     assert_eq!(v1.len(), 12);
 
     // Nothing to roll back to yet.
-    let (ok, text) = ctl(&addr, &["rollback", "tagger"]);
+    let (ok, text) = ctl(&pf, &["rollback", "tagger"]);
     assert!(
         !ok && text.contains("has no earlier version loaded"),
         "{text}"
     );
-    let (ok, text) = ctl(&addr, &["rollback", "nope"]);
+    let (ok, text) = ctl(&pf, &["rollback", "nope"]);
     assert!(!ok && text.contains("no transform named `nope`"), "{text}");
 
     replace(
@@ -298,7 +303,7 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
         &pipeline_text("v2", "in/stream.jsonl", true),
     );
     live.feed_until_tag("v2");
-    let (_, text) = ctl(&addr, &["status"]);
+    let (_, text) = ctl(&pf, &["status"]);
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         status["transforms"][0]["previous"][0],
@@ -306,7 +311,7 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
         "{status}"
     );
 
-    let (ok, text) = ctl(&addr, &["rollback", "tagger"]);
+    let (ok, text) = ctl(&pf, &["rollback", "tagger"]);
     assert!(ok, "{text}");
     let back: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(back["live"], v1.as_str());
@@ -320,7 +325,7 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
     }
 
     // Paused: at most the batch being handed over gets through.
-    let (ok, text) = ctl(&addr, &["pause"]);
+    let (ok, text) = ctl(&pf, &["pause"]);
     assert!(ok, "{text}");
     std::thread::sleep(Duration::from_millis(200));
     let mut f = std::fs::OpenOptions::new()
@@ -339,11 +344,11 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
         "paused, yet {held} of {} records out",
         live.next
     );
-    let (ok, _) = ctl(&addr, &["resume"]);
+    let (ok, _) = ctl(&pf, &["resume"]);
     assert!(ok);
     live.wait_for(|out| out.len() == live.next, "all records after resume");
 
-    let (ok, text) = ctl(&addr, &["metrics"]);
+    let (ok, text) = ctl(&pf, &["metrics"]);
     assert!(ok, "{text}");
     assert!(text.contains("records_in_total"), "{text}");
     assert!(
@@ -351,14 +356,85 @@ fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
         "{text}"
     );
 
-    let (ok, text) = ctl(&addr, &["stop"]);
+    let (ok, text) = ctl(&pf, &["stop"]);
     assert!(ok, "{text}");
     let status = live.child.wait().unwrap();
     assert!(status.success(), "{}", live.log());
     let out = live.output();
     assert_exactly_once_in_order(&out, out.len(), &["v1", "v2", "v1"]);
-    let (ok, text) = ctl(&addr, &["status"]);
+    let (ok, text) = ctl(&pf, &["status"]);
     assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
+}
+
+#[test]
+fn the_admin_api_refuses_web_pages_other_hosts_and_requests_without_the_token() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut live = Live::start_with(true, &["--admin", &addr]);
+    let pf = live.dir.path("pipeline.toml");
+    live.feed(5);
+    let file = live.dir.path(".sluice/pipeline.admin.json");
+    let admin: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is the owner's only");
+    let token = admin["token"].as_str().unwrap().to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let stop = format!("http://{addr}/stop");
+    // What a page in a browser on this machine can send: a simple form POST.
+    let page = agent
+        .post(&stop)
+        .header("Origin", "http://evil.example")
+        .header("Content-Type", "text/plain")
+        .send("x")
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    // Even with the token (a page cannot read it, but a proxy could add it).
+    let page = agent
+        .post(&stop)
+        .header("Origin", "http://evil.example")
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    // A local process without the token.
+    assert_eq!(agent.post(&stop).send_empty().unwrap().status(), 401);
+    let wrong = agent
+        .post(&stop)
+        .header("Authorization", "Bearer 00")
+        .send_empty()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    // DNS rebinding: a name that resolves here, but is not the address.
+    let rebound = agent
+        .get(&format!("http://{addr}/status"))
+        .header("Host", "evil.example")
+        .call()
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    // Still running, and the token works.
+    let (ok, text) = ctl(&pf, &["status"]);
+    assert!(ok && text.contains("\"stopping\": false"), "{text}");
+    // A second run of the same pipeline stops at once, naming the first.
+    let second = sluice()
+        .arg("run")
+        .arg(&pf)
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = stderr(&second);
+    assert!(
+        err.contains("already running") && err.contains(&format!("process {}", live.child.id())),
+        "{err}"
+    );
+    let (ok, text) = ctl(&pf, &["stop"]);
+    assert!(ok, "{text}");
+    assert!(live.child.wait().unwrap().success(), "{}", live.log());
+    assert!(!file.exists(), "the token file goes with the run");
 }
 
 fn with_canary(text: &str) -> String {
@@ -531,6 +607,7 @@ fn with_shadow(text: &str, shadow: &str) -> String {
 fn a_shadow_is_compared_then_promoted_on_command() {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut live = Live::start_with(true, &["--admin", &addr]);
+    let pf = live.dir.path("pipeline.toml");
     live.feed(20);
     let shadow = format!(
         "shadow = {{ plugin = \"{}\", config = {{ mode = \"pass\", tag = \"v2\" }} }}",
@@ -544,7 +621,7 @@ fn a_shadow_is_compared_then_promoted_on_command() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let report = loop {
         live.feed(16);
-        let (_, text) = ctl(&addr, &["status"]);
+        let (_, text) = ctl(&pf, &["status"]);
         let status: serde_json::Value = serde_json::from_str(&text).unwrap();
         let report = status["transforms"][0]["shadow"].clone();
         if report["compared"].as_u64().unwrap_or(0) >= 32 {
@@ -573,13 +650,13 @@ fn a_shadow_is_compared_then_promoted_on_command() {
         "the shadow wrote output"
     );
 
-    let (ok, text) = ctl(&addr, &["promote", "tagger"]);
+    let (ok, text) = ctl(&pf, &["promote", "tagger"]);
     assert!(ok, "{text}");
     live.feed_until_tag("v2");
-    let (ok, text) = ctl(&addr, &["promote", "tagger"]);
+    let (ok, text) = ctl(&pf, &["promote", "tagger"]);
     assert!(!ok && text.contains("has no shadow"), "{text}");
     // A rollback after a promotion returns to the version before it.
-    let (ok, text) = ctl(&addr, &["rollback", "tagger"]);
+    let (ok, text) = ctl(&pf, &["rollback", "tagger"]);
     assert!(ok, "{text}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while live.output().last().is_none_or(|v| v["tag"] != "v1") {

@@ -10,10 +10,16 @@
 //! | `POST /pause`, `POST /resume` | hold back / let through new batches from the source |
 //! | `POST /stop` | stop gracefully (like SIGTERM) |
 //!
-//! `sluice ctl` calls it. It listens on loopback unless told otherwise and
-//! has no authentication: do not expose it.
+//! `sluice ctl` calls it. Requests that change something need the run's
+//! token, and on loopback only the loopback address may be named in `Host`
+//! and `Origin` ([`guard`]: what a browser page or another local user can
+//! and cannot do). The address and token are in
+//! `STATE_DIR/PIPELINE.admin.json` (mode 0600) while the run lasts.
+
+pub mod guard;
 
 use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -33,10 +39,12 @@ pub struct AdminServer {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    file: PathBuf,
 }
 
 impl Drop for AdminServer {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -53,19 +61,34 @@ struct AppState {
     metrics: Option<PrometheusHandle>,
 }
 
-/// Binds `addr` (an error says if the port is taken) and serves the API on
-/// a thread of its own.
+/// Binds `addr` (an error says if the port is taken), writes the admin
+/// file (address and a new token) in `state_dir`, and serves the API on a
+/// thread of its own.
 pub fn start(
     addr: &str,
     control: Arc<Control>,
     pipeline: String,
     metrics: Option<PrometheusHandle>,
+    state_dir: &FsPath,
 ) -> Result<AdminServer, String> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("admin API: cannot listen on `{addr}`: {e}"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("admin API: {e}"))?;
+    let token = guard::new_token()?;
+    let file = guard::AdminFile::path(state_dir, &pipeline);
+    guard::AdminFile {
+        addr: local.to_string(),
+        token: token.clone(),
+        pid: std::process::id(),
+    }
+    .write(&file)
+    .map_err(|e| format!("admin API: cannot write `{}`: {e}", file.display()))?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(addr = %local, "admin API listening beyond loopback: every request needs the token");
+    }
+    let guard = Arc::new(guard::Guard::new(token, local));
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("admin API: {e}"))?;
@@ -105,6 +128,10 @@ pub fn start(
                     .route("/pause", post(pause))
                     .route("/resume", post(resume))
                     .route("/stop", post(stop))
+                    .layer(axum::middleware::from_fn_with_state(
+                        guard,
+                        guard::middleware,
+                    ))
                     .with_state(state);
                 let shutdown = async {
                     let _ = rx.await;
@@ -123,6 +150,7 @@ pub fn start(
         addr: local,
         shutdown: Some(tx),
         thread: Some(thread),
+        file,
     })
 }
 

@@ -1,15 +1,28 @@
 //! `sluice ctl`: talk to a running pipeline's admin API.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use crate::admin::guard::AdminFile;
+use crate::config::Pipeline;
+
 /// Arguments of `sluice ctl`.
 #[derive(Debug, clap::Args)]
 pub struct CtlArgs {
-    /// The admin API of the running pipeline (`sluice run --admin ADDR`).
-    #[arg(long, default_value = "127.0.0.1:9464", global = true)]
-    admin: String,
+    /// The running pipeline's file: the address of its admin API and the
+    /// run's token are read from its state directory.
+    #[arg(long, global = true)]
+    pipeline: Option<PathBuf>,
+    /// The admin API's address, when not read from `--pipeline`
+    /// (`sluice run --admin ADDR`; default 127.0.0.1:9464).
+    #[arg(long, global = true)]
+    admin: Option<String>,
+    /// The run's token, when not read from `--pipeline` (it is in
+    /// `STATE_DIR/PIPELINE.admin.json`); also `SLUICE_ADMIN_TOKEN`.
+    #[arg(long, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -40,8 +53,40 @@ enum CtlCommand {
     Stop,
 }
 
+/// The address and token to use.
+fn target(args: &CtlArgs) -> anyhow::Result<(String, Option<String>)> {
+    let from_file = match &args.pipeline {
+        None => None,
+        Some(p) => {
+            let pipeline = Pipeline::load(p)?;
+            let path = AdminFile::path(&pipeline.state_dir, &pipeline.name);
+            match AdminFile::read(&path) {
+                Ok(f) => Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                    "cannot reach the admin API of pipeline `{}`: no `{}`, so it is not running with `--admin`",
+                    pipeline.name,
+                    path.display()
+                ),
+                Err(e) => bail!("cannot read `{}`: {e}", path.display()),
+            }
+        }
+    };
+    let addr = args
+        .admin
+        .clone()
+        .or_else(|| from_file.as_ref().map(|f| f.addr.clone()))
+        .unwrap_or_else(|| "127.0.0.1:9464".into());
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("SLUICE_ADMIN_TOKEN").ok())
+        .or(from_file.map(|f| f.token));
+    Ok((addr, token))
+}
+
 pub(super) fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
-    let base = format!("http://{}", args.admin);
+    let (admin, token) = target(&args)?;
+    let base = format!("http://{admin}");
     let (method, path) = match &args.command {
         CtlCommand::Status => ("GET", "/status".to_string()),
         CtlCommand::Metrics => ("GET", "/metrics".to_string()),
@@ -58,16 +103,22 @@ pub(super) fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         .build()
         .into();
     let url = format!("{base}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
     let response = if method == "GET" {
-        agent.get(&url).call()
+        let mut r = agent.get(&url);
+        if let Some(a) = &auth {
+            r = r.header("Authorization", a);
+        }
+        r.call()
     } else {
-        agent.post(&url).send_empty()
+        let mut r = agent.post(&url);
+        if let Some(a) = &auth {
+            r = r.header("Authorization", a);
+        }
+        r.send_empty()
     }
     .with_context(|| {
-        format!(
-            "cannot reach the admin API at {base} (is `sluice run --admin {}` running?)",
-            args.admin
-        )
+        format!("cannot reach the admin API at {base} (is `sluice run --admin {admin}` running?)")
     })?;
     let status = response.status();
     let body = response

@@ -77,6 +77,8 @@ fn handle_signals(control: Arc<Control>) {
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::load(&args.pipeline)?;
+    let _lock = crate::pipeline::run_lock::acquire(&pipeline.state_dir, &pipeline.name)
+        .map_err(anyhow::Error::msg)?;
     if args.until_caught_up {
         pipeline.config.source.set_until_caught_up();
     }
@@ -93,8 +95,14 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| pipeline.config.runtime.admin.clone());
     let _admin = match &admin_addr {
         Some(addr) => Some(
-            crate::admin::start(addr, control.clone(), pipeline.name.clone(), metrics)
-                .map_err(anyhow::Error::msg)?,
+            crate::admin::start(
+                addr,
+                control.clone(),
+                pipeline.name.clone(),
+                metrics,
+                &pipeline.state_dir,
+            )
+            .map_err(anyhow::Error::msg)?,
         ),
         None => None,
     };

@@ -10,6 +10,7 @@ mod chain;
 pub mod checkpoint;
 pub mod control;
 pub mod dead_letter;
+pub mod run_lock;
 pub mod shadow;
 mod summary;
 

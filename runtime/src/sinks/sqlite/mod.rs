@@ -255,8 +255,11 @@ impl SqliteSink {
                         quote_ident(table),
                         defs.join(", ")
                     );
-                    conn.execute_batch(&sql)
-                        .map_err(|e| fatal("cannot create table", e))?;
+                    conn.execute_batch(&sql).map_err(|e| {
+                        RowError::Refused(format!(
+                            "cannot create table `{table}` for this record: {e}"
+                        ))
+                    })?;
                     tracing::info!(table, columns = cols.len(), "created table");
                     self.tables.insert(table.to_string(), cols);
                 }
@@ -265,9 +268,11 @@ impl SqliteSink {
         let known = self.tables.get(table).map(Vec::len).unwrap_or(0);
         let missing: Vec<(String, &'static str)> = {
             let cols = self.tables.get(table);
+            // SQLite matches column names without regard to ASCII case:
+            // `Email` is the column `email`.
             rec.fields
                 .iter()
-                .filter(|(n, _)| !cols.is_some_and(|c| c.iter().any(|x| x == n)))
+                .filter(|(n, _)| !cols.is_some_and(|c| c.iter().any(|x| x.eq_ignore_ascii_case(n))))
                 .map(|(n, _)| (n.to_string(), self.column_type(rec, n)))
                 .collect()
         };
@@ -279,12 +284,17 @@ impl SqliteSink {
                 )));
             }
             for (name, ty) in missing {
+                // A name SQLite refuses (a NUL, two fields differing only
+                // in case) is the record's fault: it is refused, the run
+                // goes on.
                 conn.execute_batch(&format!(
                     "ALTER TABLE {} ADD COLUMN {}{ty}",
                     quote_ident(table),
                     quote_ident(&name)
                 ))
-                .map_err(|e| fatal("cannot add a column to", e))?;
+                .map_err(|e| {
+                    RowError::Refused(format!("cannot add column {name:?} to `{table}`: {e}"))
+                })?;
                 tracing::info!(table, column = %name, "added column");
                 if let Some(c) = self.tables.get_mut(table) {
                     c.push(name);

@@ -315,3 +315,33 @@ fn created_columns_take_the_types_the_source_declares() {
         ]
     );
 }
+
+#[test]
+fn field_names_that_collide_or_cannot_be_columns_are_refused_not_fatal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let mut first = rec(1, "a");
+    first.set("email", Value::Text("a@x".into()));
+    s.write(&[first]).expect("write");
+    // `Email` is the column `email` in SQLite.
+    let mut other_case = rec(2, "b");
+    other_case.set("Email", Value::Text("b@x".into()));
+    let mut nul = rec(3, "c");
+    nul.set("bad\0name", Value::Int(1));
+    let mut both = rec(4, "d");
+    both.set("note", Value::Int(1));
+    both.set("NOTE", Value::Int(2));
+    let c = s
+        .write(&[other_case, nul, both, rec(5, "e")])
+        .expect("the batch is written, not failed");
+    let refused: Vec<usize> = c.refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, vec![1, 2], "{:?}", c.refused);
+    assert_eq!(c.written, 2);
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT id || name || coalesce(email, '-') FROM people ORDER BY id"
+        ),
+        vec!["1aa@x", "2bb@x", "5e-"]
+    );
+}
