@@ -100,7 +100,14 @@ pub fn write_value_json(out: &mut Vec<u8>, v: &Value<'_>) {
         Value::Text(s) => write_str(out, s),
         Value::Json(s) => {
             if serde_json::from_str::<&serde_json::value::RawValue>(s).is_ok() {
-                out.extend_from_slice(s.trim().as_bytes());
+                // Valid JSON has raw line breaks only as whitespace between
+                // tokens (inside strings they are escaped): as spaces, the
+                // value stays one line of a JSON-lines file.
+                out.extend(
+                    s.trim()
+                        .bytes()
+                        .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+                );
             } else {
                 write_str(out, s);
             }
@@ -233,6 +240,20 @@ mod tests {
         assert_eq!(
             value_to_json(&Value::Bytes(Cow::Borrowed(b"hi"))),
             Json::String("aGk=".into())
+        );
+    }
+
+    #[test]
+    fn a_json_value_with_line_breaks_stays_on_one_line() {
+        let mut out = Vec::new();
+        let pretty = "{\n  \"a\": [1,\r\n 2],\n  \"s\": \"x\\ny\"\n}";
+        write_value_json(&mut out, &Value::Json(pretty.into()));
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(!text.contains('\n') && !text.contains('\r'), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(pretty).expect("json")
         );
     }
 }
