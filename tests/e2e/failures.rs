@@ -182,6 +182,31 @@ fn a_log_flood_is_capped_and_the_records_pass() {
     assert_eq!(s["written"], 2);
 }
 
+#[test]
+fn huge_plugin_strings_are_cut_and_their_control_characters_escaped() {
+    let (d, s, dead) = misbehave("huge_strings", 4, "");
+    assert_eq!(s["dead_lettered"], 4);
+    for letter in &dead {
+        for (key, max) in [("message", 4096), ("code", 128), ("field", 256)] {
+            let text = letter[key].as_str().unwrap();
+            assert!(text.len() < max + 64, "{key}: {} bytes", text.len());
+            assert!(text.contains("more bytes cut"), "{key}: {text}");
+            assert!(
+                !text.contains('\u{1b}') && text.contains("\\u{1b}"),
+                "{key}"
+            );
+        }
+    }
+    // The log got cut lines too: no escape sequence reached it.
+    let (out, _) = d.run(&["--no-progress", "--reset"]);
+    let log = stderr(&out);
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape sequence reached the log"
+    );
+    assert!(log.len() < 200_000, "{} bytes of log", log.len());
+}
+
 /// Runs a pipeline whose plugin must be refused at start; returns stderr.
 fn refused(plugin_path: &str, config: &str) -> String {
     let dir = Dir::new();

@@ -131,12 +131,13 @@ pub fn run_stage(
             }
             let inputs = p.spans.len() as u64;
             for rej in &result.rejected {
+                use crate::plugin::untrusted::{MAX_CODE, MAX_FIELD, MAX_MESSAGE, clean};
                 let d = dead_letter(
                     Kind::Rejected,
                     &plugin,
-                    rej.code.clone(),
-                    rej.field.clone(),
-                    rej.message.clone(),
+                    clean(&rej.code, MAX_CODE),
+                    rej.field.as_deref().map(|f| clean(f, MAX_FIELD)),
+                    clean(&rej.message, MAX_MESSAGE),
                     batch,
                     p,
                     stage,

@@ -15,6 +15,7 @@ use super::bindings::sluice::plugin::types::{BatchError, InitError};
 use super::bindings::{Transformer, TransformerPre};
 use super::cache::{ComponentCache, Origin, content_hash};
 use super::sandbox::{HostState, MemoryCap};
+use super::untrusted;
 use super::{CallError, Grants, Limits, PluginError};
 
 /// How often the engine's epoch advances; deadlines are multiples of it.
@@ -280,9 +281,12 @@ impl LoadedPlugin {
         {
             Ok(Ok(())) => {}
             Ok(Err(InitError::InvalidConfig(m))) => {
+                let m = untrusted::clean(&m, untrusted::MAX_MESSAGE);
                 return Err(init_err(format!("invalid config: {m}")));
             }
-            Ok(Err(InitError::Other(m))) => return Err(init_err(m)),
+            Ok(Err(InitError::Other(m))) => {
+                return Err(init_err(untrusted::clean(&m, untrusted::MAX_MESSAGE)));
+            }
             Err(e) => return Err(init_err(format!("`init` {}", describe(&e, &store, limits)))),
         }
         Ok(PluginInstance {
@@ -315,7 +319,7 @@ fn call_error(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> 
             }
             CallError::Trap(msg)
         }
-        None => CallError::Trap(format!("{e:#}")),
+        None => CallError::Trap(untrusted::clean(&format!("{e:#}"), untrusted::MAX_MESSAGE)),
     }
 }
 
@@ -340,10 +344,14 @@ impl PluginInstance {
         {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(BatchError::MalformedBatch(m))) => {
+                let m = untrusted::clean(&m, untrusted::MAX_MESSAGE);
                 Err(CallError::Batch(format!("malformed batch: {m}")))
             }
             Ok(Err(BatchError::NotInitialized)) => Err(CallError::Batch("not initialized".into())),
-            Ok(Err(BatchError::Other(m))) => Err(CallError::Batch(m)),
+            Ok(Err(BatchError::Other(m))) => Err(CallError::Batch(untrusted::clean(
+                &m,
+                untrusted::MAX_MESSAGE,
+            ))),
             Err(e) => Err(call_error(&e, &self.store, self.limits)),
         }
     }

@@ -9,6 +9,7 @@ pub mod golden;
 mod host;
 mod sandbox;
 mod slot;
+pub mod untrusted;
 
 pub use cache::content_hash;
 pub use error::{CallError, PluginError};

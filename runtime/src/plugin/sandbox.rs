@@ -221,8 +221,13 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn log(&mut self, level: types::Level, message: String) {
+        if self.log_left == 0 && !matches!(level, types::Level::Error) {
+            self.log_dropped += 1;
+            return;
+        }
+        let message = super::untrusted::clean(&message, super::untrusted::MAX_MESSAGE);
         if matches!(level, types::Level::Error) {
-            self.last_error = Some(message.chars().take(2000).collect());
+            self.last_error = Some(message.clone());
         }
         if self.log_left == 0 {
             self.log_dropped += 1;
