@@ -255,10 +255,7 @@ impl LoadedPlugin {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            cap: MemoryCap {
-                max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-                hit: false,
-            },
+            cap: MemoryCap::new(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)),
             plugin: self.name.clone(),
             version: self.version.clone(),
             log_budget: limits.log_lines_per_batch,

@@ -146,33 +146,79 @@ impl Default for Limits {
     }
 }
 
-/// Refuses memory growth past the cap and remembers that it did.
+/// One budget for everything an instance holds: the bytes of all its linear
+/// memories plus its tables' elements (8 bytes each), however many
+/// memories and tables its core modules declare. Growth past the budget is
+/// refused (the guest sees `memory.grow` fail, and traps), and the cap
+/// remembers that it did. Counts of memories, tables and core instances are
+/// bounded too, far below wasmtime's defaults.
 pub(crate) struct MemoryCap {
     pub(crate) max: usize,
     pub(crate) hit: bool,
+    /// Bytes held now (memories and table elements).
+    pub(crate) used: usize,
+}
+
+/// Bytes a table element is counted for.
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+impl MemoryCap {
+    pub(crate) fn new(max: usize) -> Self {
+        MemoryCap {
+            max,
+            hit: false,
+            used: 0,
+        }
+    }
+
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let more = desired.saturating_sub(current);
+        match self.used.checked_add(more) {
+            Some(total) if total <= self.max => {
+                self.used = total;
+                true
+            }
+            _ => {
+                self.hit = true;
+                false
+            }
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
+        Ok(self.grow(current, desired))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        Ok(self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
+    }
+
+    fn instances(&self) -> usize {
+        // An interpreter component (Python) links a few dozen core modules.
+        200
+    }
+
+    fn tables(&self) -> usize {
+        200
+    }
+
+    fn memories(&self) -> usize {
+        50
     }
 }
 
@@ -242,5 +288,28 @@ impl log::Host for HostState {
             types::Level::Warn => tracing::warn!(plugin, version, "{message}"),
             types::Level::Error => tracing::error!(plugin, version, "{message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_budget_covers_every_memory_and_table() {
+        let mut cap = MemoryCap::new(10 << 20);
+        // Three memories of 3 MiB each fit, a fourth does not.
+        for _ in 0..3 {
+            assert!(cap.memory_growing(0, 3 << 20, None).unwrap_or(false));
+        }
+        assert!(!cap.memory_growing(0, 3 << 20, None).unwrap_or(true));
+        assert!(cap.hit);
+        // Table elements count against the same budget.
+        let mut cap = MemoryCap::new(1 << 20);
+        assert!(cap.table_growing(0, 100_000, None).unwrap_or(false));
+        assert!(!cap.table_growing(100_000, 200_000, None).unwrap_or(true));
+        assert!(!cap.memory_growing(0, 1 << 20, None).unwrap_or(true));
+        assert!(cap.memory_growing(0, 64 << 10, None).unwrap_or(false));
+        assert!(cap.instances() < 10_000 && cap.memories() < 10_000 && cap.tables() < 10_000);
     }
 }
