@@ -183,6 +183,23 @@ fn a_log_flood_is_capped_and_the_records_pass() {
 }
 
 #[test]
+fn a_plugin_sleeping_in_a_host_call_still_hits_the_deadline() {
+    let started = std::time::Instant::now();
+    let (_d, s, dead) = misbehave("sleep", 4, "batch_timeout_ms = 500");
+    let took = started.elapsed();
+    // Two batches, each tried twice: about 2 s, not 4 x 20 s.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert_eq!(s["dead_lettered"], 4);
+    assert!(
+        codes(&dead)
+            .iter()
+            .all(|c| c.ends_with("deadline_exceeded")),
+        "{:?}",
+        codes(&dead)
+    );
+}
+
+#[test]
 fn huge_plugin_strings_are_cut_and_their_control_characters_escaped() {
     let (d, s, dead) = misbehave("huge_strings", 4, "");
     assert_eq!(s["dead_lettered"], 4);

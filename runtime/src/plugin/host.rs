@@ -93,6 +93,8 @@ impl PluginHost {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        super::sandbox::bound_sleeps(&mut linker)
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -262,10 +264,12 @@ impl LoadedPlugin {
             log_left: limits.log_lines_per_batch,
             log_dropped: 0,
             last_error: None,
+            deadline: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.cap);
         store.set_epoch_deadline(ticks(limits.batch_timeout));
+        store.data_mut().deadline = Some(std::time::Instant::now() + limits.batch_timeout);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| {
             init_err(format!(
                 "instantiation failed: {}",
@@ -332,6 +336,8 @@ impl PluginInstance {
     #[allow(clippy::ptr_arg, reason = "the generated binding takes &Vec<u8>")]
     pub fn process(&mut self, batch: &Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.store.data_mut().reset_batch();
+        self.store.data_mut().deadline =
+            Some(std::time::Instant::now() + self.limits.batch_timeout);
         self.store
             .set_epoch_deadline(ticks(self.limits.batch_timeout));
         match self

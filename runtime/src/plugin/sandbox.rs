@@ -234,6 +234,66 @@ pub(crate) struct HostState {
     pub(crate) log_dropped: u32,
     /// The last error-level line (the SDK logs panics there), to explain traps.
     pub(crate) last_error: Option<String>,
+    /// When the current call's deadline passes: no sleep outlasts it.
+    pub(crate) deadline: Option<std::time::Instant>,
+}
+
+/// The WASI version of the clock interface the host links (wasmtime-wasi
+/// serves every 0.2.x import with it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces the monotonic clock's `subscribe-duration` and
+/// `subscribe-instant` with versions that never wait past the current
+/// call's deadline.
+///
+/// The epoch deadline interrupts guest code only: a guest blocked in a host
+/// call (`std::thread::sleep`, a poll on a timer) escaped it, and a batch
+/// took as long as the plugin slept. A timer is now cut at the deadline;
+/// the guest wakes early, runs on, and the epoch interrupt ends the call.
+pub(crate) fn bound_sleeps(
+    linker: &mut wasmtime::component::Linker<HostState>,
+) -> wasmtime::Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::clocks::WasiClocksCtxView;
+    use wasmtime_wasi::p2::DynPollable;
+    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host;
+
+    fn subscribe(state: &mut HostState, nanos: u64) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let left = state.deadline.map_or(u64::MAX, |d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            // A little past the deadline, so the interrupt is due on waking.
+            u64::try_from(left.as_nanos())
+                .unwrap_or(u64::MAX)
+                .saturating_add(20_000_000)
+        });
+        let mut view = WasiClocksCtxView {
+            ctx: state.wasi.clocks(),
+            table: &mut state.table,
+        };
+        Ok((view.subscribe_duration(nanos.min(left))?,))
+    }
+
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut cx: StoreContextMut<'_, HostState>, (nanos,): (u64,)| subscribe(cx.data_mut(), nanos),
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut cx: StoreContextMut<'_, HostState>, (when,): (u64,)| {
+            let state = cx.data_mut();
+            let now = WasiClocksCtxView {
+                ctx: state.wasi.clocks(),
+                table: &mut state.table,
+            }
+            .now()?;
+            subscribe(state, when.saturating_sub(now))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 impl HostState {
