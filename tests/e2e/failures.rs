@@ -183,6 +183,68 @@ fn a_log_flood_is_capped_and_the_records_pass() {
 }
 
 #[test]
+fn swapped_or_planted_precompiled_plugins_are_not_loaded() {
+    let dir = Dir::new();
+    dir.write("in/r.jsonl", "{\"a\":1}\n{\"a\":null}\n");
+    dir.write(
+        "pipeline.toml",
+        format!(
+            "[source]\ntype = \"jsonl\"\npath = \"in/r.jsonl\"\n\n[[transforms]]\nname = \"map\"\nplugin = \"{}\"\nconfig = {{ rename = {{ a = \"b\" }} }}\n\n[[transforms]]\nname = \"check\"\nplugin = \"{}\"\n[transforms.config.fields]\nb = {{ required = true }}\n\n[sink]\ntype = \"jsonl\"\npath = \"out/r.jsonl\"\n\n[runtime]\ncache_dir = \"cache\"\n",
+            plugin("mapper"),
+            plugin("validate")
+        ),
+    );
+    let (out, s) = dir.run(&["--no-progress"]);
+    let s = assert_balanced(&out, &s);
+    assert_eq!(
+        (s["written"].as_u64(), s["dead_lettered"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let expected = std::fs::read_to_string(dir.path("out/r.jsonl")).unwrap();
+    // Swap the two precompiled artefacts, MAC files and all.
+    let mut arts: Vec<_> = std::fs::read_dir(dir.path("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    arts.sort();
+    assert_eq!(arts.len(), 2, "{arts:?}");
+    let mac = |p: &std::path::Path| p.with_extension("cwasm.mac");
+    for (a, b) in [
+        (arts[0].clone(), arts[1].clone()),
+        (mac(&arts[0]), mac(&arts[1])),
+    ] {
+        let tmp = a.with_extension("tmp");
+        std::fs::rename(&a, &tmp).unwrap();
+        std::fs::rename(&b, &a).unwrap();
+        std::fs::rename(&tmp, &b).unwrap();
+    }
+    std::fs::remove_file(dir.path("out/r.jsonl")).unwrap();
+    let (out, s) = dir.run(&["--no-progress", "--reset"]);
+    assert_balanced(&out, &s);
+    assert!(
+        stderr(&out).contains("cannot vouch for"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path("out/r.jsonl")).unwrap(),
+        expected
+    );
+    // A planted artefact without a MAC is not loaded either.
+    let arts2: Vec<_> = arts.iter().filter(|p| p.exists()).collect();
+    std::fs::remove_file(mac(arts2[0])).unwrap();
+    std::fs::remove_file(dir.path("out/r.jsonl")).unwrap();
+    let (out, s) = dir.run(&["--no-progress", "--reset"]);
+    assert_balanced(&out, &s);
+    assert!(stderr(&out).contains("no MAC"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.path("out/r.jsonl")).unwrap(),
+        expected
+    );
+}
+
+#[test]
 fn a_plugin_sleeping_in_a_host_call_still_hits_the_deadline() {
     let started = std::time::Instant::now();
     let (_d, s, dead) = misbehave("sleep", 4, "batch_timeout_ms = 500");
