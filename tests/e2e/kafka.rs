@@ -375,6 +375,81 @@ fn a_broker_restart_under_load_reconnects_and_goes_on() {
 }
 
 #[test]
+fn control_headers_from_a_topic_not_declared_a_change_stream_are_ignored() {
+    let broker = Broker::start();
+    broker.topic("orders", 1);
+    let control = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    broker.produce(
+        "orders",
+        &[
+            ("k1".into(), r#"{"id":1,"v":"a"}"#.into(), vec![]),
+            ("k2".into(), r#"{"id":2,"v":"b"}"#.into(), vec![]),
+            // Any producer could write these: a delete, a truncate, a key move.
+            (
+                "k1".into(),
+                r#"{"id":1,"v":"x"}"#.into(),
+                control(&[("sluice-op", "delete"), ("sluice-key", "id")]),
+            ),
+            (
+                "k3".into(),
+                r#"{"id":3,"v":"c"}"#.into(),
+                control(&[("sluice-op", "delete"), ("sluice-truncate", "1")]),
+            ),
+            (
+                "k4".into(),
+                r#"{"id":4,"v":"d"}"#.into(),
+                control(&[
+                    ("sluice-old-key", r#"{"id":2}"#),
+                    ("sluice-stream", "other"),
+                ]),
+            ),
+        ],
+    );
+    // A tombstone for k2.
+    let p = broker.producer();
+    p.send(BaseRecord::<str, str>::to("orders").key("k2"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+    let dir = Dir::new();
+    dir.write(
+        "pipeline.toml",
+        format!(
+            "[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"orders\"]\n\n[sink]\ntype = \"sqlite\"\npath = \"out.db\"\ntable = \"orders\"\nkey = [\"id\"]\n\n[dead_letter]\ntype = \"jsonl\"\npath = \"dlq.jsonl\"\n",
+            broker.brokers()
+        ),
+    );
+    let out = sluice()
+        .arg("run")
+        .arg(dir.path("pipeline.toml"))
+        .args(["--until-caught-up", "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("control header ignored"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing deleted, truncated or moved: every message is an upsert.
+    assert_eq!(
+        dir.sql("out.db", "SELECT id || v FROM orders ORDER BY id"),
+        ["1x", "2b", "3c", "4d"]
+    );
+    let dead = dir.jsonl("dlq.jsonl");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]["message"].as_str().unwrap().contains("tombstone"),
+        "{dead:?}"
+    );
+}
+
+#[test]
 fn kafka_to_kafka_keeps_keys_and_headers_and_dead_letters_to_a_topic_with_the_reason() {
     let broker = Broker::start();
     for (t, n) in [("raw", 1), ("clean", 3), ("dlq", 1)] {
@@ -596,7 +671,7 @@ fn postgres_cdc_through_a_topic_into_postgres_keeps_updates_deletes_and_tables()
     apply.write(
         "pipeline.toml",
         format!(
-            "name = \"apply\"\n[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"cdc\"]\nkey_format = \"json\"\n\n[[transforms]]\nname = \"map\"\nplugin = \"{}\"\nconfig = {{ rename = {{ name = \"full_name\" }} }}\n\n[sink]\ntype = \"postgres\"\nurl = \"{}\"\n",
+            "name = \"apply\"\n[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"cdc\"]\nkey_format = \"json\"\nchange_stream = true\n\n[[transforms]]\nname = \"map\"\nplugin = \"{}\"\nconfig = {{ rename = {{ name = \"full_name\" }} }}\n\n[sink]\ntype = \"postgres\"\nurl = \"{}\"\n",
             broker.brokers(),
             plugin("mapper"),
             pg.url("target")

@@ -86,6 +86,15 @@ pub struct KafkaSourceConfig {
     /// (`sluice run --until-caught-up`), instead of waiting for more.
     #[serde(default)]
     pub until_caught_up: bool,
+    /// The topics carry a Sluice change stream (written by a Sluice `kafka`
+    /// sink from a change-data-capture source): honour its control headers
+    /// (`sluice-op`, `sluice-stream`, `sluice-key`, `sluice-old-key`,
+    /// `sluice-truncate`, `sluice-unchanged`) and tombstones as deletes.
+    /// Default false: any producer can write a topic, and those headers
+    /// make a SQL sink delete, move or truncate rows, so on other topics
+    /// they are dropped (logged) and a tombstone is dead-lettered.
+    #[serde(default)]
+    pub change_stream: bool,
     /// Extra librdkafka consumer settings (`security.protocol`,
     /// `sasl.username`, `session.timeout.ms`...). Offsets are always
     /// committed by Sluice: `enable.auto.commit` cannot be turned on.

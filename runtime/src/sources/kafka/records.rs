@@ -1,8 +1,12 @@
 //! A Kafka message as a record: the value's JSON members are the fields
 //! (or one field `value`), the key is the record key, headers are kept, the
 //! message time is the event time, and `topic/partition@offset` is the
-//! position. Headers `sluice-op` and `sluice-stream` (written by the Kafka
-//! sink) restore the operation and stream of a change stream.
+//! position. On topics declared a change stream (`change_stream = true`),
+//! the headers `sluice-op` and `sluice-stream` (written by the Kafka sink)
+//! restore the operation and stream, the other control headers are kept,
+//! and a tombstone is a delete; on other topics the control headers are
+//! dropped and a tombstone is dead-lettered: an arbitrary producer must not
+//! be able to make a sink delete, move or truncate rows.
 
 use std::borrow::Cow;
 
@@ -13,6 +17,9 @@ use super::Tp;
 use super::config::{KafkaSourceConfig, KeyFormat, ValueFormat};
 use crate::kafka::{OP_HEADER, STREAM_HEADER};
 use crate::sources::Malformed;
+use crate::sources::postgres::records::{
+    KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER,
+};
 use crate::value_json::json_to_value;
 
 /// A message read and converted, not yet handed over.
@@ -20,6 +27,30 @@ pub(super) struct Pending {
     pub tp: Tp,
     pub offset: i64,
     pub record: Result<Record<'static>, Malformed>,
+}
+
+/// Headers that steer what a sink does with a record.
+const CONTROL_HEADERS: [&str; 6] = [
+    OP_HEADER,
+    STREAM_HEADER,
+    KEY_HEADER,
+    OLD_KEY_HEADER,
+    TRUNCATE_HEADER,
+    UNCHANGED_HEADER,
+];
+
+/// Says once per topic and header that a control header was dropped.
+fn ignored_control_header(topic: &str, header: &str) {
+    static SEEN: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.len() < 64 && !seen.iter().any(|(t, h)| t == topic && h == header) {
+        seen.push((topic.to_string(), header.to_string()));
+        tracing::warn!(
+            topic,
+            header,
+            "control header ignored: the topic is not declared a change stream (`change_stream = true`)"
+        );
+    }
 }
 
 fn op_from(name: &[u8]) -> Option<Operation> {
@@ -66,6 +97,10 @@ fn build(
     if let Some(headers) = m.headers() {
         for h in headers.iter() {
             let value = h.value.unwrap_or_default();
+            if !config.change_stream && CONTROL_HEADERS.contains(&h.key) {
+                ignored_control_header(m.topic(), h.key);
+                continue;
+            }
             if h.key == OP_HEADER {
                 r.op = op_from(value).ok_or_else(|| {
                     format!(
@@ -99,8 +134,14 @@ fn build(
     }
     match (m.payload(), config.format) {
         // A tombstone: the key was deleted.
-        (None, _) => {
+        (None, _) if config.change_stream => {
             r.op = Operation::Delete;
+        }
+        (None, _) => {
+            return Err(format!(
+                "a message without a value (a tombstone) on topic `{}`, which is not declared a change stream: set `change_stream = true` on the source if a Sluice sink writes it",
+                m.topic()
+            ));
         }
         (Some(p), ValueFormat::Json) => {
             let j: serde_json::Value =
