@@ -6,6 +6,9 @@
 #   scripts/postgres.sh start DIR PORT       create the cluster in DIR if needed, start it on PORT
 #   scripts/postgres.sh stop DIR [MODE]      stop it (MODE: fast (default), immediate)
 #   scripts/postgres.sh restart DIR          restart it (same port)
+#   scripts/postgres.sh tls DIR              TLS on: a CA (DIR/ca.crt) and a server
+#                                            certificate for `localhost`; role
+#                                            `tls_user` (password `tls`) may only use TLS
 #
 # The superuser is `postgres` with password `postgres` (TCP, scram-sha-256).
 # PostgreSQL refuses to run as root: as root the server runs as the
@@ -88,6 +91,30 @@ restart() {
         || { tail -20 "$dir/server.log" >&2; die "the server in $dir did not restart"; }
 }
 
+tls() {
+    local dir=${1:?DIR}
+    dir=$(cd "$dir" && pwd)
+    local data="$dir/data"
+    command -v openssl >/dev/null || die "openssl is needed to make the test certificates"
+    openssl req -new -x509 -days 2 -nodes -subj "/CN=sluice test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+    openssl req -new -nodes -subj "/CN=localhost" \
+        -keyout "$data/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -days 2 -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -out "$data/server.crt" -extfile "$dir/san.ext" 2>/dev/null
+    chmod 600 "$data/server.key"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$data/server.key" "$data/server.crt"; fi
+    printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n" >>"$data/postgresql.conf"
+    # tls_user may connect (and replicate) over TLS only.
+    sed -i '1i hostnossl all tls_user 0.0.0.0/0 reject\nhostnossl replication tls_user 0.0.0.0/0 reject' "$data/pg_hba.conf"
+    restart "$dir"
+    local port
+    port=$(sed -n 's/^port = //p' "$data/postgresql.conf" | tail -1)
+    as_owner "$BIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -q \
+        -c "DO \$\$ BEGIN CREATE ROLE tls_user LOGIN SUPERUSER REPLICATION PASSWORD 'tls'; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" >/dev/null
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -95,5 +122,6 @@ case "$cmd" in
     start) start "$@" ;;
     stop) stop "$@" ;;
     restart) restart "$@" ;;
-    *) die "usage: $0 install | start DIR PORT | stop DIR [fast|immediate] | restart DIR" ;;
+    tls) tls "$@" ;;
+    *) die "usage: $0 install | start DIR PORT | stop DIR [fast|immediate] | restart DIR | tls DIR" ;;
 esac

@@ -517,3 +517,67 @@ fn a_long_run_confirms_committed_changes_within_seconds() {
     signal(&child, libc::SIGTERM);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn tls_to_postgres_for_source_sink_and_verify_with_every_sslmode() {
+    let pg = PgServer::start();
+    let ca = pg.enable_tls();
+    pg.exec(
+        "legacy",
+        "CREATE TABLE c (id bigint PRIMARY KEY, name text);
+         INSERT INTO c SELECT i, 'n' || i FROM generate_series(1, 100) i;",
+    );
+    let url = |host: &str, db: &str, mode: &str| {
+        format!(
+            "postgres://tls_user:tls@{host}:{}/{db}?sslmode={mode}&sslrootcert={ca}",
+            pg.port
+        )
+    };
+    let dir = Dir::new();
+    let write = |source: &str| {
+        dir.write(
+            "pipeline.toml",
+            format!(
+                "name = \"tls\"\n[source]\ntype = \"postgres\"\nurl = \"{source}\"\ntables = [\"c\"]\n\n[sink]\ntype = \"postgres\"\nurl = \"{}\"\n",
+                url("127.0.0.1", "target", "require")
+            ),
+        );
+    };
+    // The certificate names `localhost`: verify-full there, snapshot and
+    // change stream (the replication connection too) over TLS.
+    write(&url("localhost", "legacy", "verify-full"));
+    caught_up(&dir);
+    pg.exec(
+        "legacy",
+        "UPDATE c SET name = 'changed' WHERE id < 10; DELETE FROM c WHERE id = 50;",
+    );
+    caught_up(&dir);
+    assert_identical(&dir);
+    assert_eq!(
+        pg.count("target", "SELECT count(*) FROM c WHERE name = 'changed'"),
+        9
+    );
+    let check = |source: &str| {
+        write(source);
+        let out = sluice()
+            .arg("check")
+            .arg(dir.path("pipeline.toml"))
+            .output()
+            .unwrap();
+        (out.status.success(), stderr(&out) + &stdout(&out))
+    };
+    // verify-full refuses a certificate for another name; verify-ca takes it.
+    let (ok, text) = check(&url("127.0.0.1", "legacy", "verify-full"));
+    assert!(!ok && text.contains("certificate"), "{text}");
+    let (ok, text) = check(&url("127.0.0.1", "legacy", "verify-ca"));
+    assert!(ok, "{text}");
+    // A CA that did not sign the server's certificate.
+    let (ok, text) = check(
+        &url("localhost", "legacy", "verify-full")
+            .replace(&ca, "/etc/ssl/certs/ca-certificates.crt"),
+    );
+    assert!(!ok && text.contains("certificate"), "{text}");
+    // The server refuses this user without TLS, and says so.
+    let (ok, text) = check(&url("127.0.0.1", "legacy", "disable"));
+    assert!(!ok && text.contains("no encryption"), "{text}");
+}

@@ -63,6 +63,13 @@ impl PgServer {
         }
     }
 
+    /// Turns TLS on (`scripts/postgres.sh tls`): returns the CA file; role
+    /// `tls_user` (password `tls`) may connect over TLS only.
+    pub fn enable_tls(&self) -> String {
+        script(&["tls", self.dir.path().to_str().unwrap()]);
+        self.dir.path().join("ca.crt").display().to_string()
+    }
+
     pub fn restart(&self) {
         script(&["restart", self.dir.path().to_str().unwrap()]);
     }

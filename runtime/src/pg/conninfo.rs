@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::config::{Host, SslMode};
+use postgres::config::Host;
 
 /// Where the environment comes from (the process environment, or a map in
 /// tests).
@@ -30,8 +30,107 @@ impl Env for ProcessEnv {
     }
 }
 
+/// How a connection uses TLS (libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never.
+    Disable,
+    /// TLS if the server offers it, without checking its certificate
+    /// (libpq's default; also `allow`).
+    Prefer,
+    /// TLS always, without checking the certificate.
+    Require,
+    /// TLS, and the server's certificate must be signed by the CA.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+/// TLS settings of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// `sslmode`.
+    pub mode: SslMode,
+    /// `sslrootcert`: the CA certificates (PEM) that sign the server's.
+    pub root_cert: Option<std::path::PathBuf>,
+}
+
+/// A connection's settings: the client config and its TLS settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Host, port, user, password, database...
+    pub config: postgres::Config,
+    /// TLS.
+    pub tls: Tls,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a connection string (URL query
+/// or `key=value` form): the client library knows only some modes, and
+/// Sluice applies them itself. Returns the rest and the two values.
+pub fn take_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
+    let mut mode = None;
+    let mut root = None;
+    let mut take = |k: &str, v: &str| match k {
+        "sslmode" => {
+            mode = Some(v.to_string());
+            true
+        }
+        "sslrootcert" => {
+            root = Some(v.to_string());
+            true
+        }
+        _ => false,
+    };
+    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match url.split_once('?') {
+            None => url.to_string(),
+            Some((base, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        !take(k, v)
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+        }
+    } else {
+        url.split_whitespace()
+            .filter(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                !take(k.trim(), v.trim().trim_matches('\''))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (rest, mode, root)
+}
+
 /// The settings of `url` completed from `env` and the password file.
-pub fn complete(url: &str, env: &dyn Env) -> Result<postgres::Config, String> {
+pub fn complete(url: &str, env: &dyn Env) -> Result<Settings, String> {
+    let (url, mode, root) = take_tls_params(url);
+    let mode = mode.or_else(|| env.var("PGSSLMODE"));
+    let tls = Tls {
+        mode: match mode.as_deref() {
+            None => SslMode::Prefer,
+            Some(m) => ssl_mode(m)?,
+        },
+        root_cert: root
+            .or_else(|| env.var("PGSSLROOTCERT"))
+            .map(Into::into)
+            .or_else(|| {
+                // libpq's default place for the CA of verify-ca / verify-full.
+                env.var("HOME")
+                    .map(|h| Path::new(&h).join(".postgresql/root.crt"))
+                    .filter(|p| p.is_file())
+            }),
+    };
+    let url = url.as_str();
     let mut config = postgres::Config::from_str(url)
         .map_err(|e| format!("`url` is not a PostgreSQL connection string: {e}"))?;
     if config.get_hosts().is_empty() {
@@ -75,10 +174,18 @@ pub fn complete(url: &str, env: &dyn Env) -> Result<postgres::Config, String> {
     {
         config.connect_timeout(Duration::from_secs(secs.max(2)));
     }
-    if !mentions(url, "sslmode")
-        && let Some(mode) = env.var("PGSSLMODE")
-    {
-        config.ssl_mode(ssl_mode(&mode)?);
+    config.ssl_mode(match tls.mode {
+        SslMode::Disable => postgres::config::SslMode::Disable,
+        SslMode::Prefer => postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            postgres::config::SslMode::Require
+        }
+    });
+    if matches!(tls.mode, SslMode::VerifyCa | SslMode::VerifyFull) && tls.root_cert.is_none() {
+        return Err(
+            "`sslmode` verify-ca / verify-full needs the CA's certificate: set `sslrootcert=FILE` in `url` (or `PGSSLROOTCERT`, or put it in ~/.postgresql/root.crt)"
+                .into(),
+        );
     }
     if config.get_password().is_none() {
         if let Some(p) = env.var("PGPASSWORD") {
@@ -87,21 +194,18 @@ pub fn complete(url: &str, env: &dyn Env) -> Result<postgres::Config, String> {
             config.password(p);
         }
     }
-    Ok(config)
-}
-
-/// True when the connection string sets `key` (URL query or key=value).
-fn mentions(url: &str, key: &str) -> bool {
-    url.contains(&format!("{key}="))
+    Ok(Settings { config, tls })
 }
 
 fn ssl_mode(mode: &str) -> Result<SslMode, String> {
     match mode {
         "disable" => Ok(SslMode::Disable),
         "allow" | "prefer" => Ok(SslMode::Prefer),
-        "require" | "verify-ca" | "verify-full" => Ok(SslMode::Require),
+        "require" => Ok(SslMode::Require),
+        "verify-ca" => Ok(SslMode::VerifyCa),
+        "verify-full" => Ok(SslMode::VerifyFull),
         other => Err(format!(
-            "`PGSSLMODE` is `{other}`: expected disable, allow, prefer, require, verify-ca or verify-full"
+            "`sslmode` is `{other}`: expected disable, allow, prefer, require, verify-ca or verify-full"
         )),
     }
 }
@@ -205,7 +309,8 @@ mod tests {
             "postgres://sluice@127.0.0.1:5433/legacy",
             &env(&[("PGPASSWORD", "s3cret")]),
         )
-        .unwrap();
+        .unwrap()
+        .config;
         assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
     }
 
@@ -221,10 +326,11 @@ mod tests {
             ]),
         )
         .unwrap();
+        assert_eq!(c.tls.mode, SslMode::Disable);
+        let c = c.config;
         assert_eq!(c.get_password(), Some(&b"inurl"[..]));
         assert_eq!(c.get_user(), Some("u"));
         assert_eq!(c.get_hosts(), &[Host::Tcp("h".into())]);
-        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
     }
 
     #[test]
@@ -240,11 +346,12 @@ mod tests {
             ]),
         )
         .unwrap();
+        assert_eq!(c.tls.mode, SslMode::Require);
+        let c = c.config;
         assert_eq!(c.get_hosts(), &[Host::Tcp("db.local".into())]);
         assert_eq!(c.get_ports(), &[6543]);
         assert_eq!(c.get_user(), Some("app"));
         assert_eq!(c.get_dbname(), Some("crm"));
-        assert_eq!(c.get_ssl_mode(), SslMode::Require);
         let e = complete("", &env(&[("PGPORT", "x"), ("USER", "me")])).unwrap_err();
         assert!(e.contains("`PGPORT` is `x`"), "{e}");
     }
@@ -275,9 +382,40 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let vars = env(&[("PGPASSFILE", path.to_str().unwrap())]);
         let url = "postgres://sluice@127.0.0.1:5433/legacy";
-        let c = complete(url, &vars).unwrap();
+        let c = complete(url, &vars).unwrap().config;
         assert_eq!(c.get_password(), Some(&b"from-file"[..]));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(complete(url, &vars).unwrap().get_password(), None);
+        assert_eq!(complete(url, &vars).unwrap().config.get_password(), None);
+    }
+
+    #[test]
+    fn tls_settings_are_taken_out_of_the_url_in_both_forms() {
+        let (rest, mode, root) = take_tls_params(
+            "postgres://u@h/db?application_name=x&sslmode=verify-full&sslrootcert=/ca.pem",
+        );
+        assert_eq!(rest, "postgres://u@h/db?application_name=x");
+        assert_eq!(
+            (mode.as_deref(), root.as_deref()),
+            (Some("verify-full"), Some("/ca.pem"))
+        );
+        let (rest, mode, _) = take_tls_params("host=h user=u sslmode=require dbname=d");
+        assert_eq!(rest, "host=h user=u dbname=d");
+        assert_eq!(mode.as_deref(), Some("require"));
+        let s = complete(
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert=/ca.pem",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.tls.mode, SslMode::VerifyCa);
+        assert_eq!(s.config.get_ssl_mode(), postgres::config::SslMode::Require);
+        let e = complete("postgres://u@h/db?sslmode=verify-full", &env(&[])).unwrap_err();
+        assert!(e.contains("sslrootcert"), "{e}");
+        let e = complete("postgres://u@h/db?sslmode=sometimes", &env(&[])).unwrap_err();
+        assert!(e.contains("`sslmode` is `sometimes`"), "{e}");
+        // libpq's default: TLS when offered.
+        assert_eq!(
+            complete("postgres://u@h/db", &env(&[])).unwrap().tls.mode,
+            SslMode::Prefer
+        );
     }
 }

@@ -109,7 +109,7 @@ impl FromStr for Lsn {
 /// Where a connection goes, for messages (`postgres@127.0.0.1:5432/legacy`),
 /// never with the password.
 pub fn describe_url(url: &str) -> String {
-    match conninfo::complete(url, &conninfo::ProcessEnv) {
+    match conninfo::complete(url, &conninfo::ProcessEnv).map(|s| s.config) {
         Ok(c) => {
             let host = c
                 .get_hosts()
@@ -150,6 +150,11 @@ pub fn explain(e: &postgres::Error, url: &str) -> String {
         } else {
             ""
         };
+        let hint = if db.message().contains("no encryption") {
+            "; the server takes this user over TLS only: set `sslmode=require` (or verify-ca / verify-full with `sslrootcert`) in `url`"
+        } else {
+            hint
+        };
         let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
         return format!("PostgreSQL {at}: {}{detail}{hint}", db.message());
     }
@@ -160,6 +165,11 @@ pub fn explain(e: &postgres::Error, url: &str) -> String {
     let source = std::error::Error::source(e)
         .map(|s| s.to_string())
         .unwrap_or_default();
+    if source.contains("certificate verify failed") || text.contains("certificate verify failed") {
+        return format!(
+            "PostgreSQL {at}: TLS: the server's certificate was not accepted: it is not signed by the CA in `sslrootcert`, or (`sslmode=verify-full`) it does not name the host in `url`; check both, or use `sslmode=verify-ca` (no host name check) or `require` (no check)"
+        );
+    }
     if source.contains("refused") || text.contains("refused") {
         return format!(
             "cannot connect to PostgreSQL {at}: connection refused: is the server running and listening there?"
@@ -192,9 +202,10 @@ pub fn is_connection_error(e: &postgres::Error) -> bool {
 /// Connects a plain (non-replication) session: UTC, ISO dates, so text
 /// values parse the same on every server.
 /// Settings the `url` leaves out come from libpq's environment variables
-/// and password file ([`conninfo`]).
+/// and password file ([`conninfo`]); TLS as its `sslmode` says (default
+/// `prefer`, as libpq).
 pub fn connect(url: &str, application: &str) -> Result<Client, String> {
-    let mut config = conninfo::complete(url, &conninfo::ProcessEnv)?;
+    let conninfo::Settings { mut config, tls } = conninfo::complete(url, &conninfo::ProcessEnv)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
@@ -202,7 +213,38 @@ pub fn connect(url: &str, application: &str) -> Result<Client, String> {
     config.options(
         "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3",
     );
-    config.connect(NoTls).map_err(|e| explain(&e, url))
+    match tls.mode {
+        conninfo::SslMode::Disable => config.connect(NoTls),
+        _ => config.connect(tls_connector(&tls)?),
+    }
+    .map_err(|e| explain(&e, url))
+}
+
+/// The TLS connector for `tls`: certificates checked against its CA for
+/// `verify-ca` (and the host name for `verify-full`), not checked for
+/// `prefer` and `require`, as libpq does.
+fn tls_connector(tls: &conninfo::Tls) -> Result<postgres_openssl::MakeTlsConnector, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b =
+        SslConnector::builder(SslMethod::tls()).map_err(|e| format!("cannot set up TLS: {e}"))?;
+    match tls.mode {
+        conninfo::SslMode::VerifyCa | conninfo::SslMode::VerifyFull => {
+            if let Some(ca) = &tls.root_cert {
+                b.set_ca_file(ca).map_err(|e| {
+                    format!("cannot read the CA certificate `{}`: {e}", ca.display())
+                })?;
+            }
+            b.set_verify(SslVerifyMode::PEER);
+        }
+        _ => b.set_verify(SslVerifyMode::NONE),
+    }
+    let mut connector = postgres_openssl::MakeTlsConnector::new(b.build());
+    let check_host = tls.mode == conninfo::SslMode::VerifyFull;
+    connector.set_callback(move |config, _| {
+        config.set_verify_hostname(check_host);
+        Ok(())
+    });
+    Ok(connector)
 }
 
 /// Keeps trying [`connect`] with exponential backoff (up to 30 s between
