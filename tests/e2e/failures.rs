@@ -140,6 +140,35 @@ fn memory_growth_hits_the_cap() {
     );
 }
 
+/// The hostile plugins of the matrix that must be contained: each one's
+/// batches are dead-lettered with `code`, the run goes on and balances.
+#[test]
+fn hostile_plugins_are_contained_and_their_batches_dead_lettered() {
+    for (mode, code, says) in [
+        ("stack_overflow", "trap", "call stack exhausted"),
+        ("emit_explosion", "memory_limit_exceeded", "memory limit"),
+        ("huge_output", "contract_violation", "unreadable outcomes"),
+        ("trailing_bytes", "contract_violation", ""),
+        ("too_many", "contract_violation", "3 outcomes for 2 records"),
+    ] {
+        let started = std::time::Instant::now();
+        let (_d, s, dead) = misbehave(mode, 4, "memory_limit_mib = 32");
+        assert_eq!(s["dead_lettered"], 4, "{mode}: {s}");
+        assert_eq!(s["written"], 0, "{mode}: {s}");
+        for d in &dead {
+            assert_eq!(d["code"], code, "{mode}: {d}");
+            let message = d["message"].as_str().unwrap();
+            assert!(message.contains(says), "{mode}: {message}");
+            assert!(message.len() < 5000, "{mode}: {} bytes", message.len());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{mode} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn too_few_outcomes_break_the_contract() {
     let (_d, s, dead) = misbehave("short", 2, "");
