@@ -39,3 +39,7 @@ impl std::error::Error for DecodeError {}
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, missing_docs)]
+mod proptests;

@@ -245,3 +245,68 @@ pub fn apply_outcomes(
     out.batch = w.finish();
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod proptests {
+    use std::ops::Range;
+
+    use proptest::prelude::*;
+    use sluice_codec::{BatchWriter, OutcomesWriter, Record, Rejection, Value};
+
+    use super::apply_outcomes;
+
+    /// A batch of `n` records and their spans.
+    fn batch(n: usize) -> (Vec<u8>, Vec<Range<u32>>) {
+        let mut w = BatchWriter::default();
+        let mut spans = Vec::new();
+        for i in 0..n {
+            let mut r = Record {
+                stream: "s".into(),
+                ..Default::default()
+            };
+            r.set("i", Value::Int(i as i64));
+            let at = w.push(&r);
+            spans.push(at as u32..w.byte_len() as u32);
+        }
+        (w.finish(), spans)
+    }
+
+    proptest! {
+        /// Whatever a plugin returns, the host answers with outcomes or an
+        /// error, never a panic.
+        #[test]
+        fn any_plugin_output_is_applied_or_refused(
+            n in 0usize..8,
+            output in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let (input, spans) = batch(n);
+            let _ = apply_outcomes(&input, &spans, &output);
+        }
+
+        /// Well-formed outcomes: every input is accounted for once.
+        #[test]
+        fn well_formed_outcomes_account_for_every_record(kinds in proptest::collection::vec(0u8..5, 0..12)) {
+            let (input, spans) = batch(kinds.len());
+            let mut out = OutcomesWriter::default();
+            let mut kept = 0;
+            for (i, k) in kinds.iter().enumerate() {
+                let mut r = Record { stream: "s".into(), ..Default::default() };
+                r.set("i", Value::Int(i as i64));
+                match k {
+                    0 => { out.keep_unchanged(); kept += 1; }
+                    1 => { out.keep(&r); kept += 1; }
+                    2 => out.drop_record(),
+                    3 => out.reject(&Rejection { code: "c".into(), field: None, message: "m".into() }),
+                    _ => { out.begin_emit(); out.emit_record(&r); out.emit_record(&r); kept += 2; }
+                }
+            }
+            let result = apply_outcomes(&input, &spans, &out.finish()).unwrap();
+            let dropped = kinds.iter().filter(|k| **k == 2).count();
+            let rejected = kinds.iter().filter(|k| **k == 3).count();
+            prop_assert_eq!(result.dropped.len(), dropped);
+            prop_assert_eq!(result.rejected.len(), rejected);
+            prop_assert_eq!(result.spans.len(), kept);
+        }
+    }
+}
