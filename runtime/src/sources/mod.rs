@@ -101,6 +101,43 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
     })
 }
 
+/// The default `max_record_bytes` of file sources: 16 MiB.
+pub(crate) fn default_max_record_bytes() -> u64 {
+    16 << 20
+}
+
+/// How much of an oversized record a dead letter keeps.
+pub(crate) const OVERSIZED_RAW_BYTES: usize = 64 << 10;
+
+/// Reads up to and including the next `\n` (or to the end of the input):
+/// appends to `buf` while it holds fewer than `keep` bytes and counts every
+/// byte of the line in `len`, so a line of any length costs at most `keep`
+/// bytes of memory. True when the line ended with `\n`.
+pub(crate) fn read_line_capped(
+    r: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    keep: usize,
+    len: &mut u64,
+) -> std::io::Result<bool> {
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(false);
+        }
+        let (n, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = keep.saturating_sub(buf.len());
+        buf.extend_from_slice(&avail[..n.min(room)]);
+        *len += n as u64;
+        r.consume(n);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
 /// A source failure that stops the pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -16,4 +16,9 @@ pub struct JsonlSourceConfig {
     /// pipeline is stopped (default false: stop at the end of the file).
     #[serde(default)]
     pub follow: bool,
+    /// Longest line accepted, in bytes (default 16 MiB). A longer line is
+    /// dead-lettered (its first 64 KiB kept) without being held in memory,
+    /// and the run goes on with the next line.
+    #[serde(default = "super::super::default_max_record_bytes")]
+    pub max_record_bytes: u64,
 }

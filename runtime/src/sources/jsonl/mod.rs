@@ -4,11 +4,14 @@
 mod config;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 
 pub use config::JsonlSourceConfig;
 
-use super::{Malformed, Source, SourceContext, SourceError, parse_token};
+use super::{
+    Malformed, OVERSIZED_RAW_BYTES, Source, SourceContext, SourceError, parse_token,
+    read_line_capped,
+};
 use crate::value_json::object_to_record;
 
 /// The JSONL source.
@@ -90,22 +93,27 @@ impl Source for JsonlSource {
         // `buf` holds one line; an incomplete last line stays in it while
         // following, and the rest is appended when it arrives.
         let mut buf = Vec::with_capacity(1024);
+        // Bytes of the current line, also those past `max_record_bytes`
+        // that are not kept in `buf`.
+        let mut line_len = 0u64;
+        let max = self.config.max_record_bytes;
+        let keep = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
         loop {
-            reader
-                .read_until(b'\n', &mut buf)
+            let ended = read_line_capped(&mut reader, &mut buf, keep, &mut line_len)
                 .map_err(io("cannot read"))?;
-            if buf.last() != Some(&b'\n') {
+            if !ended {
                 // The end of the file, perhaps in the middle of a line.
                 let complete_last_line = !self.config.follow
                     && !buf.is_empty()
-                    && serde_json::from_slice::<serde_json::Value>(&buf).is_ok();
+                    && (line_len > max
+                        || serde_json::from_slice::<serde_json::Value>(&buf).is_ok());
                 if !complete_last_line {
                     if ctx.flush(&token(offset, line_no)).is_err() || !self.config.follow {
                         return Ok(());
                     }
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     let len = std::fs::metadata(path).map_err(io("cannot stat"))?.len();
-                    if len < offset + buf.len() as u64 {
+                    if len < offset + line_len {
                         return Err(SourceError::Checkpoint {
                             path: path.clone(),
                             message: format!(
@@ -116,12 +124,23 @@ impl Source for JsonlSource {
                     continue;
                 }
             }
-            offset += buf.len() as u64;
+            offset += line_len;
             line_no += 1;
             ctx.set_progress(offset);
             let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
-            let full = if text.iter().all(u8::is_ascii_whitespace) {
+            let full = if line_len > max {
+                ctx.push_malformed(Malformed {
+                    position: format!("line {line_no}"),
+                    stream: self.stream.clone(),
+                    raw: String::from_utf8_lossy(&text[..text.len().min(OVERSIZED_RAW_BYTES)])
+                        .into_owned(),
+                    reason: format!(
+                        "the line has {line_len} bytes, more than `max_record_bytes` ({max}); its first {} KiB are kept here",
+                        OVERSIZED_RAW_BYTES >> 10
+                    ),
+                })
+            } else if text.iter().all(u8::is_ascii_whitespace) {
                 false
             } else {
                 let position = format!("line {line_no}");
@@ -144,6 +163,7 @@ impl Source for JsonlSource {
                 }
             };
             buf.clear();
+            line_len = 0;
             if full && ctx.flush(&token(offset, line_no)).is_err() {
                 return Ok(());
             }

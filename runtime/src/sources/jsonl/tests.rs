@@ -4,6 +4,10 @@ use super::*;
 use crate::sources::test_support::collect;
 
 fn source(bytes: &[u8]) -> (tempfile::NamedTempFile, JsonlSource) {
+    source_max(bytes, 1 << 20)
+}
+
+fn source_max(bytes: &[u8], max_record_bytes: u64) -> (tempfile::NamedTempFile, JsonlSource) {
     let mut f = tempfile::Builder::new()
         .suffix(".jsonl")
         .tempfile()
@@ -13,9 +17,33 @@ fn source(bytes: &[u8]) -> (tempfile::NamedTempFile, JsonlSource) {
         path: f.path().to_path_buf(),
         stream: Some("s".into()),
         follow: false,
+        max_record_bytes,
     })
     .expect("config");
     (f, s)
+}
+
+#[test]
+fn a_line_longer_than_max_record_bytes_is_dead_lettered_in_bounded_memory() {
+    let mut input = b"{\"i\":1}\n{\"big\":\"".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 3 << 20));
+    input.extend_from_slice(b"\"}\n{\"i\":3}\n");
+    let (_f, mut s) = source_max(&input, 1 << 20);
+    let c = collect(&mut s, None, 10).expect("reads");
+    let got: Vec<&str> = c.records.iter().map(|r| r.position.as_ref()).collect();
+    assert_eq!(got, ["line 1", "line 3"]);
+    assert_eq!(c.malformed.len(), 1);
+    let m = &c.malformed[0];
+    assert_eq!(m.position, "line 2");
+    assert!(
+        m.reason.contains("more than `max_record_bytes` (1048576)"),
+        "{}",
+        m.reason
+    );
+    assert_eq!(m.raw.len(), 64 << 10);
+    // Resuming after it starts at the next line.
+    let rest = collect(&mut s, Some(c.resumes.last().expect("a resume")), 10).expect("resumes");
+    assert!(rest.records.is_empty() && rest.malformed.is_empty());
 }
 
 #[test]
@@ -79,6 +107,7 @@ fn follows_appended_lines_until_stopped() {
         path,
         stream: None,
         follow: true,
+        max_record_bytes: 1 << 20,
     })
     .expect("config");
     let stop = Arc::new(AtomicBool::new(false));
