@@ -32,6 +32,12 @@ pub struct CsvConfig {
     pub empty_as_null: bool,
     /// Stream (table) name of the records (default: the file name without extension).
     pub stream: Option<String>,
+    /// Longest row accepted, in bytes (default 16 MiB). A longer row (a
+    /// huge field, or an unbalanced quote that would swallow the rest of
+    /// the file) is dead-lettered with its first 64 KiB, and reading goes
+    /// on at the next line break past the limit, in bounded memory.
+    #[serde(default = "super::super::default_max_record_bytes")]
+    pub max_record_bytes: u64,
 }
 
 fn default_delimiter() -> String {

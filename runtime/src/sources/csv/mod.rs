@@ -6,13 +6,16 @@ mod config;
 
 use std::borrow::Cow;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use encoding_rs::Encoding;
 use sluice_codec::{Operation, Record, Value};
 
 pub use config::CsvConfig;
 
-use super::{Malformed, Source, SourceContext, SourceError, parse_token};
+use super::{Malformed, OVERSIZED_RAW_BYTES, Source, SourceContext, SourceError, parse_token};
 
 /// The CSV source.
 pub struct CsvSource {
@@ -82,7 +85,7 @@ impl CsvSource {
         })
     }
 
-    fn reader(&self, file: File) -> ::csv::Reader<File> {
+    fn reader(&self, file: Capped) -> ::csv::Reader<Capped> {
         ::csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -92,12 +95,78 @@ impl CsvSource {
             .from_reader(file)
     }
 
-    fn open(&self) -> Result<File, SourceError> {
-        File::open(&self.config.path).map_err(|source| SourceError::Io {
-            path: self.config.path.clone(),
-            what: "cannot open",
-            source,
-        })
+    fn open(&self) -> Result<Capped, SourceError> {
+        self.open_with(Arc::new(AtomicU64::new(u64::MAX)))
+    }
+
+    /// Opens the file with the read limit `limit` (shared with the run loop).
+    fn open_with(&self, limit: Arc<AtomicU64>) -> Result<Capped, SourceError> {
+        File::open(&self.config.path)
+            .map(|file| Capped {
+                file,
+                pos: 0,
+                limit,
+            })
+            .map_err(|source| SourceError::Io {
+                path: self.config.path.clone(),
+                what: "cannot open",
+                source,
+            })
+    }
+
+    /// After a row longer than `max_record_bytes` starting at `start`: the
+    /// position of the first line break past the limit, and the row's
+    /// first bytes (for its dead letter). `None` at the end of the file.
+    fn skip_oversized(
+        &self,
+        start: &::csv::Position,
+    ) -> Result<(Option<::csv::Position>, Vec<u8>), SourceError> {
+        let io = |what| {
+            move |source| SourceError::Io {
+                path: self.config.path.clone(),
+                what,
+                source,
+            }
+        };
+        let mut f = File::open(&self.config.path).map_err(io("cannot open"))?;
+        f.seek(SeekFrom::Start(start.byte()))
+            .map_err(io("cannot seek"))?;
+        let mut r = BufReader::with_capacity(1 << 16, f);
+        let mut raw = Vec::new();
+        let mut at = start.byte();
+        let mut lines = 0u64;
+        let limit = start.byte().saturating_add(self.config.max_record_bytes);
+        loop {
+            let buf = r.fill_buf().map_err(io("cannot read"))?;
+            if buf.is_empty() {
+                return Ok((None, raw));
+            }
+            let room = OVERSIZED_RAW_BYTES.saturating_sub(raw.len());
+            raw.extend_from_slice(&buf[..buf.len().min(room)]);
+            // Line breaks before the limit are counted; the first one at or
+            // past it ends the skip.
+            let mut n = buf.len();
+            let mut found = false;
+            for (i, &b) in buf.iter().enumerate() {
+                if b == b'\n' {
+                    lines += 1;
+                    if at + i as u64 >= limit {
+                        n = i + 1;
+                        found = true;
+                        break;
+                    }
+                }
+            }
+            at += n as u64;
+            r.consume(n);
+            if found {
+                let mut next = ::csv::Position::new();
+                next.set_byte(at)
+                    .set_line(start.line() + lines)
+                    .set_record(start.record() + 1);
+                return Ok((Some(next), raw));
+            }
+        }
     }
 
     fn io(&self, what: &'static str) -> impl Fn(::csv::Error) -> SourceError + '_ {
@@ -135,7 +204,7 @@ impl CsvSource {
     }
 
     /// Reads the header row (or takes `columns`) and returns the names.
-    fn header(&self, reader: &mut ::csv::Reader<File>) -> Result<Vec<String>, SourceError> {
+    fn header(&self, reader: &mut ::csv::Reader<Capped>) -> Result<Vec<String>, SourceError> {
         let mut row = ::csv::ByteRecord::new();
         let mut names: Vec<String> = Vec::new();
         if self.config.has_header {
@@ -201,7 +270,9 @@ impl Source for CsvSource {
         resume: Option<&str>,
         ctx: &mut SourceContext<'_>,
     ) -> Result<(), SourceError> {
-        let mut reader = self.reader(self.open()?);
+        let file = self.open()?;
+        let limit = file.limit.clone();
+        let mut reader = self.reader(file);
         let names = self.header(&mut reader)?;
         if let Some(token) = resume {
             let Some(v) = parse_token(token, &["byte", "line", "row"]) else {
@@ -237,10 +308,48 @@ impl Source for CsvSource {
                 next.record()
             )
         };
+        let max = self.config.max_record_bytes;
         loop {
-            let more = reader
-                .read_byte_record(&mut row)
-                .map_err(self.io("cannot read"))?;
+            let start = reader.position().clone();
+            limit.store(start.byte().saturating_add(max), Ordering::Relaxed);
+            let more = match reader.read_byte_record(&mut row) {
+                Ok(more) => more,
+                Err(e) if is_too_long(&e) => {
+                    let (next, raw) = self.skip_oversized(&start)?;
+                    let reason = format!(
+                        "the row starting at line {} is longer than `max_record_bytes` ({max}): a huge field, or a quote never closed; reading goes on at the next line break past the limit",
+                        start.line()
+                    );
+                    let full = ctx.push_malformed(Malformed {
+                        position: format!("line {}", start.line()),
+                        stream: self.stream.clone(),
+                        raw: self
+                            .encoding
+                            .decode_without_bom_handling(&raw)
+                            .0
+                            .into_owned(),
+                        reason,
+                    });
+                    let Some(next) = next else {
+                        let mut end = start.clone();
+                        end.set_byte(
+                            std::fs::metadata(&self.config.path).map_or(start.byte(), |m| m.len()),
+                        );
+                        let _ = ctx.flush(&token(&end));
+                        return Ok(());
+                    };
+                    limit.store(u64::MAX, Ordering::Relaxed);
+                    reader = self.reader(self.open_with(limit.clone())?);
+                    reader
+                        .seek(next.clone())
+                        .map_err(self.io("cannot seek past the long row"))?;
+                    if full && ctx.flush(&token(&next)).is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(self.io("cannot read")(e)),
+            };
             let next = reader.position().clone();
             ctx.set_progress(next.byte());
             if !more {
@@ -295,6 +404,51 @@ impl Source for CsvSource {
             }
         }
     }
+}
+
+/// The file under the CSV reader: it refuses to read past `limit` (the
+/// start of the row being read plus `max_record_bytes`), so a row of any
+/// length costs at most that much memory.
+struct Capped {
+    file: File,
+    pos: u64,
+    limit: Arc<AtomicU64>,
+}
+
+/// What [`Capped`] answers past its limit.
+#[derive(Debug)]
+struct TooLong;
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("row longer than max_record_bytes")
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if self.pos >= limit {
+            return Err(std::io::Error::other(TooLong));
+        }
+        let n = usize::try_from(limit - self.pos).map_or(buf.len(), |room| room.min(buf.len()));
+        let got = self.file.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Seek for Capped {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.file.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+fn is_too_long(e: &::csv::Error) -> bool {
+    matches!(e.kind(), ::csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|i| i.is::<TooLong>()))
 }
 
 #[cfg(test)]

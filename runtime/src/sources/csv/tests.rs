@@ -137,3 +137,40 @@ fn config_errors_say_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn a_row_longer_than_max_record_bytes_is_dead_lettered_and_reading_goes_on() {
+    // Row 2 has a quote that is never closed: without a limit it would
+    // swallow the rest of the file into one field.
+    let mut input = b"id,name\n1,a\n2,\"open quote\n".to_vec();
+    for i in 3..40_000 {
+        input.extend_from_slice(format!("{i},row {i}\n").as_bytes());
+    }
+    let f = file(&input);
+    let mut c = config(f.path());
+    c.max_record_bytes = 64 << 10;
+    let mut s = CsvSource::new(c).expect("config ok");
+    let got = collect(&mut s, None, 1000).expect("reads");
+    assert_eq!(got.records[0].position, "line 2");
+    assert_eq!(
+        got.malformed.len(),
+        1,
+        "{:?}",
+        got.malformed.first().map(|m| &m.reason)
+    );
+    let m = &got.malformed[0];
+    assert_eq!(m.position, "line 3");
+    assert!(
+        m.reason.contains("longer than `max_record_bytes` (65536)"),
+        "{}",
+        m.reason
+    );
+    assert!(m.raw.starts_with("2,\"open quote"), "{}", &m.raw[..20]);
+    // Reading went on past the limit, with the right line numbers.
+    let after: Vec<_> = got.records[1..].iter().collect();
+    assert!(after.len() > 30_000, "{}", after.len());
+    let first = after[0];
+    let id: u64 = text(first, "id").parse().expect("an id");
+    assert_eq!(first.position, format!("line {}", id + 1));
+    assert_eq!(text(after.last().expect("rows"), "id"), "39999");
+}
