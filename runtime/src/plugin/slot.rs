@@ -272,6 +272,48 @@ mod proptests {
         (w.finish(), spans)
     }
 
+    /// Outcomes whose framing is right but whose kept record is not: a
+    /// field's text made invalid UTF-8, then a record cut short inside its
+    /// length prefix. Both are refused, naming the record.
+    #[test]
+    fn a_malformed_record_inside_well_framed_outcomes_is_refused() {
+        let (input, spans) = batch(1);
+        let mut r = Record {
+            stream: "s".into(),
+            ..Default::default()
+        };
+        r.set("name", Value::Text("ZZéé".into()));
+        let mut out = OutcomesWriter::default();
+        out.keep(&r);
+        let good = out.finish();
+        assert!(apply_outcomes(&input, &spans, &good).is_ok());
+        let mut bad = good.clone();
+        let at = bad
+            .windows(2)
+            .position(|w| w == "é".as_bytes())
+            .expect("the text is in the buffer");
+        bad[at] = 0xff;
+        let Err(e) = apply_outcomes(&input, &spans, &bad) else {
+            panic!("invalid UTF-8 was accepted")
+        };
+        assert!(
+            e.contains("record 0 is malformed") && e.contains("UTF-8"),
+            "{e}"
+        );
+        // The text's length says one byte more than the record holds.
+        let mut cut = good.clone();
+        let len_at = cut
+            .windows(4)
+            .position(|w| w == b"ZZ\xc3\xa9")
+            .expect("the text")
+            - 4;
+        cut[len_at] += 1;
+        let Err(e) = apply_outcomes(&input, &spans, &cut) else {
+            panic!("a cut record was accepted")
+        };
+        assert!(e.contains("malformed") || e.contains("unreadable"), "{e}");
+    }
+
     proptest! {
         /// Whatever a plugin returns, the host answers with outcomes or an
         /// error, never a panic.
