@@ -291,6 +291,53 @@ fn a_plugin_sleeping_in_a_host_call_still_hits_the_deadline() {
 }
 
 #[test]
+fn a_stop_interrupts_a_plugin_at_once_and_the_rerun_reads_its_batch_again() {
+    let dir = Dir::new();
+    pipeline(
+        &dir,
+        6,
+        &plugin("fixture-misbehave"),
+        "{ mode = \"loop\" }",
+        "batch_timeout_ms = 60000",
+    );
+    let child = sluice()
+        .arg("run")
+        .arg(dir.path("pipeline.toml"))
+        .arg("--no-progress")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stopped = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let took = stopped.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The plugin loops with a 60 s deadline: the stop did not wait for it.
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the stop took {took:?}"
+    );
+    // Nothing was written or dead-lettered: the interrupted batch is read
+    // again by the next run (here with a plugin that passes).
+    assert!(dir.jsonl("out/dead.jsonl").is_empty());
+    assert!(dir.jsonl("out/r.jsonl").is_empty());
+    pipeline(
+        &dir,
+        6,
+        &plugin("fixture-misbehave"),
+        "{ mode = \"pass\" }",
+        "",
+    );
+    let (out, s) = dir.run(&["--no-progress"]);
+    let s = assert_balanced(&out, &s);
+    assert_eq!(s["written"], 6, "{s}");
+}
+
+#[test]
 fn huge_plugin_strings_are_cut_and_their_control_characters_escaped() {
     let (d, s, dead) = misbehave("huge_strings", 4, "");
     assert_eq!(s["dead_lettered"], 4);

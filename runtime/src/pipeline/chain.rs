@@ -30,6 +30,9 @@ pub struct Processed {
     pub expanded: u64,
     /// The version of each transform that processed this batch, in order.
     pub versions: Vec<(String, String)>,
+    /// A transform was interrupted by a stop: the batch must not be
+    /// written (nor anything after it), so that the next run reads it again.
+    pub abandoned: bool,
 }
 
 impl Processed {
@@ -156,6 +159,9 @@ pub fn run_stage(
             p.spans = result.spans;
             p.data = Some(result.batch);
         }
+        // The pipeline is stopping: this batch goes nowhere (neither
+        // written nor dead-lettered) and is read again by the next run.
+        Err(CallError::Stopped) => p.abandoned = true,
         Err(err) => {
             let code = match &err {
                 CallError::Trap(_) => "trap",
@@ -164,6 +170,7 @@ pub fn run_stage(
                 CallError::Batch(_) => "batch_error",
                 CallError::Contract(_) => "contract_violation",
                 CallError::Restart(_) => "restart_failed",
+                CallError::Stopped => "stopped",
             };
             let message = format!(
                 "plugin `{}` ({}) {err} (after one retry on a fresh instance)",

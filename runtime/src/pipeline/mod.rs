@@ -266,11 +266,26 @@ pub fn run(
 
     let done = AtomicBool::new(false);
     let watch = rt.watch;
+    let interrupter = host.clone();
     let reload_pipeline = pipeline.clone();
     let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
         let _done_on_exit = SetOnDrop(&done);
         let (to_first, mut upstream): (SyncSender<InFlight>, Receiver<InFlight>) =
             sync_channel(capacity);
+        // A stop interrupts the plugin calls in progress instead of
+        // waiting for them (a plugin can take up to its deadline).
+        std::thread::Builder::new()
+            .name("sluice-stop".into())
+            .spawn_scoped(scope, || {
+                while !done.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
+                        interrupter.interrupt();
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+            .map_err(|e| RunError::Internal(format!("cannot start the stop thread: {e}")))?;
         let source_thread = std::thread::Builder::new()
             .name("sluice-source".into())
             .spawn_scoped(scope, move || -> Result<(), SourceError> {
@@ -355,6 +370,8 @@ pub fn run(
                                         ran = Some(out);
                                     }
                                 }
+                                // Interrupted by a stop: not the candidate's fault.
+                                Err(crate::plugin::CallError::Stopped) => {}
                                 Err(e) => {
                                     stats.reload_failures.fetch_add(1, Ordering::Relaxed);
                                     control.report(stage, LiveChange::TrialFailed(swap.plugin.version().to_string()));
@@ -369,6 +386,13 @@ pub fn run(
                         let swapped = !retired.is_empty();
                         let inputs = processed.spans.len() as u64;
                         run_stage(&mut slot, shadow.as_mut(), stage, &batch, &mut processed, ran);
+                        if processed.abandoned {
+                            // Stopping: neither this batch nor any after it
+                            // may reach the sink, or the checkpoint would
+                            // move past it.
+                            tracing::info!(transform = %slot.plugin().name(), "stopping: the batch in the plugin was interrupted; the next run reads it again");
+                            break;
+                        }
                         metrics::counter!(
                             "plugin_records_total",
                             "transform" => slot.plugin().name().to_string(),

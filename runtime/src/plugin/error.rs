@@ -103,4 +103,14 @@ pub enum CallError {
     /// A fresh instance could not be started for the retry.
     #[error("could not restart: {0}")]
     Restart(String),
+    /// The pipeline is stopping: the call was interrupted. Not the
+    /// plugin's fault: the batch is neither retried nor dead-lettered, and
+    /// is read again by the next run.
+    #[error("was interrupted: the pipeline is stopping")]
+    Stopped,
 }
+
+/// The error an epoch callback traps with when the host interrupts calls.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("interrupted: the pipeline is stopping")]
+pub struct Interrupted;

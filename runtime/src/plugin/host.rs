@@ -31,6 +31,7 @@ pub struct PluginHost {
     cache: ComponentCache,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
+    interrupt: Arc<AtomicBool>,
 }
 
 impl Drop for PluginHost {
@@ -71,6 +72,8 @@ pub struct LoadedPlugin {
     pub load: (Origin, Duration),
     /// Size of the component file.
     pub size: u64,
+    /// The host's interrupt flag.
+    interrupt: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -118,7 +121,16 @@ impl PluginHost {
             cache,
             ticker_stop,
             ticker: Some(ticker),
+            interrupt: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Interrupts every call running in a plugin of this host, and every
+    /// later one (a stop): within one epoch tick of guest code, at the
+    /// call's deadline for a guest waiting on a timer. The calls fail with
+    /// [`CallError::Stopped`].
+    pub fn interrupt(&self) {
+        self.interrupt.store(true, Ordering::Relaxed);
     }
 
     /// Reads, checks, compiles (or loads from cache) and pre-instantiates a
@@ -198,6 +210,7 @@ impl PluginHost {
         let size = bytes.len() as u64;
         tracing::info!(plugin = %spec.name, version = %version, path = %spec.path.display(), ?origin, ms = started.elapsed().as_millis() as u64, "plugin loaded");
         Ok(LoadedPlugin {
+            interrupt: self.interrupt.clone(),
             name: Arc::from(spec.name.as_str()),
             content_hash: hash.clone(),
             spec,
@@ -208,12 +221,6 @@ impl PluginHost {
             size,
         })
     }
-}
-
-fn ticks(d: Duration) -> u64 {
-    (d.as_millis() as u64)
-        .div_ceil(EPOCH_TICK.as_millis() as u64)
-        .max(1)
 }
 
 impl LoadedPlugin {
@@ -265,10 +272,23 @@ impl LoadedPlugin {
             log_dropped: 0,
             last_error: None,
             deadline: None,
+            interrupt: self.interrupt.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.cap);
-        store.set_epoch_deadline(ticks(limits.batch_timeout));
+        // Every epoch tick (10 ms) of a running call: trap at the call's
+        // deadline, or at once when the host interrupts its calls (a stop).
+        store.epoch_deadline_callback(|cx| {
+            let s = cx.data();
+            if s.interrupt.load(Ordering::Relaxed) {
+                return Err(super::error::Interrupted.into());
+            }
+            if s.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         store.data_mut().deadline = Some(std::time::Instant::now() + limits.batch_timeout);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| {
             init_err(format!(
@@ -304,6 +324,9 @@ fn describe(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> St
 }
 
 fn call_error(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> CallError {
+    if e.downcast_ref::<super::error::Interrupted>().is_some() {
+        return CallError::Stopped;
+    }
     if store.data().cap.hit {
         return CallError::Memory(limits.memory_bytes >> 20);
     }
@@ -338,8 +361,7 @@ impl PluginInstance {
         self.store.data_mut().reset_batch();
         self.store.data_mut().deadline =
             Some(std::time::Instant::now() + self.limits.batch_timeout);
-        self.store
-            .set_epoch_deadline(ticks(self.limits.batch_timeout));
+        self.store.set_epoch_deadline(1);
         match self
             .bindings
             .sluice_plugin_transform()

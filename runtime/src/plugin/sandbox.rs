@@ -236,6 +236,8 @@ pub(crate) struct HostState {
     pub(crate) last_error: Option<String>,
     /// When the current call's deadline passes: no sleep outlasts it.
     pub(crate) deadline: Option<std::time::Instant>,
+    /// Set by the host to interrupt every running call (a stop).
+    pub(crate) interrupt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The WASI version of the clock interface the host links (wasmtime-wasi

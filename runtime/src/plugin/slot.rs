@@ -126,6 +126,9 @@ impl TransformSlot {
         let first = self.attempt(input, spans);
         let result = match first {
             Ok(out) => Ok(out),
+            // A stop is not the plugin's failure: no retry, and the
+            // instance is kept.
+            Err(CallError::Stopped) => Err(CallError::Stopped),
             Err(err) => {
                 self.retries += 1;
                 tracing::warn!(plugin = %self.plugin.name(), version = %self.plugin.version(), error = %err, records = spans.len(), "plugin failed on a batch; retrying once on a fresh instance");
