@@ -11,6 +11,10 @@ mod sandbox;
 mod slot;
 pub mod untrusted;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod wat_tests;
+
 pub use cache::content_hash;
 pub use error::{CallError, PluginError};
 pub use host::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
