@@ -110,3 +110,29 @@ proptest! {
         }
     }
 }
+
+/// The fuzz corpus (fuzz/corpus, grown by `scripts/fuzz.sh`) replayed: every
+/// input the fuzzer kept reads or fails cleanly, in every test run.
+#[test]
+fn the_fuzz_corpus_reads_or_fails_cleanly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let mut replayed = 0;
+    for target in ["decode_batch", "decode_outcomes", "apply_outcomes"] {
+        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let bytes = std::fs::read(e.path()).expect("a corpus file reads");
+            if let Ok(mut r) = BatchReader::new(&bytes) {
+                while let Ok(Some(_)) = r.next_record() {}
+            }
+            if let Ok(mut r) = OutcomesReader::new(&bytes) {
+                while let Ok(Some(_)) = r.next_outcome() {}
+            }
+            let _ = Record::decode(&bytes);
+            let _ = Record::validate(&bytes);
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 100, "the corpus is in the repository ({replayed} inputs)");
+}
