@@ -134,5 +134,8 @@ fn the_fuzz_corpus_reads_or_fails_cleanly() {
             replayed += 1;
         }
     }
-    assert!(replayed > 100, "the corpus is in the repository ({replayed} inputs)");
+    assert!(
+        replayed > 100,
+        "the corpus is in the repository ({replayed} inputs)"
+    );
 }

@@ -622,7 +622,13 @@ fn apply_segment(
             .iter()
             .map(|(n, v)| (*n, values::to_text(v)))
             .collect();
-        let base = base_key(key, &u.base).and_then(|k| bases.get(&k));
+        // Only rows that moved or keep unchanged values have a base to look
+        // up (no key copied for the others: every snapshot row).
+        let base = match (&u.base, u.needs_base()) {
+            (_, false) | (Base::Fresh, true) => None,
+            (Base::Own, true) => bases.get(key),
+            (Base::Moved(from), true) => bases.get(from),
+        };
         match base {
             Some(old) if matches!(u.base, Base::Moved(_)) => {
                 // The row moves with every column the record does not carry.
