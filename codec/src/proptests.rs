@@ -58,6 +58,18 @@ prop_compose! {
     }
 }
 
+/// Reads `bytes` every way the host does; a reader may refuse, never panic.
+fn read_every_way(bytes: &[u8]) {
+    if let Ok(mut r) = BatchReader::new(bytes) {
+        while let Ok(Some(_)) = r.next_record() {}
+    }
+    if let Ok(mut r) = OutcomesReader::new(bytes) {
+        while let Ok(Some(_)) = r.next_outcome() {}
+    }
+    let _ = Record::decode(bytes);
+    let _ = Record::validate(bytes);
+}
+
 proptest! {
     #[test]
     fn any_batch_of_records_round_trips(records in proptest::collection::vec(record(), 0..20)) {
@@ -76,14 +88,7 @@ proptest! {
 
     #[test]
     fn no_bytes_make_the_readers_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        if let Ok(mut r) = BatchReader::new(&bytes) {
-            while let Ok(Some(_)) = r.next_record() {}
-        }
-        if let Ok(mut r) = OutcomesReader::new(&bytes) {
-            while let Ok(Some(_)) = r.next_outcome() {}
-        }
-        let _ = Record::decode(&bytes);
-        let _ = Record::validate(&bytes);
+        read_every_way(&bytes);
     }
 
     #[test]
@@ -98,16 +103,11 @@ proptest! {
             w.push(r);
         }
         let buf = w.finish();
-        let truncated = &buf[..cut.index(buf.len())];
-        if let Ok(mut r) = BatchReader::new(truncated) {
-            while let Ok(Some(_)) = r.next_record() {}
-        }
+        read_every_way(&buf[..cut.index(buf.len())]);
         let mut flipped = buf.clone();
         let at = flip.index(flipped.len());
         flipped[at] ^= 1 << bit;
-        if let Ok(mut r) = BatchReader::new(&flipped) {
-            while let Ok(Some(_)) = r.next_record() {}
-        }
+        read_every_way(&flipped);
     }
 }
 
@@ -122,15 +122,7 @@ fn the_fuzz_corpus_reads_or_fails_cleanly() {
             continue;
         };
         for e in entries.flatten() {
-            let bytes = std::fs::read(e.path()).expect("a corpus file reads");
-            if let Ok(mut r) = BatchReader::new(&bytes) {
-                while let Ok(Some(_)) = r.next_record() {}
-            }
-            if let Ok(mut r) = OutcomesReader::new(&bytes) {
-                while let Ok(Some(_)) = r.next_outcome() {}
-            }
-            let _ = Record::decode(&bytes);
-            let _ = Record::validate(&bytes);
+            read_every_way(&std::fs::read(e.path()).expect("a corpus file reads"));
             replayed += 1;
         }
     }
