@@ -98,7 +98,11 @@ fn build(
         for h in headers.iter() {
             let value = h.value.unwrap_or_default();
             if !config.change_stream && CONTROL_HEADERS.contains(&h.key) {
-                ignored_control_header(m.topic(), h.key);
+                // Every Kafka sink writes `sluice-op: insert`, which asks
+                // for nothing: dropped without a word.
+                if !(h.key == OP_HEADER && value == b"insert") {
+                    ignored_control_header(m.topic(), h.key);
+                }
                 continue;
             }
             if h.key == OP_HEADER {
