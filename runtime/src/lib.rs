@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod connector;
 pub mod declared_types;
 pub mod kafka;
 pub mod pg;

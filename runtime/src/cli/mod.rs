@@ -5,6 +5,7 @@ mod check;
 mod ctl;
 mod plugin_build;
 mod plugin_new;
+mod plugin_sign;
 mod plugin_test;
 mod progress;
 mod run;
@@ -60,6 +61,15 @@ enum PluginCommand {
     Setup(plugin_build::SetupArgs),
     /// Run a plugin on sample records and show (or compare) the outcomes.
     Test(plugin_test::TestArgs),
+    /// Show what a component is: its world, its manifest (name, version,
+    /// requested capabilities, config keys) and its signature.
+    Inspect(plugin_sign::InspectArgs),
+    /// Make an ed25519 key pair for signing plugins.
+    Keygen(plugin_sign::KeygenArgs),
+    /// Sign a component: writes `FILE.sig`.
+    Sign(plugin_sign::SignArgs),
+    /// Check a component's signature (`FILE.sig`), optionally against keys.
+    Verify(plugin_sign::VerifyArgs),
 }
 
 fn init_logging() {
@@ -88,6 +98,10 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::test(args),
         Command::Plugin(PluginCommand::Build(args)) => plugin_build::build(args),
         Command::Plugin(PluginCommand::Setup(args)) => plugin_build::setup(args),
+        Command::Plugin(PluginCommand::Inspect(args)) => plugin_sign::inspect(args),
+        Command::Plugin(PluginCommand::Keygen(args)) => plugin_sign::keygen(args),
+        Command::Plugin(PluginCommand::Sign(args)) => plugin_sign::sign(args),
+        Command::Plugin(PluginCommand::Verify(args)) => plugin_sign::verify(args),
         Command::Ctl(args) => ctl::ctl(args),
         Command::Verify(args) => verify::verify(args),
         Command::Slot(args) => slot::slot(args),

@@ -388,6 +388,12 @@ impl Pipeline {
             (None, None) => state_dir.join("cache"),
         };
         config.source.apply_defaults(&name);
+        if let crate::sources::SourceConfig::Wasm(c) = &mut config.source {
+            c.cache_dir = Some(cache_dir.clone());
+        }
+        if let crate::sinks::SinkConfig::Wasm(c) = &mut config.sink {
+            c.cache_dir = Some(cache_dir.clone());
+        }
         if config.source.is_change_stream() {
             config.sink.default_to_metadata();
         }

@@ -209,6 +209,10 @@ pub fn run(
     control: Arc<Control>,
     observer: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
+    let stop_check: crate::sinks::StopCheck = {
+        let control = control.clone();
+        Arc::new(move || control.stop.load(Ordering::Relaxed))
+    };
     let control: &Control = &control;
     let stop = &control.stop;
     let stats = &control.stats;
@@ -230,6 +234,7 @@ pub fn run(
     let mut sink = sinks::build(&pipeline.config.sink).map_err(RunError::Sink)?;
     let mut dlq = sinks::build(&dead_letter).map_err(RunError::DeadLetter)?;
     sink.use_declared_types(stats.source.declared_types());
+    sink.set_stop_check(stop_check);
     sink.open(checkpoint.as_ref().and_then(|c| c.sink.as_deref()))
         .map_err(RunError::Sink)?;
     dlq.open(checkpoint.as_ref().and_then(|c| c.dead_letter.as_deref()))

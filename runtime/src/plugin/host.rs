@@ -8,13 +8,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use super::bindings::sluice::plugin::types::{BatchError, InitError};
 use super::bindings::{Transformer, TransformerPre};
 use super::cache::{ComponentCache, Origin, content_hash};
-use super::sandbox::{HostState, MemoryCap};
+use super::sandbox::HostState;
 use super::untrusted;
 use super::{CallError, Grants, Limits, PluginError};
 
@@ -85,6 +85,44 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
+/// Starts the thread that advances `engine`'s epoch every [`EPOCH_TICK`];
+/// it ends when the returned flag is set.
+pub(crate) fn start_ticker(
+    engine: &Engine,
+) -> Result<(Arc<AtomicBool>, JoinHandle<()>), PluginError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let engine = engine.clone();
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
+    Ok((stop, handle))
+}
+
+/// Arms the per-call deadline machinery of a fresh store: every epoch tick
+/// of a running call traps at the call's deadline, or at once when the
+/// host interrupts its calls (a stop).
+pub(crate) fn arm_deadlines(store: &mut Store<HostState>) {
+    store.limiter(|s| &mut s.cap);
+    store.epoch_deadline_callback(|cx| {
+        let s = cx.data();
+        if s.interrupt.load(Ordering::Relaxed) {
+            return Err(super::error::Interrupted.into());
+        }
+        if s.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+    store.set_epoch_deadline(1);
+}
+
 impl PluginHost {
     /// Creates the engine (epoch interruption on) and its ticker thread.
     /// `cache_dir` keeps precompiled plugins across restarts.
@@ -100,20 +138,7 @@ impl PluginHost {
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         Transformer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let engine = engine.clone();
-            let stop = ticker_stop.clone();
-            std::thread::Builder::new()
-                .name("sluice-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?
-        };
+        let (ticker_stop, ticker) = start_ticker(&engine)?;
         let cache = ComponentCache::new(&engine, cache_dir);
         Ok(PluginHost {
             engine,
@@ -261,34 +286,16 @@ impl LoadedPlugin {
                 reason,
             })?;
         let limits = self.spec.limits;
-        let state = HostState {
+        let state = HostState::new(
             wasi,
-            table: ResourceTable::new(),
-            cap: MemoryCap::new(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)),
-            plugin: self.name.clone(),
-            version: self.version.clone(),
-            log_budget: limits.log_lines_per_batch,
-            log_left: limits.log_lines_per_batch,
-            log_dropped: 0,
-            last_error: None,
-            deadline: None,
-            interrupt: self.interrupt.clone(),
-        };
+            limits.memory_bytes,
+            self.name.clone(),
+            self.version.clone(),
+            limits.log_lines_per_batch,
+            self.interrupt.clone(),
+        );
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.cap);
-        // Every epoch tick (10 ms) of a running call: trap at the call's
-        // deadline, or at once when the host interrupts its calls (a stop).
-        store.epoch_deadline_callback(|cx| {
-            let s = cx.data();
-            if s.interrupt.load(Ordering::Relaxed) {
-                return Err(super::error::Interrupted.into());
-            }
-            if s.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                return Ok(wasmtime::UpdateDeadline::Interrupt);
-            }
-            Ok(wasmtime::UpdateDeadline::Continue(1))
-        });
-        store.set_epoch_deadline(1);
+        arm_deadlines(&mut store);
         store.data_mut().deadline = Some(std::time::Instant::now() + limits.batch_timeout);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| {
             init_err(format!(
@@ -323,7 +330,11 @@ fn describe(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> St
     call_error(e, store, limits).to_string()
 }
 
-fn call_error(e: &wasmtime::Error, store: &Store<HostState>, limits: Limits) -> CallError {
+pub(crate) fn call_error(
+    e: &wasmtime::Error,
+    store: &Store<HostState>,
+    limits: Limits,
+) -> CallError {
     if e.downcast_ref::<super::error::Interrupted>().is_some() {
         return CallError::Stopped;
     }

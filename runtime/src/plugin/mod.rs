@@ -3,11 +3,11 @@
 //! deadline, and the transform slot that retries a failed batch once.
 
 pub mod bindings;
-mod cache;
+pub(crate) mod cache;
 mod error;
 pub mod golden;
-mod host;
-mod sandbox;
+pub(crate) mod host;
+pub(crate) mod sandbox;
 mod slot;
 pub mod untrusted;
 

@@ -76,6 +76,12 @@ impl Grants {
 
     /// Builds the WASI context these grants allow.
     pub(crate) fn wasi_ctx(&self) -> Result<WasiCtx, String> {
+        Ok(self.wasi_builder()?.build())
+    }
+
+    /// The WASI context builder these grants allow, for more to be added
+    /// (connectors' sockets).
+    pub(crate) fn wasi_builder(&self) -> Result<WasiCtxBuilder, String> {
         let mut b = WasiCtxBuilder::new();
         if !self.clock {
             b.wall_clock(FrozenClock);
@@ -100,7 +106,7 @@ impl Grants {
             b.inherit_stdout();
             b.inherit_stderr();
         }
-        Ok(b.build())
+        Ok(b)
     }
 }
 
@@ -238,6 +244,52 @@ pub(crate) struct HostState {
     pub(crate) deadline: Option<std::time::Instant>,
     /// Set by the host to interrupt every running call (a stop).
     pub(crate) interrupt: Arc<std::sync::atomic::AtomicBool>,
+    /// `wasi:http` state (linked for connectors only).
+    pub(crate) http_ctx: wasmtime_wasi_http::WasiHttpCtx,
+    /// What outgoing HTTP may do: deny-all for transforms.
+    pub(crate) http: crate::connector::http::HttpPolicy,
+    /// Secrets granted (none for transforms); redacted from what the
+    /// plugin logs.
+    pub(crate) secrets: Arc<crate::connector::grants::Secrets>,
+}
+
+impl HostState {
+    /// The state of a fresh instance: no HTTP, no secrets.
+    pub(crate) fn new(
+        wasi: WasiCtx,
+        memory_bytes: u64,
+        plugin: Arc<str>,
+        version: Arc<str>,
+        log_lines_per_batch: u32,
+        interrupt: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            cap: MemoryCap::new(usize::try_from(memory_bytes).unwrap_or(usize::MAX)),
+            http: crate::connector::http::HttpPolicy::deny_all(&plugin),
+            plugin,
+            version,
+            log_budget: log_lines_per_batch,
+            log_left: log_lines_per_batch,
+            log_dropped: 0,
+            last_error: None,
+            deadline: None,
+            interrupt,
+            http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+            secrets: Arc::new(Default::default()),
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
 }
 
 /// The WASI version of the clock interface the host links (wasmtime-wasi
@@ -333,7 +385,10 @@ impl log::Host for HostState {
             self.log_dropped += 1;
             return;
         }
-        let message = super::untrusted::clean(&message, super::untrusted::MAX_MESSAGE);
+        let message = super::untrusted::clean(
+            &self.secrets.redact(&message),
+            super::untrusted::MAX_MESSAGE,
+        );
         if matches!(level, types::Level::Error) {
             self.last_error = Some(message.clone());
         }

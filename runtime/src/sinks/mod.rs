@@ -26,6 +26,8 @@ pub enum SinkConfig {
     Stdout(stdout::StdoutSinkConfig),
     /// A Kafka topic.
     Kafka(kafka::KafkaSinkConfig),
+    /// A sink connector plugin (`crate::connector::ConnectorConfig`).
+    Wasm(Box<crate::connector::ConnectorConfig>),
 }
 
 impl SinkConfig {
@@ -34,6 +36,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SinkConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
+            SinkConfig::Wasm(c) => c.resolve_paths(base),
             SinkConfig::Stdout(_) | SinkConfig::Postgres(_) | SinkConfig::Kafka(_) => {}
         }
     }
@@ -50,7 +53,10 @@ impl SinkConfig {
             SinkConfig::Stdout(c) => {
                 c.include_metadata.get_or_insert(true);
             }
-            SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) | SinkConfig::Kafka(_) => {}
+            SinkConfig::Sqlite(_)
+            | SinkConfig::Postgres(_)
+            | SinkConfig::Kafka(_)
+            | SinkConfig::Wasm(_) => {}
         }
     }
 }
@@ -63,6 +69,7 @@ pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
         SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
         SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new(c.clone())?),
         SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::new(c.clone())?),
+        SinkConfig::Wasm(c) => Box::new(crate::connector::sink::WasmSink::new(c.as_ref().clone())?),
     })
 }
 
@@ -96,7 +103,13 @@ pub enum SinkError {
         /// The database's message.
         message: String,
     },
+    /// A sink connector plugin failed (the message names it and its version).
+    #[error("{0}")]
+    Connector(String),
 }
+
+/// Tells a sink that the pipeline is stopping (so that it stops retrying).
+pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// What a committed write did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -132,4 +145,8 @@ pub trait Sink: Send {
     /// ignores them).
     fn use_declared_types(&mut self, _types: std::sync::Arc<crate::declared_types::DeclaredTypes>) {
     }
+
+    /// Called once before [`Sink::open`]: a sink that retries (a connector
+    /// plugin) asks this whether to give up because the pipeline stops.
+    fn set_stop_check(&mut self, _stop: StopCheck) {}
 }

@@ -7,6 +7,8 @@ pub mod kafka;
 pub mod postgres;
 pub mod sqlite;
 
+pub use crate::connector::source::WasmSource;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +33,8 @@ pub enum SourceConfig {
     /// Kafka topics, as a member of a consumer group
     /// (`kafka::KafkaSourceConfig`).
     Kafka(kafka::KafkaSourceConfig),
+    /// A source connector plugin (`crate::connector::ConnectorConfig`).
+    Wasm(Box<crate::connector::ConnectorConfig>),
 }
 
 impl SourceConfig {
@@ -40,6 +44,7 @@ impl SourceConfig {
             SourceConfig::Csv(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
+            SourceConfig::Wasm(c) => c.resolve_paths(base),
             SourceConfig::Postgres(_) | SourceConfig::Kafka(_) => {}
         }
     }
@@ -61,7 +66,7 @@ impl SourceConfig {
             SourceConfig::Postgres(c) => c.until_caught_up = true,
             SourceConfig::Kafka(c) => c.until_caught_up = true,
             SourceConfig::Jsonl(c) => c.follow = false,
-            SourceConfig::Csv(_) | SourceConfig::Sqlite(_) => {}
+            SourceConfig::Csv(_) | SourceConfig::Sqlite(_) | SourceConfig::Wasm(_) => {}
         }
     }
 
@@ -86,6 +91,7 @@ impl SourceConfig {
             SourceConfig::Sqlite(_) => "sqlite",
             SourceConfig::Postgres(_) => "postgres",
             SourceConfig::Kafka(_) => "kafka",
+            SourceConfig::Wasm(_) => "wasm",
         }
     }
 }
@@ -98,6 +104,7 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
         SourceConfig::Sqlite(c) => Box::new(sqlite::SqliteSource::new(c.clone())?),
         SourceConfig::Postgres(c) => Box::new(postgres::PostgresSource::new(c.clone())?),
         SourceConfig::Kafka(c) => Box::new(kafka::KafkaSource::new(c.clone())?),
+        SourceConfig::Wasm(c) => Box::new(WasmSource::new(c.as_ref().clone())?),
     })
 }
 
@@ -185,6 +192,9 @@ pub enum SourceError {
         /// SQLite's message, with the statement.
         message: String,
     },
+    /// A source connector plugin failed (the message names it and its version).
+    #[error("{0}")]
+    Connector(String),
 }
 
 /// How far the target is behind a source that keeps producing (change data
@@ -420,6 +430,15 @@ impl<'a> SourceContext<'a> {
     /// should call [`Self::flush`] with the position after this record.
     pub fn push(&mut self, record: &Record<'_>) -> bool {
         let at = self.writer.push(record);
+        let end = self.writer.byte_len();
+        self.spans.push(at as u32..end as u32);
+        self.items() >= self.batch_size || end >= self.batch_bytes
+    }
+
+    /// Adds a record already in the batch encoding (validated by the
+    /// caller); same return as [`Self::push`].
+    pub fn push_encoded(&mut self, record: &[u8]) -> bool {
+        let at = self.writer.push_encoded(record);
         let end = self.writer.byte_len();
         self.spans.push(at as u32..end as u32);
         self.items() >= self.batch_size || end >= self.batch_bytes

@@ -119,6 +119,14 @@ pub enum BuildError {
         /// What it printed (the end of it).
         output: String,
     },
+    /// A connector's `connector.toml` is not a valid manifest.
+    #[error("`{path}` {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Turning a core module into a component failed (C).
     #[error("making a component of `{module}` failed: {reason}")]
     Componentize {
@@ -242,12 +250,37 @@ pub fn build(dir: &Path, lang: Option<Language>) -> Result<Built, BuildError> {
         Language::Js => js::build(dir, &component)?,
         Language::C => c::build(dir, &component)?,
     }
+    embed_manifest(dir, &component)?;
     Ok(Built {
         lang,
         name,
         component,
         took: started.elapsed(),
     })
+}
+
+/// A connector's manifest file, next to its sources.
+pub const MANIFEST_FILE: &str = "connector.toml";
+
+/// Puts `dir/connector.toml` (a connector's manifest) inside the component.
+fn embed_manifest(dir: &Path, component: &Path) -> Result<(), BuildError> {
+    let manifest = dir.join(MANIFEST_FILE);
+    if !manifest.is_file() {
+        return Ok(());
+    }
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BuildError::Io { what, path, source }
+    };
+    let text = std::fs::read_to_string(&manifest).map_err(io("cannot read", &manifest))?;
+    let bytes = std::fs::read(component).map_err(io("cannot read", component))?;
+    let out = crate::connector::package::with_manifest(&bytes, &text).map_err(|reason| {
+        BuildError::Manifest {
+            path: manifest.clone(),
+            reason,
+        }
+    })?;
+    std::fs::write(component, out).map_err(io("cannot write", component))
 }
 
 /// The directory of installed tools: `$SLUICE_TOOLS`, else

@@ -30,14 +30,18 @@ mod config;
 pub mod log;
 mod outcome;
 mod record;
+#[cfg(feature = "transform")]
 mod run;
 
 pub use config::{Config, InitError};
+pub use log::install_panic_hook;
 pub use outcome::{Outcome, Rejection};
 pub use record::{Operation, Record, Value};
-pub use run::{BatchError, install_panic_hook, run_batch};
+#[cfg(feature = "transform")]
+pub use run::{BatchError, run_batch};
 
 /// A transform plugin.
+#[cfg(feature = "transform")]
 ///
 /// The host creates one instance per pipeline slot, calls [`Transform::init`]
 /// once with the plugin's config, then [`Transform::process_batch`] for every
@@ -64,6 +68,7 @@ pub trait Transform: Sized + 'static {
 
 /// Exports a [`Transform`] implementation as the plugin's `transform`
 /// interface. Use it once per plugin crate.
+#[cfg(feature = "transform")]
 #[macro_export]
 macro_rules! export {
     ($plugin:ty) => {
@@ -97,12 +102,19 @@ macro_rules! export {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings;
+    #[cfg(feature = "transform")]
     pub use crate::bindings::exports::sluice::plugin::transform::Guest;
     pub use crate::bindings::sluice::plugin::types::{
         BatchError as WitBatchError, InitError as WitInitError,
     };
+    #[cfg(feature = "transform")]
     pub use crate::run::{init, process};
 }
+
+#[cfg(any(feature = "source", feature = "sink"))]
+pub mod connector;
+#[cfg(any(feature = "source", feature = "sink"))]
+pub mod http;
 
 #[doc(hidden)]
 pub mod bindings;

@@ -64,3 +64,15 @@ macro_rules! error {
 macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::log($crate::log::Level::Debug, &::std::format!($($arg)*)) };
 }
+
+/// Sends panic messages to the host's log (at error level) so that the host
+/// can say why the plugin trapped. The SDK's `export!` installs it; plugins
+/// that implement the WIT exports by hand call it from `init`.
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            log(Level::Error, &format!("plugin panicked: {info}"));
+        }));
+    });
+}

@@ -198,6 +198,20 @@ impl<'a> Record<'a> {
         self.inner.event_time
     }
 
+    /// Sets the source position. Source connectors give each record its
+    /// position in their system (a transform's change is ignored: the host
+    /// keeps the original).
+    pub fn set_position(&mut self, position: impl Into<Cow<'a, str>>) {
+        self.changed = true;
+        self.inner.position = position.into();
+    }
+
+    /// Sets when the event happened, in µs since the Unix epoch.
+    pub fn set_event_time(&mut self, micros: Option<i64>) {
+        self.changed = true;
+        self.inner.event_time = micros;
+    }
+
     /// The first header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.inner

@@ -76,24 +76,9 @@ pub fn run_batch<T: Transform>(plugin: &mut T, batch: &[u8]) -> Result<Vec<u8>, 
     Ok(out.finish())
 }
 
-/// Sends panic messages to the host's log (at error level) so that the host
-/// can say why the plugin trapped. The SDK's `export!` installs it; plugins
-/// that implement the WIT exports by hand call it from `init`.
-pub fn install_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            crate::log::log(
-                crate::log::Level::Error,
-                &format!("plugin panicked: {info}"),
-            );
-        }));
-    });
-}
-
 #[doc(hidden)]
 pub fn init<T: Transform>(state: &RefCell<Option<T>>, config: String) -> Result<(), WitInitError> {
-    install_panic_hook();
+    crate::install_panic_hook();
     match T::init(Config::new(config)) {
         Ok(plugin) => {
             *state.borrow_mut() = Some(plugin);

@@ -1,0 +1,175 @@
+//! The host's side of a connector's outgoing HTTP: every request the
+//! component makes through `wasi:http/outgoing-handler` passes here. A
+//! request to an origin the pipeline did not grant is refused (the guest
+//! sees `HTTP-request-denied`, the host logs the address); a granted one
+//! gets the operator's credential header, a timeout and the rate limit,
+//! then goes out over the host's HTTP/TLS stack.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::grants::{Credential, Origin};
+
+/// Requests a connector may send per second, shared by its instances.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// At most `per_second` requests per second (0: unlimited).
+    pub fn new(per_second: f64) -> Self {
+        RateLimiter {
+            interval: (per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / per_second)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Reserves the next slot; returns how long to wait for it.
+    fn reserve(&self) -> Duration {
+        let Some(step) = self.interval else {
+            return Duration::ZERO;
+        };
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let slot = (*next).max(now);
+        *next = slot + step;
+        slot - now
+    }
+}
+
+/// Counters and the last refusal, readable by the host after a call.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    /// Requests sent.
+    pub sent: std::sync::atomic::AtomicU64,
+    /// Requests refused (origin not granted).
+    pub denied: std::sync::atomic::AtomicU64,
+    /// The last refused address.
+    pub last_denied: Mutex<Option<String>>,
+}
+
+/// What one connector may do over HTTP.
+#[derive(Clone)]
+pub struct HttpPolicy {
+    /// `connector NAME (VERSION)`, for messages.
+    pub who: Arc<str>,
+    /// Origins granted, with the credential to add (if any).
+    pub origins: Arc<Vec<(Origin, Option<Credential>)>>,
+    /// Bound on connecting, on the first byte and between bytes.
+    pub timeout: Duration,
+    /// The request rate limit.
+    pub limiter: Arc<RateLimiter>,
+    /// What happened.
+    pub stats: Arc<HttpStats>,
+}
+
+impl HttpPolicy {
+    /// A policy that refuses every request (transforms, connectors granted
+    /// no origin).
+    pub fn deny_all(who: &str) -> Self {
+        HttpPolicy {
+            who: Arc::from(who),
+            origins: Arc::new(Vec::new()),
+            timeout: Duration::from_secs(30),
+            limiter: Arc::new(RateLimiter::new(0.0)),
+            stats: Arc::new(HttpStats::default()),
+        }
+    }
+
+    fn deny(&self, what: String) {
+        tracing::warn!(connector = %self.who, "HTTP request refused: {what}");
+        self.stats
+            .denied
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self
+            .stats
+            .last_denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(what);
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> SendFuture {
+        let origin = match Origin::of_uri(request.uri()) {
+            Ok(o) => o,
+            Err(why) => {
+                self.deny(format!("{} ({why})", request.uri()));
+                return Box::new(async { Err(HttpError::HttpRequestDenied) });
+            }
+        };
+        let Some((_, credential)) = self.origins.iter().find(|(o, _)| *o == origin) else {
+            self.deny(format!(
+                "{} {}: origin {origin} is not granted (grant it in `grants.http`)",
+                request.method(),
+                request.uri()
+            ));
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        };
+        if let Some(c) = credential {
+            // The operator's credential replaces whatever the connector set.
+            request
+                .headers_mut()
+                .insert(c.name.clone(), c.value.clone());
+        }
+        let bound = |t: Option<Duration>| Some(t.map_or(self.timeout, |t| t.min(self.timeout)));
+        let options = RequestOptions {
+            connect_timeout: bound(options.and_then(|o| o.connect_timeout)),
+            first_byte_timeout: bound(options.and_then(|o| o.first_byte_timeout)),
+            between_bytes_timeout: bound(options.and_then(|o| o.between_bytes_timeout)),
+        };
+        let wait = self.limiter.reserve();
+        self.stats
+            .sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_spaces_requests() {
+        let l = RateLimiter::new(10.0);
+        assert_eq!(l.reserve(), Duration::ZERO);
+        let second = l.reserve();
+        assert!(second > Duration::from_millis(90) && second <= Duration::from_millis(100));
+        let third = l.reserve();
+        assert!(third > Duration::from_millis(190) && third <= Duration::from_millis(200));
+        assert_eq!(RateLimiter::new(0.0).reserve(), Duration::ZERO);
+    }
+}
