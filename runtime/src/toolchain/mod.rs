@@ -262,6 +262,22 @@ pub fn build(dir: &Path, lang: Option<Language>) -> Result<Built, BuildError> {
 /// A connector's manifest file, next to its sources.
 pub const MANIFEST_FILE: &str = "connector.toml";
 
+/// The kind a plugin directory's `connector.toml` declares (`None`: a
+/// transform).
+pub(crate) fn connector_kind(dir: &Path) -> Result<Option<crate::connector::Kind>, BuildError> {
+    let path = dir.join(MANIFEST_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let m = crate::connector::package::Manifest::parse(&text)
+        .map_err(|reason| BuildError::Manifest { path, reason })?;
+    Ok(Some(if m.kind == "sink" {
+        crate::connector::Kind::Sink
+    } else {
+        crate::connector::Kind::Source
+    }))
+}
+
 /// Puts `dir/connector.toml` (a connector's manifest) inside the component.
 fn embed_manifest(dir: &Path, component: &Path) -> Result<(), BuildError> {
     let manifest = dir.join(MANIFEST_FILE);

@@ -15,11 +15,29 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
     })?;
     let work = dir.join("build/.sluice-python");
     write_files(&work.join("sdk"), sdk_files::PYTHON)?;
-    write_files(&work.join("wit"), &[("plugin.wit", sdk_files::WIT)])?;
+    // A connector (its `connector.toml` says the kind) builds against its
+    // world, with the app module that implements it.
+    let (world, app) = match super::connector_kind(dir)? {
+        Some(crate::connector::Kind::Sink) => ("sink-connector", "sluice_sink_app"),
+        Some(crate::connector::Kind::Source) => {
+            return Err(BuildError::Manifest {
+                path: dir.join(super::MANIFEST_FILE),
+                reason: "says `kind = \"source\"`: Python source connectors are not supported yet (write sources in Rust; Python and JavaScript can write sinks)".into(),
+            });
+        }
+        None => ("transformer", "sluice_app"),
+    };
+    let wit = work.join("wit");
+    let _ = std::fs::remove_dir_all(&wit);
+    if world == "transformer" {
+        write_files(&wit, &[("plugin.wit", sdk_files::WIT)])?;
+    } else {
+        write_files(&wit, sdk_files::CONNECTOR_WIT)?;
+    }
     let mut cmd = Command::new(tool);
     cmd.arg("-d")
-        .arg(work.join("wit"))
-        .args(["-w", "transformer", "componentize", "sluice_app"])
+        .arg(&wit)
+        .args(["-w", world, "componentize", app])
         .arg("-p")
         .arg(work.join("sdk"))
         .arg("-p")

@@ -4,11 +4,58 @@
 /// The WIT package (`wit/plugin.wit`).
 pub(crate) const WIT: &str = include_str!("../../../wit/plugin.wit");
 
+/// The whole WIT directory connectors build against: the package (both
+/// files) and the WASI packages it imports, as (path, contents).
+pub(crate) const CONNECTOR_WIT: &[(&str, &str)] = &[
+    ("plugin.wit", WIT),
+    ("connector.wit", include_str!("../../../wit/connector.wit")),
+    (
+        "deps/cli/package.wit",
+        include_str!("../../../wit/deps/cli/package.wit"),
+    ),
+    (
+        "deps/clocks/package.wit",
+        include_str!("../../../wit/deps/clocks/package.wit"),
+    ),
+    (
+        "deps/filesystem/package.wit",
+        include_str!("../../../wit/deps/filesystem/package.wit"),
+    ),
+    (
+        "deps/http/package.wit",
+        include_str!("../../../wit/deps/http/package.wit"),
+    ),
+    (
+        "deps/io/package.wit",
+        include_str!("../../../wit/deps/io/package.wit"),
+    ),
+    (
+        "deps/random/package.wit",
+        include_str!("../../../wit/deps/random/package.wit"),
+    ),
+    (
+        "deps/sockets/package.wit",
+        include_str!("../../../wit/deps/sockets/package.wit"),
+    ),
+];
+
 /// The Python SDK: (path under the SDK root, contents).
 pub(crate) const PYTHON: &[(&str, &str)] = &[
     (
         "sluice_app.py",
         include_str!("../../../sdk/python/sluice_app.py"),
+    ),
+    (
+        "sluice_sink_app.py",
+        include_str!("../../../sdk/python/sluice_sink_app.py"),
+    ),
+    (
+        "sluice_sdk/connector.py",
+        include_str!("../../../sdk/python/sluice_sdk/connector.py"),
+    ),
+    (
+        "sluice_sdk/http.py",
+        include_str!("../../../sdk/python/sluice_sdk/http.py"),
     ),
     (
         "sluice_sdk/__init__.py",

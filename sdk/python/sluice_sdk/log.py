@@ -5,7 +5,11 @@ import logging
 
 try:
     from wit_world.imports import log as _wit_log
-    from wit_world.imports.types import Level as _Level
+
+    try:
+        from wit_world.imports.types import Level as _Level
+    except ImportError:  # connector worlds: `types` is also wasi:http's
+        from wit_world.imports.sluice_plugin_types import Level as _Level
 
     _LEVELS = {
         "trace": _Level.TRACE,

@@ -180,6 +180,17 @@ fn send(req: &Request) -> Result<Response, Error> {
             .append(&n.to_ascii_lowercase(), &v.as_bytes().to_vec())
             .map_err(|e| invalid(format!("header `{n}`: {e:?}")))?;
     }
+    if let Some(b) = &req.body
+        && !req
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        // Sent with a length, not chunked: many servers accept only that.
+        headers
+            .append("content-length", &b.len().to_string().into_bytes())
+            .map_err(|e| invalid(format!("content-length: {e:?}")))?;
+    }
     let out = OutgoingRequest::new(headers);
     let method = match req.method.to_ascii_uppercase().as_str() {
         "GET" => Method::Get,
