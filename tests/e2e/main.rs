@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod connectors;
 mod failures;
 mod fidelity;
 mod hot_reload;

@@ -166,7 +166,7 @@ impl HttpApiSource {
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(1)
                     .min(self.s.max_retry_after_s);
-                sluice_sdk::info!("rate limited (429): waiting {secs} s as Retry-After says");
+                sluice_sdk::warn!("rate limited (429): waiting {secs} s as Retry-After says");
                 self.not_before = Some(Instant::now() + Duration::from_secs(secs));
                 return Ok(None);
             }
@@ -319,6 +319,7 @@ impl Source for HttpApiSource {
                     records,
                     position: Some(position),
                     end_of_data: self.next == Next::Done,
+                    ..Default::default()
                 })
             }
         }

@@ -68,7 +68,8 @@ pub fn secret(name: &str) -> Option<String> {
     }
 }
 
-/// What one poll returns.
+/// What one poll returns. Build it with a struct literal ending in
+/// `..Default::default()` (fields may be added).
 #[derive(Debug, Default)]
 pub struct Polled {
     /// The records read (possibly none).
@@ -78,6 +79,10 @@ pub struct Polled {
     pub position: Option<String>,
     /// True when there is nothing more to read, ever.
     pub end_of_data: bool,
+    /// Bytes sent instead of encoding `records` (tests of the host's
+    /// handling of malformed batches; leave it `None`).
+    #[doc(hidden)]
+    pub raw_batch: Option<Vec<u8>>,
 }
 
 /// A source connector.
@@ -192,6 +197,13 @@ pub mod __glue {
         let mut w = BatchWriter::with_capacity(4096);
         for r in &polled.records {
             w.push(r.as_codec());
+        }
+        if let Some(raw) = polled.raw_batch {
+            return Ok(crate::bindings::sluice::plugin::connector_types::Polled {
+                batch: raw,
+                position: polled.position,
+                end_of_data: polled.end_of_data,
+            });
         }
         Ok(crate::bindings::sluice::plugin::connector_types::Polled {
             batch: if polled.records.is_empty() {
