@@ -732,3 +732,98 @@ fn inspect_shows_the_world_the_manifest_and_what_it_asks_for() {
         stdout(&out)
     );
 }
+
+/// `bytes` (a component) with one more custom section: the same code, a
+/// new version (another content hash).
+fn new_version(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let mut section = vec![tag.len() as u8];
+    section.extend_from_slice(tag.as_bytes());
+    section.extend_from_slice(b"v2");
+    let mut out = bytes.to_vec();
+    out.push(0);
+    out.push(section.len() as u8);
+    out.extend_from_slice(&section);
+    out
+}
+
+#[test]
+fn a_new_source_version_goes_live_between_polls_and_a_broken_one_is_refused() {
+    let crm = Crm::start(&[
+        "--records",
+        "20000",
+        "--slow-every",
+        "1",
+        "--slow-seconds",
+        "0.1",
+    ]);
+    let d = Dir::new();
+    let wasm = d.path("source.wasm");
+    let original = std::fs::read(connector("connectors/http-api-source")).unwrap();
+    std::fs::write(&wasm, &original).unwrap();
+    d.write(
+        "pipeline.toml",
+        format!(
+            r#"name = "swap"
+[runtime]
+cache_dir = "{cache}"
+[source]
+type = "wasm"
+path = "source.wasm"
+config = {{ url = "{url}", page_size = 200 }}
+[source.grants]
+http = ["{origin}"]
+{sink}"#,
+            cache = cache_dir(),
+            url = crm.url("/customers"),
+            origin = crm.origin(),
+            sink = sqlite_sink(),
+        ),
+    );
+    let summary = d.path("summary.json");
+    let child = sluice()
+        .env("SLUICE_LOG", "info")
+        .arg("run")
+        .arg(d.path("pipeline.toml"))
+        .arg("--summary-json")
+        .arg(&summary)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pages = |n: usize| {
+        let started = Instant::now();
+        while crm.get("/log")["cursors"].as_array().unwrap().len() < n {
+            assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    pages(15);
+    // A broken candidate (a truncated file): refused, the live one goes on.
+    std::fs::write(&wasm, &original[..original.len() / 2]).unwrap();
+    pages(30);
+    // A good one: goes live, reading on from where the old one stopped.
+    std::fs::write(&wasm, new_version(&original, "test")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let json = std::fs::read_to_string(&summary)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap());
+    let s = assert_balanced(&out, &json);
+    assert_eq!(s["written"], 20_000, "{s}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("new connector version refused, the live one goes on"),
+        "{err}"
+    );
+    assert!(err.contains("connector swapped"), "{err}");
+    // No page read twice, none skipped.
+    let cursors = crm.get("/log")["cursors"].as_array().unwrap().clone();
+    assert_eq!(cursors.len(), 100, "{cursors:?}");
+    let distinct: HashSet<String> = cursors.iter().map(|c| c.to_string()).collect();
+    assert_eq!(distinct.len(), 100);
+    assert_eq!(
+        d.sql(
+            "out.db",
+            "select count(*), count(distinct id) from customers"
+        ),
+        vec!["20000|20000"]
+    );
+}

@@ -71,6 +71,16 @@ impl ConnectorHost {
     /// Reads, checks (manifest, signature, grants), compiles or loads from
     /// the cache, and links a connector.
     pub fn load(config: &ConnectorConfig, kind: Kind) -> Result<ConnectorHost, ConnectorError> {
+        Self::load_with(config, kind, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`ConnectorHost::load`], with the flag that interrupts its calls
+    /// (shared by the versions of one connector across hot swaps).
+    pub fn load_with(
+        config: &ConnectorConfig,
+        kind: Kind,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<ConnectorHost, ConnectorError> {
         let started = Instant::now();
         let name = config.name();
         let who0 = format!("{} connector `{name}`", kind.as_str());
@@ -150,7 +160,7 @@ impl ConnectorHost {
             pre,
             ticker_stop,
             ticker: Some(ticker),
-            interrupt: Arc::new(AtomicBool::new(false)),
+            interrupt,
             name: Arc::from(name.as_str()),
             version,
             content_hash: hash,
@@ -161,6 +171,12 @@ impl ConnectorHost {
             tcp: Arc::new(tcp),
             config: config.clone(),
         })
+    }
+
+    /// When the component file changed last (size and modification time),
+    /// to notice a new version.
+    pub fn file_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        file_stamp(&self.config.path)
     }
 
     /// The config the connector was loaded from.
@@ -259,6 +275,12 @@ impl ConnectorHost {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// The modification time and size of a file.
+pub(crate) fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 fn check_world(engine: &Engine, component: &Component, kind: Kind) -> Result<(), String> {

@@ -16,6 +16,7 @@ pub mod package;
 mod retry;
 pub mod sink;
 pub mod source;
+mod swap;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -30,6 +30,8 @@ pub struct WasmSink {
     pre: SinkConnectorPre<HostState>,
     live: Option<Live>,
     stop: Option<StopCheck>,
+    /// Notices a new version of the component file.
+    watch: super::swap::FileWatch,
 }
 
 struct Live {
@@ -46,7 +48,21 @@ enum Failure {
 impl WasmSink {
     /// Loads and checks the component (manifest, signature, grants, world).
     pub fn new(config: ConnectorConfig) -> Result<Self, SinkError> {
-        let host = ConnectorHost::load(&config, Kind::Sink)
+        let (host, pre) = Self::load(&config)?;
+        let watch = super::swap::FileWatch::new(host.file_stamp());
+        Ok(WasmSink {
+            host,
+            pre,
+            live: None,
+            stop: None,
+            watch,
+        })
+    }
+
+    fn load(
+        config: &ConnectorConfig,
+    ) -> Result<(Arc<ConnectorHost>, SinkConnectorPre<HostState>), SinkError> {
+        let host = ConnectorHost::load(config, Kind::Sink)
             .map_err(|e| SinkError::Connector(e.to_string()))?;
         let pre = SinkConnectorPre::new(host.pre().clone()).map_err(|e| {
             SinkError::Connector(format!(
@@ -54,12 +70,38 @@ impl WasmSink {
                 host.who
             ))
         })?;
-        Ok(WasmSink {
-            host: Arc::new(host),
-            pre,
-            live: None,
-            stop: None,
-        })
+        Ok((Arc::new(host), pre))
+    }
+
+    /// A new version of the component file, loaded and opened; it replaces
+    /// the live version (between two batches) only when both worked.
+    fn try_swap(&mut self) {
+        let old = self.host.who.clone();
+        let (host, pre) = match Self::load(self.host.config()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(live = %old, "new connector version refused, the live one goes on: {e}");
+                return;
+            }
+        };
+        let prev = (
+            std::mem::replace(&mut self.host, host),
+            std::mem::replace(&mut self.pre, pre),
+        );
+        match self.open_instance() {
+            Ok(l) => {
+                self.live = Some(l);
+                tracing::info!(from = %old, to = %self.host.who, "connector swapped: the new version writes from the next batch on");
+                metrics::counter!("connector_swaps_total").increment(1);
+            }
+            Err(f) => {
+                let why = match f {
+                    Failure::Transient(m) | Failure::Fatal(m) | Failure::Crash(m) => m,
+                };
+                tracing::warn!(live = %old, candidate = %self.host.who, "new connector version refused (`open` failed), the live one goes on: {why}");
+                (self.host, self.pre) = prev;
+            }
+        }
     }
 
     /// The loaded connector.
@@ -227,6 +269,10 @@ impl Sink for WasmSink {
         }
         let batch = w.finish();
         let keys = idempotency_keys(records);
+        // A new version goes live at this commit boundary.
+        if self.watch.changed(&self.host.config().path) {
+            self.try_swap();
+        }
         let mut backoff = Backoff::new(&self.host.config().limits);
         let mut crashes = 0;
         loop {

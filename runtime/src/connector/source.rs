@@ -29,6 +29,10 @@ use crate::sources::{Source, SourceContext, SourceError};
 pub struct WasmSource {
     host: Arc<ConnectorHost>,
     pre: SourceConnectorPre<HostState>,
+    /// Interrupts the calls of every version (a stop).
+    interrupt: Arc<AtomicBool>,
+    /// Notices a new version of the component file.
+    watch: super::swap::FileWatch,
 }
 
 impl std::fmt::Debug for WasmSource {
@@ -58,7 +62,22 @@ enum Failure {
 impl WasmSource {
     /// Loads and checks the component (manifest, signature, grants, world).
     pub fn new(config: ConnectorConfig) -> Result<Self, SourceError> {
-        let host = ConnectorHost::load(&config, Kind::Source)
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let (host, pre) = Self::load(&config, interrupt.clone())?;
+        let watch = super::swap::FileWatch::new(host.file_stamp());
+        Ok(WasmSource {
+            host,
+            pre,
+            interrupt,
+            watch,
+        })
+    }
+
+    fn load(
+        config: &ConnectorConfig,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<(Arc<ConnectorHost>, SourceConnectorPre<HostState>), SourceError> {
+        let host = ConnectorHost::load_with(config, Kind::Source, interrupt)
             .map_err(|e| SourceError::Connector(e.to_string()))?;
         let pre = SourceConnectorPre::new(host.pre().clone()).map_err(|e| {
             SourceError::Connector(format!(
@@ -66,10 +85,45 @@ impl WasmSource {
                 host.who
             ))
         })?;
-        Ok(WasmSource {
-            host: Arc::new(host),
-            pre,
-        })
+        Ok((Arc::new(host), pre))
+    }
+
+    /// A new version of the component file, loaded and opened at
+    /// `position` (the last position handed over: nothing is read twice).
+    /// It replaces the live version only when all of that worked.
+    fn try_swap(&mut self, position: Option<&str>) -> Option<Live> {
+        let old = self.host.who.clone();
+        let candidate =
+            Self::load(self.host.config(), self.interrupt.clone()).and_then(|(host, pre)| {
+                let prev = std::mem::replace(&mut self.host, host);
+                let prev_pre = std::mem::replace(&mut self.pre, pre);
+                match self.open(position) {
+                    Ok(l) => Ok(l),
+                    Err(f) => {
+                        let why = match f {
+                            Failure::Transient(m) | Failure::Fatal(m) | Failure::Crash(m) => m,
+                            Failure::Stopped => "the pipeline is stopping".into(),
+                        };
+                        let who = self.host.who.clone();
+                        self.host = prev;
+                        self.pre = prev_pre;
+                        Err(SourceError::Connector(format!(
+                            "{who}: `open` failed: {why}"
+                        )))
+                    }
+                }
+            });
+        match candidate {
+            Ok(l) => {
+                tracing::info!(from = %old, to = %self.host.who, position = position.unwrap_or("start"), "connector swapped: the new version reads on from the last position handed over");
+                metrics::counter!("connector_swaps_total").increment(1);
+                Some(l)
+            }
+            Err(e) => {
+                tracing::warn!(live = %old, "new connector version refused, the live one goes on: {e}");
+                None
+            }
+        }
     }
 
     /// The loaded connector.
@@ -162,13 +216,13 @@ impl Source for WasmSource {
     ) -> Result<(), SourceError> {
         let done = AtomicBool::new(false);
         let stop = ctx.stop_flag();
-        let host = self.host.clone();
+        let interrupt = self.interrupt.clone();
         std::thread::scope(|scope| {
             // A call blocked past a stop request is interrupted.
             scope.spawn(|| {
                 while !done.load(Ordering::Relaxed) {
                     if stop.load(Ordering::Relaxed) {
-                        host.interrupt();
+                        interrupt.store(true, Ordering::Relaxed);
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(50));
@@ -182,7 +236,11 @@ impl Source for WasmSource {
 }
 
 impl WasmSource {
-    fn read(&self, resume: Option<&str>, ctx: &mut SourceContext<'_>) -> Result<(), SourceError> {
+    fn read(
+        &mut self,
+        resume: Option<&str>,
+        ctx: &mut SourceContext<'_>,
+    ) -> Result<(), SourceError> {
         let limits = self.host.config().limits;
         let mut position: Option<String> = resume.map(str::to_string);
         let mut told: Option<String> = None;
@@ -193,6 +251,17 @@ impl WasmSource {
         loop {
             if ctx.should_stop() {
                 break;
+            }
+            // A new version of the file goes live between two polls.
+            if self.watch.changed(&self.host.config().path)
+                && let Some(l) = self.try_swap(position.as_deref())
+            {
+                live = Some(l);
+                told = None;
+                crashes = 0;
+                backoff.reset();
+                ctx.feedback()
+                    .set_state(format!("reading (swapped to {})", self.host.who));
             }
             let l = match live.as_mut() {
                 Some(l) => l,
