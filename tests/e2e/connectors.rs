@@ -187,7 +187,7 @@ fn http_api_source_reads_100k_records_through_throttling_errors_stalls_and_a_ser
         ),
     );
     let summary = d.path("summary.json");
-    let mut child = sluice()
+    let child = sluice()
         .arg("run")
         .arg(d.path("pipeline.toml"))
         .arg("--summary-json")
