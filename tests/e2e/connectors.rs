@@ -827,3 +827,76 @@ http = ["{origin}"]
         vec!["20000|20000"]
     );
 }
+
+/// `sluice plugin test DIR [--kit FILE]`: the conformance kit.
+fn conformance(rel: &str, kit: Option<&std::path::Path>) -> std::process::Output {
+    connector(rel);
+    let mut cmd = sluice();
+    cmd.args(["plugin", "test"]).arg(root().join(rel));
+    if let Some(k) = kit {
+        cmd.arg("--kit").arg(k);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_conformance_kit_passes_on_both_example_connectors() {
+    for (rel, checks) in [
+        ("connectors/http-api-source", 5),
+        ("connectors/http-bulk-sink", 5),
+    ] {
+        let out = conformance(rel, None);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{rel}: {text}{}", stderr(&out));
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("ok    ")).count(),
+            checks,
+            "{text}"
+        );
+        assert!(
+            text.contains("resumes after kill -9 with nothing missed (killed at "),
+            "{text}"
+        );
+        assert!(text.ends_with("all checks pass\n"), "{text}");
+    }
+}
+
+#[test]
+fn the_conformance_kit_fails_a_source_that_skips_a_record_on_resume() {
+    let d = Dir::new();
+    let kit = std::fs::read_to_string(root().join("tests/fixtures/broken-source/conformance.toml"))
+        .unwrap();
+    let ok = conformance("tests/fixtures/broken-source", None);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    let broken = d.write(
+        "kit.toml",
+        kit.replace("mode = \"ok\"", "mode = \"skip_on_resume\""),
+    );
+    let out = conformance("tests/fixtures/broken-source", Some(&broken));
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("ok    reads everything (5000 records, 0 read twice)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL  resumes after kill -9 with nothing missed: 4999 distinct records read; the source holds 5000"),
+        "{text}"
+    );
+    // Duplicates after a resume are allowed (at-least-once), and counted.
+    let dup = d.write(
+        "dup.toml",
+        kit.replace("mode = \"ok\"", "mode = \"forget_resume\""),
+    );
+    let out = conformance("tests/fixtures/broken-source", Some(&dup));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let resumed = text
+        .lines()
+        .find(|l| l.starts_with("ok    resumes after kill -9"))
+        .unwrap();
+    assert!(
+        resumed.contains("killed at ") && !resumed.contains(", 0 read twice"),
+        "{text}"
+    );
+}

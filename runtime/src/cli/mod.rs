@@ -2,6 +2,7 @@
 //! `plugin new | build | setup | test`.
 
 mod check;
+mod conformance;
 mod ctl;
 mod plugin_build;
 mod plugin_new;

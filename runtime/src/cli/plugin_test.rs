@@ -47,6 +47,10 @@ pub struct TestArgs {
     /// changes, until interrupted (the edit-test loop).
     #[arg(long)]
     watch: bool,
+    /// With a connector directory: the conformance kit's settings (default
+    /// `DIR/conformance.toml`).
+    #[arg(long)]
+    kit: Option<PathBuf>,
 }
 
 fn read_config(path: Option<&Path>) -> anyhow::Result<String> {
@@ -112,6 +116,21 @@ fn cases(dir: &Path) -> anyhow::Result<Vec<Case>> {
 }
 
 pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    // A connector's directory: the conformance kit.
+    if args.plugin.is_dir() && args.plugin.join(crate::toolchain::MANIFEST_FILE).is_file() {
+        if args.input.is_some() || args.update || args.watch {
+            bail!(
+                "`{}` is a connector (it has a connector.toml): `sluice plugin test` runs the conformance kit on it, without --input, --update or --watch",
+                args.plugin.display()
+            );
+        }
+        let ok = super::conformance::run_kit(&args.plugin, args.kit.as_deref())?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let cache = std::env::var_os("SLUICE_CACHE_DIR").map(PathBuf::from);
     let host = PluginHost::new(cache)?;
     if args.plugin.is_dir() {

@@ -153,6 +153,7 @@ impl ConnectorHost {
             timeout: Duration::from_millis(config.limits.request_timeout_ms),
             limiter: Arc::new(RateLimiter::new(config.limits.requests_per_second)),
             stats: Arc::new(HttpStats::default()),
+            chaos: config.chaos,
         };
         tracing::info!(connector = %who, path = %config.path.display(), grants = %config.grants.describe(), ?origin, ms = started.elapsed().as_millis() as u64, "connector loaded");
         Ok(ConnectorHost {

@@ -53,6 +53,23 @@ pub struct HttpStats {
     pub last_denied: Mutex<Option<String>>,
 }
 
+/// Faults the host injects into a connector's HTTP traffic, for the
+/// conformance kit (`sluice plugin test` on a connector): every `every`-th
+/// request is answered by the host itself with `status` (or, with status 0,
+/// held for `delay_ms` and then sent), without reaching the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chaos {
+    /// Which requests: every n-th (1: all).
+    pub every: u32,
+    /// The status to answer with (503, 401...); 0: delay instead.
+    #[serde(default)]
+    pub status: u16,
+    /// With `status = 0`: hold the request this long first.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
 /// What one connector may do over HTTP.
 #[derive(Clone)]
 pub struct HttpPolicy {
@@ -66,6 +83,8 @@ pub struct HttpPolicy {
     pub limiter: Arc<RateLimiter>,
     /// What happened.
     pub stats: Arc<HttpStats>,
+    /// Injected faults (tests only).
+    pub chaos: Option<Chaos>,
 }
 
 impl HttpPolicy {
@@ -78,6 +97,7 @@ impl HttpPolicy {
             timeout: Duration::from_secs(30),
             limiter: Arc::new(RateLimiter::new(0.0)),
             stats: Arc::new(HttpStats::default()),
+            chaos: None,
         }
     }
 
@@ -141,12 +161,51 @@ impl WasiHttpHooks for HttpPolicy {
             between_bytes_timeout: bound(options.and_then(|o| o.between_bytes_timeout)),
         };
         let wait = self.limiter.reserve();
-        self.stats
+        let n = self
+            .stats
             .sent
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let mut delay = Duration::ZERO;
+        if let Some(c) = self.chaos
+            && c.every > 0
+            && n.is_multiple_of(u64::from(c.every))
+        {
+            if c.status != 0 {
+                let status = c.status;
+                return Box::new(async move {
+                    let body = http_body_util::Empty::<bytes::Bytes>::new()
+                        .map_err(|never| match never {})
+                        .boxed_unsync();
+                    let mut response = http::Response::new(body);
+                    *response.status_mut() = http::StatusCode::from_u16(status)
+                        .unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+                    if status == 429 {
+                        response
+                            .headers_mut()
+                            .insert("retry-after", http::HeaderValue::from_static("1"));
+                    }
+                    Ok((
+                        response,
+                        Box::new(async { Ok(()) })
+                            as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ))
+                });
+            }
+            delay = Duration::from_millis(c.delay_ms);
+        }
+        let timeout = self.timeout;
         Box::new(async move {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
+            }
+            if !delay.is_zero() {
+                // A stalled server: the request timeout still applies.
+                if delay >= timeout {
+                    tokio::time::sleep(timeout).await;
+                    return Err(HttpError::ConnectionReadTimeout);
+                }
+                tokio::time::sleep(delay).await;
             }
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;

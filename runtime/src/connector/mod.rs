@@ -67,6 +67,10 @@ pub struct ConnectorConfig {
     /// sign` makes signatures. Empty: unsigned components are accepted.
     #[serde(default)]
     pub trusted_keys: Vec<String>,
+    /// Faults the host injects into the connector's HTTP requests: for the
+    /// conformance kit, never for production.
+    #[serde(default)]
+    pub chaos: Option<http::Chaos>,
     /// The pipeline file's directory (set when the pipeline is read).
     #[serde(skip)]
     pub base_dir: PathBuf,

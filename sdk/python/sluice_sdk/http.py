@@ -102,10 +102,18 @@ def request(method, url, headers=None, body=None, timeout=None):
         raise _error(url, e.value)
     if data is not None:
         stream = out_body.write()
-        for i in range(0, len(data), 4096):
-            stream.blocking_write_and_flush(data[i:i + 4096])
+        try:
+            for i in range(0, len(data), 4096):
+                stream.blocking_write_and_flush(data[i:i + 4096])
+        except Err:
+            # The request ended before its body was sent (the server, or
+            # the host, answered early): the response says why.
+            pass
         stream.__exit__(None, None, None)
-    t.OutgoingBody.finish(out_body, None)
+    try:
+        t.OutgoingBody.finish(out_body, None)
+    except Err:
+        pass
     while True:
         got = future.get()
         if got is not None:

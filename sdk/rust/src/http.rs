@@ -232,13 +232,15 @@ fn send(req: &Request) -> Result<Response, Error> {
             .map_err(|_| invalid("the request body stream was taken twice".into()))?;
         if let Some(bytes) = &req.body {
             for chunk in bytes.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| {
-                    Error::new(ErrorKind::Other, format!("sending the body: {e:?}"))
-                })?;
+                // The request ended before its body was sent (the server,
+                // or the host, answered early): the response says why.
+                if stream.blocking_write_and_flush(chunk).is_err() {
+                    break;
+                }
             }
         }
     }
-    OutgoingBody::finish(body, None).map_err(|e| code_error(&req.url, &e))?;
+    let _ = OutgoingBody::finish(body, None);
     let response = loop {
         match future.get() {
             Some(r) => break r,
