@@ -900,3 +900,46 @@ fn the_conformance_kit_fails_a_source_that_skips_a_record_on_resume() {
         "{text}"
     );
 }
+
+#[test]
+fn connector_templates_build_and_pass_the_conformance_kit_as_generated() {
+    let d = Dir::new();
+    for (kind, lang) in [("source", "rust"), ("sink", "rust"), ("sink", "python")] {
+        let name = format!("my-{kind}-{lang}");
+        let out = sluice()
+            .args([
+                "plugin", "new", &name, "--kind", kind, "--lang", lang, "--path",
+            ])
+            .arg(d.path(&name))
+            .arg("--sdk")
+            .arg(root().join("sdk/rust"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = sluice()
+            .args(["plugin", "test"])
+            .arg(d.path(&name))
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            out.status.success(),
+            "{kind} {lang}: {text}{}",
+            stderr(&out)
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("ok    ")).count(),
+            5,
+            "{text}"
+        );
+    }
+    let out = sluice()
+        .args([
+            "plugin", "new", "x", "--kind", "source", "--lang", "python", "--path",
+        ])
+        .arg(d.path("x"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Python source connectors are not supported yet"));
+}

@@ -445,13 +445,27 @@ fn check_kill(env: &Env) -> anyhow::Result<String> {
     }
     let _ = child.kill();
     let _ = child.wait();
+    let inconclusive = |when: String| {
+        anyhow::anyhow!(
+            "inconclusive: {when}, so nothing was resumed; give the test system more `records`, or make it slower"
+        )
+    };
+    let killed_at = match killed_at {
+        None => return Err(inconclusive("the run ended before the kill".into())),
+        Some(p) if p >= c.kit.records => {
+            return Err(inconclusive(format!(
+                "all {p} records were through at the kill"
+            )));
+        }
+        Some(p) => p,
+    };
     let (status, err) = env.run(&c)?;
     finished(status, &err)?;
     let detail = env.complete(&c)?;
-    Ok(match killed_at {
-        Some(p) => format!("killed at {p} of {}; then {detail}", c.kit.records),
-        None => format!("the run ended before the kill; {detail}"),
-    })
+    Ok(format!(
+        "killed at {killed_at} of {}; then {detail}",
+        c.kit.records
+    ))
 }
 
 fn check_transient(env: &Env) -> anyhow::Result<String> {

@@ -3,6 +3,7 @@
 
 mod check;
 mod conformance;
+mod connector_new;
 mod ctl;
 mod plugin_build;
 mod plugin_new;

@@ -23,6 +23,21 @@ pub struct NewArgs {
     /// the SDK of the tree this `sluice` was built from).
     #[arg(long)]
     sdk: Option<PathBuf>,
+    /// What the plugin is: a transform, or a source or sink connector
+    /// (Rust; sinks also in Python).
+    #[arg(long, value_enum, default_value_t = Kind::Transform)]
+    kind: Kind,
+}
+
+/// The kinds of plugin `sluice plugin new` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A transform (world `transformer`).
+    Transform,
+    /// A source connector (world `source-connector`).
+    Source,
+    /// A sink connector (world `sink-connector`).
+    Sink,
 }
 
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk/rust");
@@ -77,6 +92,36 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(true)
     {
         bail!("`{}` already exists and is not empty", dir.display());
+    }
+    if args.kind != Kind::Transform {
+        let kind = if args.kind == Kind::Source {
+            "source"
+        } else {
+            "sink"
+        };
+        let sdk = match args.lang {
+            Language::Rust => Some(sdk_path(args.sdk.clone())?),
+            _ => None,
+        };
+        super::connector_new::write_connector(
+            &dir,
+            &args.name,
+            kind,
+            args.lang,
+            sdk.as_deref(),
+            &write,
+        )?;
+        println!(
+            "created {} {kind} connector `{}` in {}",
+            args.lang,
+            args.name,
+            dir.display()
+        );
+        println!();
+        println!("  cd {}", dir.display());
+        println!("  sluice plugin build");
+        println!("  sluice plugin test     # the conformance kit");
+        return Ok(ExitCode::SUCCESS);
     }
     match args.lang {
         Language::Rust => {
