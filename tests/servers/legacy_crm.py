@@ -31,6 +31,7 @@ import json
 import sys
 import threading
 import time
+import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -39,10 +40,16 @@ LAST = ["Silva", "Øster", "Dubois", "Ivanov", "Kovács", "Haddad", "Wei", "Tana
 COUNTRIES = ["PT", "NO", "FR", "RU", "HU", "MA", "CN", "JP", "IE", "ES", None]
 
 
+def _ascii(name):
+    """A name as an address's local part: accents dropped, letters only."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(c for c in folded.lower() if c.isalnum())
+
+
 def customer(i):
     """Customer `i` (1-based): varied, deterministic."""
     first, last = FIRST[i % 10], LAST[(i // 10) % 10]
-    email = f"{first.lower()}.{last.lower()}{i}@example.com"
+    email = f"{_ascii(first)}.{_ascii(last)}{i}@example.com"
     if i % 97 == 0:
         email = f"{first} {last}"  # no @: a sink refuses it
     return {
