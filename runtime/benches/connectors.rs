@@ -120,6 +120,13 @@ fn serve() -> u16 {
     rx.recv().expect("port")
 }
 
+fn into_value(v: serde_json::Value) -> Value<'static> {
+    match v {
+        serde_json::Value::String(s) => Value::Text(s.into()),
+        other => to_value(&other),
+    }
+}
+
 fn to_value(v: &serde_json::Value) -> Value<'static> {
     match v {
         serde_json::Value::Null => Value::Null,
@@ -152,19 +159,26 @@ fn native_source(port: u16, fresh_connections: bool) -> u64 {
             .body_mut()
             .read_to_vec()
             .expect("body");
-        let doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let mut doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let items = doc["data"]
+            .as_array_mut()
+            .map(std::mem::take)
+            .expect("data");
         let mut w = BatchWriter::with_capacity(64 << 10);
-        for (i, item) in doc["data"].as_array().expect("data").iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
+            let serde_json::Value::Object(obj) = item else {
+                panic!("not an object");
+            };
             let mut r = Record {
                 op: Operation::Snapshot,
                 stream: "customers".into(),
                 position: format!("page:{}#{i}", cursor.as_deref().unwrap_or("start")).into(),
                 ..Default::default()
             };
-            for (k, v) in item.as_object().expect("object") {
-                r.set(k.clone(), to_value(v));
+            r.key = to_value(&obj["id"]);
+            for (k, v) in obj {
+                r.set(k, into_value(v));
             }
-            r.key = to_value(&item["id"]);
             w.push(&r);
             n += 1;
         }

@@ -188,40 +188,42 @@ impl HttpApiSource {
                 return Err(ConnectorError::Fatal(format!("{url}: HTTP {s}: {body}")));
             }
         }
-        let doc: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|e| {
+        let mut doc: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|e| {
             // A truncated body (a server that died mid-response) is worth a retry.
             ConnectorError::Transient(format!("{url}: the response is not JSON: {e}"))
         })?;
-        let items = doc
-            .get(&self.s.records_field)
-            .and_then(|v| v.as_array())
-            .ok_or_else(|| {
-                ConnectorError::Fatal(format!(
-                    "{url}: the response has no array `{}` (set `records_field`)",
-                    self.s.records_field
-                ))
-            })?;
         let next = match doc.get(self.next_field()) {
             None | Some(serde_json::Value::Null) => Next::Done,
             Some(serde_json::Value::String(s)) if s.is_empty() => Next::Done,
             Some(serde_json::Value::String(s)) => Next::Page(s.clone()),
             Some(other) => Next::Page(other.to_string()),
         };
+        // Taken out of the document: values move into the records, not copied.
+        let items = doc
+            .get_mut(&self.s.records_field)
+            .and_then(|v| v.as_array_mut())
+            .map(std::mem::take)
+            .ok_or_else(|| {
+                ConnectorError::Fatal(format!(
+                    "{url}: the response has no array `{}` (set `records_field`)",
+                    self.s.records_field
+                ))
+            })?;
         let position = next.position();
         let mut records = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let Some(obj) = item.as_object() else {
+        for (i, item) in items.into_iter().enumerate() {
+            let serde_json::Value::Object(obj) = item else {
                 return Err(ConnectorError::Fatal(format!(
                     "{url}: record {i} of the page is not a JSON object"
                 )));
             };
             let mut r = Record::new(self.stream.clone());
             r.set_op(Operation::Snapshot);
-            for (k, v) in obj {
-                r.set(k.clone(), to_value(v));
-            }
             if let Some(k) = obj.get(&self.s.key_field) {
-                r.set_key(to_value(k));
+                r.set_key(into_value(k.clone()));
+            }
+            for (k, v) in obj {
+                r.set(k, into_value(v));
             }
             r.set_position(format!("{position}#{i}"));
             records.push(r);
@@ -231,10 +233,10 @@ impl HttpApiSource {
     }
 }
 
-fn to_value(v: &serde_json::Value) -> Value<'static> {
+fn into_value(v: serde_json::Value) -> Value<'static> {
     match v {
         serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Bool(b) => Value::Bool(b),
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
             None => n
@@ -242,7 +244,7 @@ fn to_value(v: &serde_json::Value) -> Value<'static> {
                 .map(Value::Float)
                 .unwrap_or_else(|| Value::Text(n.to_string().into())),
         },
-        serde_json::Value::String(s) => Value::Text(s.clone().into()),
+        serde_json::Value::String(s) => Value::Text(s.into()),
         other => Value::Json(other.to_string().into()),
     }
 }
