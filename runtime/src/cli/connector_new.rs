@@ -109,8 +109,8 @@ fn conformance(kind: &str) -> String {
         r#"# How `sluice plugin test` (the conformance kit) reaches a test system:
 # `server` is started afresh for each check; `{{port}}` comes from the
 # `:PORT` at the end of the first line it prints.
-server = ["python3", "{{dir}}/test_server.py", "1000"]
-records = 1000
+server = ["python3", "{{dir}}/test_server.py", "2000"]
+records = 2000
 key = "id"
 {count}
 [config]

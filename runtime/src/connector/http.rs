@@ -127,6 +127,23 @@ type SendFuture = Box<
 >;
 
 impl WasiHttpHooks for HttpPolicy {
+    /// A connection the server closed mid-response says so (the connector
+    /// retries it), rather than a generic protocol error.
+    fn p2_error_from_hyper(
+        &mut self,
+        err: &hyper::Error,
+    ) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+        tracing::debug!(connector = %self.who, "HTTP connection error: {err}");
+        if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
+            ErrorCode::ConnectionTerminated
+        } else if err.is_timeout() {
+            ErrorCode::ConnectionReadTimeout
+        } else {
+            ErrorCode::HttpProtocolError
+        }
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,

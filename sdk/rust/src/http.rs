@@ -300,9 +300,9 @@ fn code_error(url: &str, e: &crate::bindings::wasi::http::types::ErrorCode) -> E
     use crate::bindings::wasi::http::types::ErrorCode as C;
     let kind = match e {
         C::HttpRequestDenied => ErrorKind::Denied,
-        C::HttpRequestUriInvalid | C::HttpRequestMethodInvalid | C::HttpProtocolError => {
-            ErrorKind::Invalid
-        }
+        // A protocol error is what a connection cut mid-response looks like:
+        // worth a retry, not a malformed request.
+        C::HttpRequestUriInvalid | C::HttpRequestMethodInvalid => ErrorKind::Invalid,
         C::ConnectionTimeout
         | C::ConnectionReadTimeout
         | C::ConnectionWriteTimeout
