@@ -46,10 +46,10 @@ fn customer(i: u64) -> serde_json::Value {
         "email": format!("{}.{}{i}@example.com", f.to_lowercase(), l.to_lowercase()),
         "country": country,
         "balance": format!("{:.2}", ((i * 7919) % 100_000) as f64 / 100.0),
-        "active": i % 3 != 0,
+        "active": !i.is_multiple_of(3),
         "created_at": format!("20{:02}-{:02}-{:02}T{:02}:00:00Z", 10 + i % 15, 1 + i % 12, 1 + i % 28, i % 24),
-        "tags": if i % 50 == 0 { serde_json::json!(["vip"]) } else { serde_json::json!([]) },
-        "notes": if i % 4 == 0 { serde_json::Value::String(format!("line one\nline \"two\" {i}")) } else { serde_json::Value::Null },
+        "tags": if i.is_multiple_of(50) { serde_json::json!(["vip"]) } else { serde_json::json!([]) },
+        "notes": if i.is_multiple_of(4) { serde_json::Value::String(format!("line one\nline \"two\" {i}")) } else { serde_json::Value::Null },
     })
 }
 
