@@ -90,15 +90,8 @@ impl ConnectorHost {
             message,
         };
         let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-            return Err(fail(
-                "is not a WebAssembly file (empty, truncated, or another kind of file)".into(),
-            ));
-        }
-        if bytes[4..8] == [1, 0, 0, 0] {
-            return Err(fail(
-                "is a core WebAssembly module, not a component: build it for `wasm32-wasip2` (`sluice plugin build`)".into(),
-            ));
+        if let Some(why) = crate::plugin::host::not_a_component(&bytes) {
+            return Err(fail(why.into()));
         }
         let package = super::package::check(config, kind, &bytes).map_err(fail)?;
         let secrets = Secrets::resolve(&config.grants.secrets, &config.base_dir).map_err(fail)?;
@@ -275,6 +268,52 @@ impl ConnectorHost {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+/// Why a connector call gave no answer, classified for the source and
+/// sink loops.
+pub(crate) enum Failure {
+    /// `transient(...)`: try again after a wait.
+    Transient(String),
+    /// `fatal(...)` or `invalid-config(...)`: stop.
+    Fatal(String),
+    /// The instance is gone (trap, deadline, memory, a broken contract).
+    Crash(String),
+    /// The pipeline is stopping (a call was interrupted).
+    Stopped,
+}
+
+impl ConnectorHost {
+    /// Adds the last refused network request to a message: a connector
+    /// that failed because it asked for an address it was not granted
+    /// says so.
+    fn with_denial(&self, message: String) -> String {
+        match self.last_denied() {
+            Some(d) => format!("{message} (the host refused a request: {d})"),
+            None => message,
+        }
+    }
+
+    /// A failed call (trap, deadline, memory cap, interrupt).
+    pub(crate) fn failure(&self, e: &wasmtime::Error, store: &Store<HostState>) -> Failure {
+        match self.call_failed(e, store) {
+            CallError::Stopped => Failure::Stopped,
+            other => Failure::Crash(self.with_denial(other.to_string())),
+        }
+    }
+
+    /// An error the connector returned.
+    pub(crate) fn guest_failure(
+        &self,
+        e: super::bindings::source::sluice::plugin::connector_types::ConnectorError,
+    ) -> Failure {
+        use super::bindings::source::sluice::plugin::connector_types::ConnectorError as E;
+        match e {
+            E::Transient(m) => Failure::Transient(self.with_denial(self.clean(&m))),
+            E::Fatal(m) => Failure::Fatal(self.with_denial(self.clean(&m))),
+            E::InvalidConfig(m) => Failure::Fatal(format!("invalid config: {}", self.clean(&m))),
+        }
     }
 }
 

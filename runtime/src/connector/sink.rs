@@ -17,10 +17,9 @@ use sluice_codec::{BatchWriter, Record};
 use wasmtime::Store;
 
 use super::bindings::sink::{SinkConnector, SinkConnectorPre};
-use super::bindings::source::sluice::plugin::connector_types::ConnectorError as GuestError;
+use super::host::Failure;
 use super::retry::Backoff;
 use super::{ConnectorConfig, ConnectorHost, Kind};
-use crate::plugin::CallError;
 use crate::plugin::sandbox::HostState;
 use crate::sinks::{Sink, SinkCommit, SinkError, StopCheck};
 
@@ -37,12 +36,6 @@ pub struct WasmSink {
 struct Live {
     store: Store<HostState>,
     bindings: SinkConnector,
-}
-
-enum Failure {
-    Transient(String),
-    Fatal(String),
-    Crash(String),
 }
 
 impl WasmSink {
@@ -97,6 +90,7 @@ impl WasmSink {
             Err(f) => {
                 let why = match f {
                     Failure::Transient(m) | Failure::Fatal(m) | Failure::Crash(m) => m,
+                    Failure::Stopped => "the pipeline is stopping".into(),
                 };
                 tracing::warn!(live = %old, candidate = %self.host.who, "new connector version refused (`open` failed), the live one goes on: {why}");
                 (self.host, self.pre) = prev;
@@ -113,30 +107,6 @@ impl WasmSink {
         SinkError::Connector(format!("{}: {message}", self.host.who))
     }
 
-    fn with_denial(&self, message: String) -> String {
-        match self.host.last_denied() {
-            Some(d) => format!("{message} (the host refused a request: {d})"),
-            None => message,
-        }
-    }
-
-    fn call_failed(&self, e: &wasmtime::Error, store: &Store<HostState>) -> Failure {
-        match self.host.call_failed(e, store) {
-            CallError::Stopped => Failure::Fatal("interrupted: the pipeline is stopping".into()),
-            other => Failure::Crash(self.with_denial(other.to_string())),
-        }
-    }
-
-    fn guest_error(&self, e: GuestError) -> Failure {
-        match e {
-            GuestError::Transient(m) => Failure::Transient(self.with_denial(self.host.clean(&m))),
-            GuestError::Fatal(m) => Failure::Fatal(self.with_denial(self.host.clean(&m))),
-            GuestError::InvalidConfig(m) => {
-                Failure::Fatal(format!("invalid config: {}", self.host.clean(&m)))
-            }
-        }
-    }
-
     fn open_instance(&self) -> Result<Live, Failure> {
         let mut store = self
             .host
@@ -145,14 +115,14 @@ impl WasmSink {
         self.host.begin_call(&mut store);
         let bindings = match self.pre.instantiate(&mut store) {
             Ok(b) => b,
-            Err(e) => return Err(self.call_failed(&e, &store)),
+            Err(e) => return Err(self.host.failure(&e, &store)),
         };
         self.host.begin_call(&mut store);
         let config = self.host.config().config_json();
         match bindings.sluice_plugin_sink().call_open(&mut store, &config) {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(e)) => Err(self.guest_error(e)),
-            Err(e) => Err(self.call_failed(&e, &store)),
+            Ok(Err(e)) => Err(self.host.guest_failure(e)),
+            Err(e) => Err(self.host.failure(&e, &store)),
         }
     }
 
@@ -176,10 +146,10 @@ impl WasmSink {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 self.live = Some(l);
-                return Err(self.guest_error(e));
+                return Err(self.host.guest_failure(e));
             }
             // A crashed instance is dropped.
-            Err(e) => return Err(self.call_failed(&e, &l.store)),
+            Err(e) => return Err(self.host.failure(&e, &l.store)),
         };
         let mut refused: Vec<(usize, String)> = Vec::with_capacity(refusals.len());
         for r in refusals {
@@ -206,9 +176,9 @@ impl WasmSink {
             }
             Ok(Err(e)) => {
                 self.live = Some(l);
-                Err(self.guest_error(e))
+                Err(self.host.guest_failure(e))
             }
-            Err(e) => Err(self.call_failed(&e, &l.store)),
+            Err(e) => Err(self.host.failure(&e, &l.store)),
         }
     }
 
@@ -302,6 +272,9 @@ impl WasmSink {
         crashes: &mut u32,
     ) -> Result<(), SinkError> {
         match f {
+            Failure::Stopped => Err(self.err(
+                "interrupted: the pipeline is stopping (the batch is not checkpointed: the next run writes it again)",
+            )),
             Failure::Fatal(m) => Err(self.err(format!(
                 "{m}; stopped (the batch is not checkpointed: the next run writes it again)"
             ))),

@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use super::bindings::source::sluice::plugin::connector_types::ConnectorError as GuestError;
 use super::bindings::source::{SourceConnector, SourceConnectorPre};
+use super::host::Failure;
 use super::retry::{Backoff, sleep_unless};
 use super::{ConnectorConfig, ConnectorHost, Kind};
-use crate::plugin::CallError;
 use crate::plugin::sandbox::HostState;
 use crate::sources::{Source, SourceContext, SourceError};
 
@@ -45,18 +44,6 @@ impl std::fmt::Debug for WasmSource {
 struct Live {
     store: Store<HostState>,
     bindings: SourceConnector,
-}
-
-/// Why a call did not give an answer.
-enum Failure {
-    /// `transient(...)`: try again after a wait.
-    Transient(String),
-    /// `fatal(...)` or `invalid-config(...)`: stop.
-    Fatal(String),
-    /// The instance is gone (trap, deadline, memory, bad batch).
-    Crash(String),
-    /// The pipeline is stopping.
-    Stopped,
 }
 
 impl WasmSource {
@@ -135,33 +122,6 @@ impl WasmSource {
         SourceError::Connector(format!("{}: {message}", self.host.who))
     }
 
-    fn call_failed(&self, e: &wasmtime::Error, store: &Store<HostState>) -> Failure {
-        match self.host.call_failed(e, store) {
-            CallError::Stopped => Failure::Stopped,
-            other => Failure::Crash(self.with_denial(other.to_string())),
-        }
-    }
-
-    fn guest_error(&self, e: GuestError) -> Failure {
-        match e {
-            GuestError::Transient(m) => Failure::Transient(self.with_denial(self.host.clean(&m))),
-            GuestError::Fatal(m) => Failure::Fatal(self.with_denial(self.host.clean(&m))),
-            GuestError::InvalidConfig(m) => {
-                Failure::Fatal(format!("invalid config: {}", self.host.clean(&m)))
-            }
-        }
-    }
-
-    /// Adds the last refused network request to a message: a connector
-    /// that failed because it asked for an address it was not granted
-    /// says so.
-    fn with_denial(&self, message: String) -> String {
-        match self.host.last_denied() {
-            Some(d) => format!("{message} (the host refused a request: {d})"),
-            None => message,
-        }
-    }
-
     /// A fresh instance, opened at `resume`.
     fn open(&self, resume: Option<&str>) -> Result<Live, Failure> {
         let mut store = self
@@ -171,7 +131,7 @@ impl WasmSource {
         self.host.begin_call(&mut store);
         let bindings = match self.pre.instantiate(&mut store) {
             Ok(b) => b,
-            Err(e) => return Err(self.call_failed(&e, &store)),
+            Err(e) => return Err(self.host.failure(&e, &store)),
         };
         self.host.begin_call(&mut store);
         let config = self.host.config().config_json();
@@ -180,8 +140,8 @@ impl WasmSource {
             .call_open(&mut store, &config, resume)
         {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(e)) => Err(self.guest_error(e)),
-            Err(e) => Err(self.call_failed(&e, &store)),
+            Ok(Err(e)) => Err(self.host.guest_failure(e)),
+            Err(e) => Err(self.host.failure(&e, &store)),
         }
     }
 }
@@ -286,7 +246,7 @@ impl WasmSource {
                     .sluice_plugin_source()
                     .call_committed(&mut l.store, &c)
                 {
-                    let f = self.call_failed(&e, &l.store);
+                    let f = self.host.failure(&e, &l.store);
                     live = None;
                     self.handle(f, &mut backoff, &mut crashes, ctx, stop)?;
                     continue;
@@ -302,12 +262,12 @@ impl WasmSource {
             ) {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
-                    let f = self.guest_error(e);
+                    let f = self.host.guest_failure(e);
                     self.handle(f, &mut backoff, &mut crashes, ctx, stop)?;
                     continue;
                 }
                 Err(e) => {
-                    let f = self.call_failed(&e, &l.store);
+                    let f = self.host.failure(&e, &l.store);
                     live = None;
                     self.handle(f, &mut backoff, &mut crashes, ctx, stop)?;
                     continue;

@@ -85,6 +85,20 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
+/// What is wrong with a file that should be a component, judged from its
+/// first bytes (the loaders of transforms and connectors say the same).
+pub(crate) fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Some("is not a WebAssembly file (empty, truncated, or another kind of file)");
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Some(
+            "is a core WebAssembly module, not a component: build it for the `wasm32-wasip2` target (`sluice plugin build`)",
+        );
+    }
+    None
+}
+
 /// Starts the thread that advances `engine`'s epoch every [`EPOCH_TICK`];
 /// it ends when the returned flag is set.
 pub(crate) fn start_ticker(
@@ -172,15 +186,8 @@ impl PluginHost {
             path: spec.path.clone(),
             why,
         };
-        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-            return Err(not_component(
-                "is not a WebAssembly file (empty, truncated, or another kind of file)".into(),
-            ));
-        }
-        if bytes[4..8] == [1, 0, 0, 0] {
-            return Err(not_component(
-                "is a core WebAssembly module, not a component: build it for the `wasm32-wasip2` target".into(),
-            ));
+        if let Some(why) = not_a_component(&bytes) {
+            return Err(not_component(why.into()));
         }
         let hash = content_hash(&bytes);
         // A version is the component and what it was started with: the
