@@ -711,6 +711,27 @@ fn inspect_shows_the_world_the_manifest_and_what_it_asks_for() {
         .unwrap();
     assert!(stdout(&out).contains("kind:      transform (world `transformer`)"));
     assert!(stdout(&out).contains("manifest:  none"));
+    // A transform configured as a source is refused, naming what it exports.
+    let d = Dir::new();
+    d.write(
+        "pipeline.toml",
+        format!(
+            "name = \"x\"\n[source]\ntype = \"wasm\"\npath = \"{}\"\n[sink]\ntype = \"jsonl\"\npath = \"out.jsonl\"\n",
+            plugin("mapper")
+        ),
+    );
+    let out = sluice()
+        .arg("check")
+        .arg(d.path("pipeline.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains(
+            "does not export `sluice:plugin/source@0.1.x` (it exports `sluice:plugin/transform@0.1.0`)"
+        ),
+        "{}",
+        stdout(&out)
+    );
     // A sink configured as a source is refused before it runs.
     let d = Dir::new();
     d.write(

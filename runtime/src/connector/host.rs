@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
@@ -324,29 +323,16 @@ pub(crate) fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTim
 }
 
 fn check_world(engine: &Engine, component: &Component, kind: Kind) -> Result<(), String> {
-    let ty = component.component_type();
     let prefix = export_prefix(kind);
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let ok = ty.exports(engine).any(|(n, item)| {
-        n.starts_with(prefix) && matches!(item.ty, ComponentItem::ComponentInstance(_))
-    });
-    if ok {
-        return Ok(());
-    }
-    Err(format!(
-        "does not export `{prefix}x` (it exports {}); build it against the `{}-connector` world in wit/connector.wit (`sluice plugin new NAME --kind {}`)",
-        if exports.is_empty() {
-            "nothing".into()
-        } else {
-            exports
-                .iter()
-                .map(|e| format!("`{e}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        kind.as_str(),
-        kind.as_str()
-    ))
+    crate::plugin::host::exports_instance(engine, component, prefix)
+        .map(|_| ())
+        .map_err(|exports| {
+            format!(
+                "does not export `{prefix}x` (it exports {exports}); build it against the `{}-connector` world in wit/connector.wit (`sluice plugin new NAME --kind {}`)",
+                kind.as_str(),
+                kind.as_str()
+            )
+        })
 }
 
 fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {

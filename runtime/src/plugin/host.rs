@@ -99,6 +99,33 @@ pub(crate) fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// The names a component exports, when one of them is an instance whose
+/// name starts with `prefix` (`sluice:plugin/transform@0.1.`); otherwise
+/// the exports listed for an error message (`nothing` when none).
+pub(crate) fn exports_instance(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let found = ty.exports(engine).any(|(n, item)| {
+        n.starts_with(prefix) && matches!(item.ty, ComponentItem::ComponentInstance(_))
+    });
+    if found {
+        return Ok(exports);
+    }
+    Err(if exports.is_empty() {
+        "nothing".into()
+    } else {
+        exports
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 /// Starts the thread that advances `engine`'s epoch every [`EPOCH_TICK`];
 /// it ends when the returned flag is set.
 pub(crate) fn start_ticker(
@@ -202,30 +229,14 @@ impl PluginHost {
             .cache
             .get(&self.engine, &hash, &bytes)
             .map_err(|e| not_component(format!("is not a valid component: {e}")))?;
-        let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let has_transform = ty.exports(&self.engine).any(|(n, item)| {
-            n.starts_with(TRANSFORM_EXPORT)
-                && matches!(item.ty, ComponentItem::ComponentInstance(_))
-        });
-        if !has_transform {
-            return Err(PluginError::WrongWorld {
-                name: spec.name.clone(),
-                path: spec.path.clone(),
-                exports: if exports.is_empty() {
-                    "nothing".into()
-                } else {
-                    exports
-                        .iter()
-                        .map(|e| format!("`{e}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            });
-        }
+        let exports =
+            exports_instance(&self.engine, &component, TRANSFORM_EXPORT).map_err(|exports| {
+                PluginError::WrongWorld {
+                    name: spec.name.clone(),
+                    path: spec.path.clone(),
+                    exports,
+                }
+            })?;
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
