@@ -601,17 +601,20 @@ fn commit_batch(
             time: dead_letter::now_micros(),
         });
     }
-    for (i, reason) in &commit.refused {
-        let rec = &records[*i];
-        let origin = processed.origins[*i];
+    for refused in &commit.refused {
+        let rec = &records[refused.index];
+        let origin = processed.origins[refused.index];
         let s = &batch.spans[origin as usize];
         dead.push(DeadLetter {
             kind: Kind::SinkRefused,
             stage: "sink".into(),
-            plugin_version: None,
-            code: "sink_refused".into(),
+            plugin_version: refused.by.clone(),
+            code: refused
+                .code
+                .clone()
+                .unwrap_or_else(|| "sink_refused".into()),
             field: None,
-            message: reason.clone(),
+            message: refused.reason.clone(),
             position: rec.position.to_string(),
             stream: rec.stream.to_string(),
             record: Record::decode(&batch.data[s.start as usize..s.end as usize])
@@ -629,7 +632,7 @@ fn commit_batch(
         if !c.refused.is_empty() {
             return Err(RunError::DeadLetter(SinkError::Config {
                 path: dlq.describe().into(),
-                message: format!("refused a dead letter: {}", c.refused[0].1),
+                message: format!("refused a dead letter: {}", c.refused[0].reason),
             }));
         }
         dlq_state = c.state;

@@ -111,14 +111,38 @@ pub enum SinkError {
 /// Tells a sink that the pipeline is stopping (so that it stops retrying).
 pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// A record a sink refused: it goes to the dead-letter sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The record's index in the batch.
+    pub index: usize,
+    /// Why, for a person.
+    pub reason: String,
+    /// The code a connector plugin gave (`None`: `sink_refused`).
+    pub code: Option<String>,
+    /// The connector version that refused it (`None`: a built-in sink).
+    pub by: Option<String>,
+}
+
+impl Refused {
+    /// A record a built-in sink refused.
+    pub fn new(index: usize, reason: String) -> Self {
+        Refused {
+            index,
+            reason,
+            code: None,
+            by: None,
+        }
+    }
+}
+
 /// What a committed write did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SinkCommit {
     /// Records written.
     pub written: u64,
-    /// Records the target refused (index in the batch, reason): they go to
-    /// the dead-letter sink.
-    pub refused: Vec<(usize, String)>,
+    /// Records the target refused: they go to the dead-letter sink.
+    pub refused: Vec<Refused>,
     /// State to restore after a crash (kept in the checkpoint).
     pub state: Option<String>,
 }

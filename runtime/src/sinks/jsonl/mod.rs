@@ -159,12 +159,12 @@ mod tests {
         s.open(None).expect("open");
         let c = s.write(&batch).expect("write");
         assert_eq!(c.written, 1);
-        let refused: Vec<usize> = c.refused.iter().map(|(i, _)| *i).collect();
+        let refused: Vec<usize> = c.refused.iter().map(|r| r.index).collect();
         assert_eq!(refused, vec![1, 2]);
         assert!(
-            c.refused[0].1.contains("include_metadata"),
+            c.refused[0].reason.contains("include_metadata"),
             "{}",
-            c.refused[0].1
+            c.refused[0].reason
         );
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"i\":1}\n");
         // With metadata every record is written, its operation with it.

@@ -23,7 +23,7 @@ use sluice_codec::{Operation, Record, Value};
 
 pub use config::KafkaSinkConfig;
 
-use super::{Sink, SinkCommit, SinkError};
+use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::kafka::{OP_HEADER, STREAM_HEADER, explain};
 use crate::value_json::{write_fields_json, write_value_json};
 
@@ -164,7 +164,7 @@ impl Sink for KafkaSink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        let mut refused: Vec<(usize, String)> = Vec::new();
+        let mut refused: Vec<Refused> = Vec::new();
         let mut payload = Vec::with_capacity(256);
         let mut key = Vec::with_capacity(32);
         let started = Instant::now();
@@ -249,7 +249,7 @@ impl Sink for KafkaSink {
                         rec = back;
                     }
                     Err((e, _)) if refuses_the_message(&e) => {
-                        refused.push((
+                        refused.push(Refused::new(
                             i,
                             format!(
                                 "kafka refused the message: {}",
@@ -290,7 +290,7 @@ impl Sink for KafkaSink {
         );
         for (i, e) in failed {
             if refuses_the_message(&e) {
-                refused.push((
+                refused.push(Refused::new(
                     i,
                     format!(
                         "kafka refused the message: {}",
@@ -304,7 +304,7 @@ impl Sink for KafkaSink {
                 )));
             }
         }
-        refused.sort_by_key(|(i, _)| *i);
+        refused.sort_by_key(|r| r.index);
         Ok(SinkCommit {
             written: (records.len() - refused.len()) as u64,
             refused,

@@ -24,7 +24,7 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::PostgresSinkConfig;
 
 use super::sqlite::WriteMode;
-use super::{Sink, SinkCommit, SinkError};
+use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::declared_types::DeclaredTypes;
 use crate::pg::{self, TableName, quote_ident, values};
 use crate::sources::postgres::catalog::read_columns;
@@ -304,7 +304,7 @@ impl PostgresSink {
             match self.target(rec)? {
                 Ok(n) => names.push(n),
                 Err(reason) => {
-                    refused.push((i, reason));
+                    refused.push(Refused::new(i, reason));
                     names.push(None);
                 }
             }
@@ -321,7 +321,7 @@ impl PostgresSink {
             }
             if insert_mode {
                 if rec.op == Operation::Delete {
-                    refused.push((
+                    refused.push(Refused::new(
                         i,
                         "a delete cannot be applied in `mode = \"insert\"`".into(),
                     ));
@@ -332,7 +332,7 @@ impl PostgresSink {
             }
             let table = &self.tables[name];
             if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
-                refused.push((
+                refused.push(Refused::new(
                     i,
                     format!(
                         "table `{name}` has no column `{}` (and `create_table = false`)",
@@ -343,7 +343,7 @@ impl PostgresSink {
             }
             let target = Target { key: &table.key };
             if let Err(r) = plan::add(plans.entry(name.clone()).or_default(), &target, i, rec) {
-                refused.push((r.record, r.reason));
+                refused.push(Refused::new(r.record, r.reason));
             }
         }
         let tables = self.tables.clone();
@@ -398,7 +398,7 @@ impl PostgresSink {
                     continue;
                 }
                 Err(reason) => {
-                    refused.push((i, reason.clone()));
+                    refused.push(Refused::new(i, reason.clone()));
                     continue;
                 }
             };
@@ -435,7 +435,7 @@ impl PostgresSink {
                 Err(reason) => {
                     sp.rollback()
                         .map_err(|e| Failed::Connection(e.to_string()))?;
-                    refused.push((i, reason));
+                    refused.push(Refused::new(i, reason));
                 }
             }
         }

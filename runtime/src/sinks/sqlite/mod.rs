@@ -14,7 +14,7 @@ use sluice_codec::{Operation, Record, Value};
 
 pub use config::{SqliteSinkConfig, WriteMode};
 
-use super::{Sink, SinkCommit, SinkError};
+use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::declared_types::{DeclaredTypes, sqlite_type};
 use crate::sources::postgres::records::{
     OLD_KEY_HEADER, TRUNCATE_HEADER, key_columns, key_header, unchanged_columns,
@@ -638,7 +638,7 @@ impl SqliteSink {
                     conn.execute_batch("ROLLBACK TO rec; RELEASE rec")
                         .map_err(|e| self.db_err("cannot roll back", e))?;
                     self.tables.clear();
-                    commit.refused.push((i, m));
+                    commit.refused.push(Refused::new(i, m));
                 }
                 Err(RowError::Fatal(m)) => {
                     let _ = conn.execute_batch("ROLLBACK");

@@ -83,15 +83,15 @@ fn refused_records_are_returned_and_the_rest_committed() {
         .expect("write");
     assert_eq!(c.written, 2);
     assert_eq!(c.refused.len(), 2);
-    assert_eq!(c.refused[0].0, 1);
+    assert_eq!(c.refused[0].index, 1);
     assert!(
-        c.refused[0].1.contains("CHECK constraint failed"),
+        c.refused[0].reason.contains("CHECK constraint failed"),
         "{}",
-        c.refused[0].1
+        c.refused[0].reason
     );
     assert_eq!(
         c.refused[1],
-        (2, "key field `id` is missing or null".to_string())
+        crate::sinks::Refused::new(2, "key field `id` is missing or null".to_string())
     );
     assert_eq!(
         rows(&dir, "SELECT name FROM people ORDER BY id"),
@@ -257,14 +257,19 @@ fn unchanged_values_without_a_row_to_keep_them_from_are_refused_not_nulled() {
             update_without_big(6, "moved from nothing", Some(40)),
         ])
         .expect("write");
-    let refused: Vec<usize> = c.refused.iter().map(|(i, _)| *i).collect();
+    let refused: Vec<usize> = c.refused.iter().map(|r| r.index).collect();
     assert_eq!(refused, vec![1, 2]);
     assert!(
-        c.refused[0].1.contains("`big`") && c.refused[0].1.contains("no row under this key"),
+        c.refused[0].reason.contains("`big`")
+            && c.refused[0].reason.contains("no row under this key"),
         "{}",
-        c.refused[0].1
+        c.refused[0].reason
     );
-    assert!(c.refused[1].1.contains("the old key"), "{}", c.refused[1].1);
+    assert!(
+        c.refused[1].reason.contains("the old key"),
+        "{}",
+        c.refused[1].reason
+    );
     assert_eq!(
         rows(&dir, "SELECT id || name || big FROM people ORDER BY id"),
         vec!["1a2x"]
@@ -334,7 +339,7 @@ fn field_names_that_collide_or_cannot_be_columns_are_refused_not_fatal() {
     let c = s
         .write(&[other_case, nul, both, rec(5, "e")])
         .expect("the batch is written, not failed");
-    let refused: Vec<usize> = c.refused.iter().map(|(i, _)| *i).collect();
+    let refused: Vec<usize> = c.refused.iter().map(|r| r.index).collect();
     assert_eq!(refused, vec![1, 2], "{:?}", c.refused);
     assert_eq!(c.written, 2);
     assert_eq!(

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Deserialize;
 use sluice_codec::{Operation, Record};
 
-use super::{Sink, SinkCommit, SinkError};
+use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::value_json::{write_fields_json, write_record_json};
 
 /// `[sink] type = "stdout"`.
@@ -41,11 +41,11 @@ pub(crate) fn json_lines(
     out: &mut Vec<u8>,
     records: &[Record<'_>],
     include_metadata: bool,
-) -> Vec<(usize, String)> {
+) -> Vec<Refused> {
     let mut refused = Vec::new();
     for (i, r) in records.iter().enumerate() {
         if !include_metadata && let Some(why) = needs_metadata(r) {
-            refused.push((i, why));
+            refused.push(Refused::new(i, why));
             continue;
         }
         json_line(out, r, include_metadata);
