@@ -31,6 +31,7 @@ pub mod sink {
             "sluice:plugin/log": crate::plugin::bindings::sluice::plugin::log,
             "sluice:plugin/connector-types": super::source::sluice::plugin::connector_types,
             "sluice:plugin/secrets": super::source::sluice::plugin::secrets,
+            "sluice:plugin/http-client": super::source::sluice::plugin::http_client,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,

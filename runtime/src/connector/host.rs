@@ -259,6 +259,14 @@ impl ConnectorHost {
         untrusted::clean(&self.secrets.redact(text), untrusted::MAX_MESSAGE)
     }
 
+    /// A code the connector handed back (a refusal's): capped at
+    /// [`untrusted::MAX_CODE`], escaped, secrets replaced; empty becomes
+    /// `refused`.
+    pub fn clean_code(&self, code: &str) -> String {
+        let c = untrusted::clean(&self.secrets.redact(code), untrusted::MAX_CODE);
+        if c.is_empty() { "refused".into() } else { c }
+    }
+
     /// The last HTTP request refused, if any, for error messages.
     pub fn last_denied(&self) -> Option<String> {
         self.http
@@ -348,6 +356,10 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         |s| s,
     )?;
     secrets::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    super::bindings::source::sluice::plugin::http_client::add_to_linker::<_, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
     Ok(linker)
 }
 

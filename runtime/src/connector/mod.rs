@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod grants;
 pub mod host;
 pub mod http;
+mod http_client;
 pub mod package;
 mod retry;
 pub mod sink;

@@ -21,7 +21,7 @@ use super::host::Failure;
 use super::retry::Backoff;
 use super::{ConnectorConfig, ConnectorHost, Kind};
 use crate::plugin::sandbox::HostState;
-use crate::sinks::{Sink, SinkCommit, SinkError, StopCheck};
+use crate::sinks::{Refused, Sink, SinkCommit, SinkError, StopCheck};
 
 /// A sink connector plugin.
 pub struct WasmSink {
@@ -132,7 +132,7 @@ impl WasmSink {
         batch: &Vec<u8>,
         keys: &[String],
         n: usize,
-    ) -> Result<Vec<(usize, String)>, Failure> {
+    ) -> Result<Vec<Refused>, Failure> {
         let mut l = match self.live.take() {
             Some(l) => l,
             None => self.open_instance()?,
@@ -151,22 +151,24 @@ impl WasmSink {
             // A crashed instance is dropped.
             Err(e) => return Err(self.host.failure(&e, &l.store)),
         };
-        let mut refused: Vec<(usize, String)> = Vec::with_capacity(refusals.len());
+        let mut refused: Vec<Refused> = Vec::with_capacity(refusals.len());
         for r in refusals {
             let i = r.index as usize;
-            if i >= n || refused.iter().any(|(j, _)| *j == i) {
+            if i >= n || refused.iter().any(|x| x.index == i) {
                 return Err(Failure::Crash(format!(
                     "broke the contract: refused record {i} of a batch of {n} (an index out of range or twice)"
                 )));
             }
-            refused.push((
-                i,
-                format!(
-                    "{}: {}",
-                    self.host.clean(&r.code),
-                    self.host.clean(&r.message)
-                ),
-            ));
+            // The vendor's code goes into the dead letter as its code, so
+            // that dead letters can be told apart (and replayed) by it.
+            let code = self.host.clean_code(&r.code);
+            let message = self.host.clean(&r.message);
+            refused.push(Refused {
+                index: i,
+                reason: format!("{code}: {message}"),
+                code: Some(code),
+                by: Some(self.host.version.to_string()),
+            });
         }
         self.host.begin_call(&mut l.store);
         match l.bindings.sluice_plugin_sink().call_commit(&mut l.store) {

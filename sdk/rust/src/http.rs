@@ -1,4 +1,5 @@
-//! Outgoing HTTP for connectors, through the host (`wasi:http`).
+//! Outgoing HTTP for connectors, through the host (the `http-client`
+//! import: one call per request, body in and out whole).
 //!
 //! The host sends the request over its own HTTP/TLS stack, and only to an
 //! origin the pipeline grants (`grants.http`); it may add the operator's
@@ -140,187 +141,41 @@ impl Request {
     }
 }
 
-/// Splits `scheme://authority/path?query` (the path is `/` when absent).
-fn split_url(url: &str) -> Result<(&str, &str, String), Error> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| Error::new(ErrorKind::Invalid, format!("`{url}` has no scheme")))?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Invalid,
-            format!("`{url}` has no host"),
-        ));
-    }
-    let path = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
-    Ok((scheme, authority, path))
-}
-
 #[cfg(target_arch = "wasm32")]
 fn send(req: &Request) -> Result<Response, Error> {
-    use crate::bindings::wasi::http::outgoing_handler;
-    use crate::bindings::wasi::http::types::{
-        ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-        Scheme,
+    use crate::bindings::sluice::plugin::http_client::{self, HttpError};
+    let request = http_client::Request {
+        method: req.method.to_ascii_uppercase(),
+        url: req.url.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone().unwrap_or_default(),
+        timeout_ms: req
+            .timeout
+            .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
     };
-    use crate::bindings::wasi::io::streams::StreamError;
-
-    let invalid = |m: String| Error::new(ErrorKind::Invalid, m);
-    let (scheme, authority, path) = split_url(&req.url)?;
-    let headers = Fields::new();
-    for (n, v) in &req.headers {
-        headers
-            .append(&n.to_ascii_lowercase(), &v.as_bytes().to_vec())
-            .map_err(|e| invalid(format!("header `{n}`: {e:?}")))?;
+    match http_client::send(&request) {
+        Ok(r) => Ok(Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }),
+        Err(e) => Err(match e {
+            HttpError::Denied(m) => Error::new(ErrorKind::Denied, m),
+            HttpError::InvalidRequest(m) => Error::new(ErrorKind::Invalid, m),
+            HttpError::Timeout(m) => Error::new(ErrorKind::Timeout, m),
+            HttpError::Connection(m) | HttpError::TooLarge(m) => Error::new(ErrorKind::Other, m),
+        }),
     }
-    if let Some(b) = &req.body
-        && !req
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-    {
-        // Sent with a length, not chunked: many servers accept only that.
-        headers
-            .append("content-length", &b.len().to_string().into_bytes())
-            .map_err(|e| invalid(format!("content-length: {e:?}")))?;
-    }
-    let out = OutgoingRequest::new(headers);
-    let method = match req.method.to_ascii_uppercase().as_str() {
-        "GET" => Method::Get,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "DELETE" => Method::Delete,
-        "PATCH" => Method::Patch,
-        "HEAD" => Method::Head,
-        "OPTIONS" => Method::Options,
-        other => Method::Other(other.to_string()),
-    };
-    out.set_method(&method)
-        .map_err(|_| invalid(format!("method `{}`", req.method)))?;
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => Scheme::Other(other.to_string()),
-    };
-    out.set_scheme(Some(&scheme))
-        .map_err(|_| invalid(format!("scheme of `{}`", req.url)))?;
-    out.set_authority(Some(authority))
-        .map_err(|_| invalid(format!("host of `{}`", req.url)))?;
-    out.set_path_with_query(Some(&path))
-        .map_err(|_| invalid(format!("path of `{}`", req.url)))?;
-    let body = out
-        .body()
-        .map_err(|_| invalid("the request body was taken twice".into()))?;
-    let options = RequestOptions::new();
-    if let Some(t) = req.timeout {
-        let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
-        let _ = options.set_first_byte_timeout(Some(nanos));
-        let _ = options.set_between_bytes_timeout(Some(nanos));
-    }
-    let future =
-        outgoing_handler::handle(out, Some(options)).map_err(|e| code_error(&req.url, &e))?;
-    {
-        let stream = body
-            .write()
-            .map_err(|_| invalid("the request body stream was taken twice".into()))?;
-        if let Some(bytes) = &req.body {
-            for chunk in bytes.chunks(4096) {
-                // The request ended before its body was sent (the server,
-                // or the host, answered early): the response says why.
-                if stream.blocking_write_and_flush(chunk).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = OutgoingBody::finish(body, None);
-    let response = loop {
-        match future.get() {
-            Some(r) => break r,
-            None => future.subscribe().block(),
-        }
-    };
-    let response = response
-        .map_err(|_| Error::new(ErrorKind::Other, "the response was taken twice"))?
-        .map_err(|e: ErrorCode| code_error(&req.url, &e))?;
-    let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(n, v)| {
-            (
-                n.to_ascii_lowercase(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
-        .collect();
-    let incoming = response
-        .consume()
-        .map_err(|_| Error::new(ErrorKind::Other, "the response body was taken twice"))?;
-    let mut body_bytes = Vec::new();
-    {
-        let stream = incoming
-            .stream()
-            .map_err(|_| Error::new(ErrorKind::Other, "the response stream was taken twice"))?;
-        loop {
-            match stream.blocking_read(64 << 10) {
-                Ok(chunk) => body_bytes.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(Error::new(
-                        ErrorKind::Other,
-                        format!(
-                            "reading the response of {}: {}",
-                            req.url,
-                            e.to_debug_string()
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    let _ = IncomingBody::finish(incoming);
-    Ok(Response {
-        status,
-        headers,
-        body: body_bytes,
-    })
-}
-
-#[cfg(target_arch = "wasm32")]
-fn code_error(url: &str, e: &crate::bindings::wasi::http::types::ErrorCode) -> Error {
-    use crate::bindings::wasi::http::types::ErrorCode as C;
-    let kind = match e {
-        C::HttpRequestDenied => ErrorKind::Denied,
-        // A protocol error is what a connection cut mid-response looks like:
-        // worth a retry, not a malformed request.
-        C::HttpRequestUriInvalid | C::HttpRequestMethodInvalid => ErrorKind::Invalid,
-        C::ConnectionTimeout
-        | C::ConnectionReadTimeout
-        | C::ConnectionWriteTimeout
-        | C::HttpResponseTimeout => ErrorKind::Timeout,
-        _ => ErrorKind::Other,
-    };
-    let what = match kind {
-        ErrorKind::Denied => {
-            "refused by the host: its origin is not granted to this connector".to_string()
-        }
-        _ => format!("{e:?}"),
-    };
-    Error::new(kind, format!("{url}: {what}"))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 fn send(req: &Request) -> Result<Response, Error> {
-    let _ = split_url(&req.url)?;
+    if !req.url.contains("://") {
+        return Err(Error::new(
+            ErrorKind::Invalid,
+            format!("`{}` has no scheme", req.url),
+        ));
+    }
     Err(Error::new(
         ErrorKind::Other,
         "HTTP is only available inside the Sluice host (build for wasm32-wasip2)",
@@ -332,19 +187,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split_into_scheme_authority_and_path() {
-        let s = |u| {
-            split_url(u)
-                .map(|(a, b, c)| (a.to_string(), b.to_string(), c))
-                .ok()
-        };
-        let t = |a: &str, b: &str, c: &str| Some((a.to_string(), b.to_string(), c.to_string()));
+    fn outside_the_host_a_request_fails_saying_why() {
+        let e = Request::get("h/x").send().unwrap_err();
+        assert!(e.is_invalid(), "{e}");
+        let e = Request::get("http://h/x").send().unwrap_err();
         assert_eq!(
-            s("http://127.0.0.1:8080/a/b?c=1"),
-            t("http", "127.0.0.1:8080", "/a/b?c=1")
+            e.to_string(),
+            "HTTP is only available inside the Sluice host (build for wasm32-wasip2)"
         );
-        assert_eq!(s("https://h"), t("https", "h", "/"));
-        assert_eq!(s("https://h?x=1"), t("https", "h", "/?x=1"));
-        assert!(split_url("h/x").is_err());
     }
 }
