@@ -73,6 +73,8 @@ export declare class Record {
   addHeader(name: string, value: Uint8Array | string): void;
   position: string;
   eventTime: number | null;
+  /** The fields as JSON values (what `JSON.stringify` of a record writes). */
+  toJSON(): { [name: string]: unknown };
   copy(): Record;
 }
 
@@ -119,3 +121,6 @@ export declare namespace log {
   function warn(...args: unknown[]): void;
   function error(...args: unknown[]): void;
 }
+
+/** Encodes records as a batch (the SDK does it for a source's `poll`). */
+export declare function encodeBatch(records: Record[]): Uint8Array;

@@ -186,6 +186,22 @@ export class Record {
     this._headers.push([String(name), toBytes(value)]);
     this._changed = true;
   }
+  /**
+   * The fields as a plain object of JSON values (what `JSON.stringify` of a
+   * record writes): integers beyond 2^53 as strings, bytes as lower-case
+   * hex, timestamps as ISO 8601 text, JSON fields as their value.
+   */
+  toJSON() {
+    const out = {};
+    for (const [k, v] of this._fields) {
+      if (typeof v === "bigint") out[k] = String(v);
+      else if (v instanceof Uint8Array) out[k] = Array.from(v, (x) => x.toString(16).padStart(2, "0")).join("");
+      else if (v instanceof Float) out[k] = v.value;
+      else if (v instanceof Json) out[k] = v.value;
+      else out[k] = v;
+    }
+    return out;
+  }
   /** A new record with the same fields, metadata and headers. */
   copy() {
     const r = new Record({ stream: this._stream, fields: this._fields, key: this._key, op: this._op, headers: this._headers });
@@ -349,6 +365,15 @@ function encodeRecord(w, r) {
     putValue(w, v, `field \`${n}\``, r._floats !== null && r._floats.has(n));
   }
   w.putU32At(start - 4, w.len - start);
+}
+
+/** Encodes records as a batch (what a source connector's `poll` returns). */
+export function encodeBatch(records) {
+  const w = new Writer(1024 + records.length * 64);
+  w.u8(1);
+  w.u32(records.length);
+  for (const r of records) encodeRecord(w, r);
+  return w.finish();
 }
 
 /** Encodes one outcome per record. */

@@ -415,6 +415,16 @@ path = "dead.jsonl"
         "{}",
         dead[0]
     );
+    // The vendor's code is the dead letter's code, with the connector's
+    // version beside it, so refusals can be counted and replayed by code.
+    assert_eq!(dead[0]["reason"], "sink_refused", "{}", dead[0]);
+    assert_eq!(dead[0]["stage"], "sink");
+    assert_eq!(dead[0]["code"], "invalid_email", "{}", dead[0]);
+    let version = dead[0]["plugin_version"].as_str().unwrap();
+    assert!(
+        version.len() == 12 && version.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{version}"
+    );
     let err = stderr(&out);
     assert!(!err.contains(TOKEN));
 }
@@ -562,6 +572,31 @@ path = "out.jsonl"
     );
     // Nothing reached the other server.
     assert!(other.get("/log")["cursors"].as_array().unwrap().is_empty());
+    // The same through `wasi:http/outgoing-handler` itself (a vendor's own
+    // HTTP client): refused where not granted, answered where granted.
+    for (url, expect) in [
+        (
+            other.url("/customers"),
+            format!(
+                "GET {}: origin {} is not granted",
+                other.url("/customers"),
+                other.origin()
+            ),
+        ),
+        (crm.url("/customers"), "wasi:http answered 200".to_string()),
+    ] {
+        let text = std::fs::read_to_string(d.path("pipeline.toml"))
+            .unwrap()
+            .replace("mode = \"http_to\"", "mode = \"wasi_http_to\"")
+            .replace(&other.url("/customers"), &url);
+        let d2 = Dir::new();
+        d2.write("pipeline.toml", text);
+        let (out, _) = d2.run(&[]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains(&expect), "{expect}: {err}");
+    }
+    assert!(other.get("/log")["cursors"].as_array().unwrap().is_empty());
     // The manifest asks for HTTP; a pipeline that grants none is refused by
     // `sluice check`, which names the setting.
     let d = Dir::new();
@@ -701,7 +736,8 @@ fn inspect_shows_the_world_the_manifest_and_what_it_asks_for() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i == "wasi:http/outgoing-handler@0.2.12")
+            .any(|i| i == "sluice:plugin/http-client@0.1.0"),
+        "{v}"
     );
     // A transform is told apart.
     let out = sluice()
@@ -925,7 +961,14 @@ fn the_conformance_kit_fails_a_source_that_skips_a_record_on_resume() {
 #[test]
 fn connector_templates_build_and_pass_the_conformance_kit_as_generated() {
     let d = Dir::new();
-    for (kind, lang) in [("source", "rust"), ("sink", "rust"), ("sink", "python")] {
+    for (kind, lang) in [
+        ("source", "rust"),
+        ("sink", "rust"),
+        ("source", "python"),
+        ("sink", "python"),
+        ("source", "js"),
+        ("sink", "js"),
+    ] {
         let name = format!("my-{kind}-{lang}");
         let out = sluice()
             .args([
@@ -956,11 +999,140 @@ fn connector_templates_build_and_pass_the_conformance_kit_as_generated() {
     }
     let out = sluice()
         .args([
-            "plugin", "new", "x", "--kind", "source", "--lang", "python", "--path",
+            "plugin", "new", "x", "--kind", "source", "--lang", "c", "--path",
         ])
         .arg(d.path("x"))
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("Python source connectors are not supported yet"));
+    assert!(
+        stderr(&out).contains("connectors can be written in Rust, Python or JavaScript, not c yet"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A bulk sink written in JavaScript, as a vendor would: the token from a
+/// secret, refusals from the endpoint as dead letters with its code, the
+/// secret never in a dead letter or the log.
+#[test]
+fn a_javascript_sink_authenticates_with_a_secret_and_dead_letters_refusals() {
+    let crm = Crm::start(&["--token", TOKEN]);
+    let d = Dir::new();
+    let out = sluice()
+        .args([
+            "plugin", "new", "js-bulk", "--kind", "sink", "--lang", "js", "--path",
+        ])
+        .arg(d.path("js-bulk"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.write(
+        "js-bulk/plugin.js",
+        r#"import { InvalidConfig } from "sluice-sdk";
+import { Fatal, Refusal, Transient, secret } from "sluice-sdk/connector.js";
+import * as http from "sluice-sdk/http.js";
+
+export default class Bulk {
+  open(config) {
+    if (typeof config.url !== "string") throw new InvalidConfig("`url`: give the bulk endpoint");
+    this.url = config.url;
+    const token = secret("token");
+    if (token === null) throw new InvalidConfig("the pipeline grants no secret `token`");
+    this.headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
+    console.warn(`writing with token ${token}`);
+  }
+  write(records, keys) {
+    const body = JSON.stringify({ records: records.map((r, i) => ({ key: keys[i], record: r })) });
+    const resp = http.request("POST", this.url, { headers: this.headers, body });
+    if (resp.status === 429 || resp.status >= 500) throw new Transient(`${this.url} answered ${resp.status}`);
+    if (resp.status !== 200) throw new Fatal(`${this.url} answered ${resp.status}`);
+    return resp
+      .json()
+      .results.filter((r) => r.status !== "ok")
+      .map((r) => new Refusal(r.index, r.code, `${r.message} (sent with ${secret("token")})`));
+  }
+}
+"#,
+    );
+    let out = sluice()
+        .args(["plugin", "build"])
+        .arg(d.path("js-bulk"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut input = String::new();
+    for id in 1..=3000 {
+        let email = if id % 10 == 0 {
+            "nobody".to_string()
+        } else {
+            format!("c{id}@example.com")
+        };
+        input.push_str(&format!(
+            "{{\"id\":{id},\"name\":\"Zoë {id}\",\"email\":\"{email}\",\"big\":{}}}\n",
+            9_007_199_254_740_993i64 + id
+        ));
+    }
+    d.write("in.jsonl", input);
+    d.write(
+        "pipeline.toml",
+        format!(
+            r#"name = "js-sink"
+[source]
+type = "jsonl"
+path = "in.jsonl"
+[sink]
+type = "wasm"
+path = "js-bulk/build/js-bulk.wasm"
+config = {{ url = "{url}" }}
+[sink.grants]
+http = ["{origin}"]
+secrets = {{ token = {{ env = "CRM_TOKEN" }} }}
+[dead_letter]
+type = "jsonl"
+path = "dead.jsonl"
+"#,
+            url = crm.url("/bulk"),
+            origin = crm.origin()
+        ),
+    );
+    let (out, summary) = run_with_token(&d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary.unwrap();
+    assert_eq!(s["records_in"], 3000, "{s}");
+    assert_eq!(s["written"], 2700, "{s}");
+    assert_eq!(s["dead_lettered"], 300, "{s}");
+    let stats = crm.get("/bulk/stats");
+    assert_eq!(stats["stored"], 2700, "{stats}");
+    assert_eq!(stats["refused"], 300, "{stats}");
+    // Every field arrived as written (the big integer as text, not rounded).
+    let dump = crm.get("/bulk/dump");
+    let one = dump["records"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| r["id"] == 7)
+        .unwrap_or_else(|| panic!("{dump}"));
+    assert_eq!(one["name"], "Zoë 7");
+    assert_eq!(one["big"], "9007199254741000");
+    let dead = d.jsonl("dead.jsonl");
+    assert_eq!(dead.len(), 300);
+    assert_eq!(dead[0]["code"], "invalid_email", "{}", dead[0]);
+    assert_eq!(dead[0]["stage"], "sink");
+    let message = dead[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("invalid_email: email 'nobody' is not an address (sent with ***)"),
+        "{message}"
+    );
+    let all = format!(
+        "{}{}",
+        stderr(&out),
+        std::fs::read_to_string(d.path("dead.jsonl")).unwrap()
+    );
+    assert!(!all.contains(TOKEN), "{all}");
+    assert!(
+        stderr(&out).contains("writing with token ***"),
+        "{}",
+        stderr(&out)
+    );
 }

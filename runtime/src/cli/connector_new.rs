@@ -215,13 +215,30 @@ strip = true
             write(dir, "plugin.py", &PYTHON_SINK.replace("NAME", name))?;
             write(dir, "README.md", &readme(name, kind, "Python"))?;
         }
-        ("source", Language::Python) => bail!(
-            "Python source connectors are not supported yet: write sources in Rust (`--lang rust`); Python can write sinks"
-        ),
-        (_, other) => bail!(
-            "{kind} connectors can be written in Rust{}, not {other} yet",
-            if kind == "sink" { " or Python" } else { "" }
-        ),
+        ("source", Language::Python) => {
+            write(
+                dir,
+                "pyproject.toml",
+                &format!("[project]\nname = \"{name}\"\nversion = \"0.1.0\"\n"),
+            )?;
+            write(dir, "plugin.py", &PYTHON_SOURCE.replace("NAME", name))?;
+            write(dir, "README.md", &readme(name, kind, "Python"))?;
+        }
+        (_, Language::Js) => {
+            write(
+                dir,
+                "package.json",
+                &format!(
+                    "{{\n  \"name\": \"{name}\",\n  \"version\": \"0.1.0\",\n  \"type\": \"module\",\n  \"private\": true\n}}\n"
+                ),
+            )?;
+            let code = if kind == "source" { JS_SOURCE } else { JS_SINK };
+            write(dir, "plugin.js", &code.replace("NAME", name))?;
+            write(dir, "README.md", &readme(name, kind, "JavaScript"))?;
+        }
+        (_, other) => {
+            bail!("connectors can be written in Rust, Python or JavaScript, not {other} yet")
+        }
     }
     Ok(())
 }
@@ -417,4 +434,122 @@ class Connector(connector.Sink):
         if resp.status != 200:
             raise connector.Fatal("%s answered %d" % (self.url, resp.status))
         return []
+"#;
+
+const PYTHON_SOURCE: &str = r#""""`NAME`: a Sluice source connector. It reads a paged JSON API
+(GET url?after=N&limit=M answering {"items": [...], "next": N2 | null}); its
+position is the last `after` it read, so a restart resumes there."""
+
+import sluice_sdk as sluice
+from sluice_sdk import connector, http
+
+
+class Connector(connector.Source):
+    def open(self, config, resume):
+        self.url = config.get("url")
+        if not isinstance(self.url, str):
+            raise sluice.InvalidConfig("`url`: give the items endpoint")
+        if resume is None:
+            self.after = 0
+        elif resume == "end":
+            self.after = None
+        elif resume.isdigit():
+            self.after = int(resume)
+        else:
+            raise connector.Fatal("cannot resume from %r (run with --reset)" % resume)
+
+    def poll(self, max_records, max_wait_ms):
+        if self.after is None:
+            return connector.Polled(end_of_data=True)
+        url = "%s?after=%d&limit=%d" % (self.url, self.after, min(max_records, 1000))
+        try:
+            resp = http.request("GET", url)
+        except http.HttpError as e:
+            raise connector.Fatal(str(e)) if e.denied else connector.Transient(str(e))
+        if resp.status == 429 or resp.status >= 500:
+            raise connector.Transient("%s answered %d" % (url, resp.status))
+        if resp.status != 200:
+            raise connector.Fatal("%s answered %d" % (url, resp.status))
+        try:
+            page = resp.json()
+            items, after = page["items"], page["next"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise connector.Transient("%s: not the expected JSON: %s" % (url, e))
+        records = [sluice.Record("items", item, key=item.get("id"), op="snapshot") for item in items]
+        self.after = after
+        position = "end" if after is None else str(after)
+        return connector.Polled(records, position, end_of_data=after is None)
+"#;
+
+const JS_SOURCE: &str = r#"// `NAME`: a Sluice source connector. It reads a paged JSON API
+// (GET url?after=N&limit=M answering {"items": [...], "next": N2 | null}); its
+// position is the last `after` it read, so a restart resumes there.
+import { InvalidConfig, Record } from "sluice-sdk";
+import { Fatal, Transient } from "sluice-sdk/connector.js";
+import * as http from "sluice-sdk/http.js";
+
+export default class Connector {
+  open(config, resume) {
+    if (typeof config.url !== "string") throw new InvalidConfig("`url`: give the items endpoint");
+    this.url = config.url;
+    if (resume === null) this.after = 0;
+    else if (resume === "end") this.after = null;
+    else if (/^[0-9]+$/.test(resume)) this.after = Number(resume);
+    else throw new Fatal(`cannot resume from ${JSON.stringify(resume)} (run with --reset)`);
+  }
+
+  poll(maxRecords, maxWaitMs) {
+    if (this.after === null) return { records: [], position: null, endOfData: true };
+    const url = `${this.url}?after=${this.after}&limit=${Math.min(maxRecords, 1000)}`;
+    let resp;
+    try {
+      resp = http.request("GET", url);
+    } catch (e) {
+      throw e.denied ? new Fatal(e.message) : new Transient(e.message);
+    }
+    if (resp.status === 429 || resp.status >= 500) throw new Transient(`${url} answered ${resp.status}`);
+    if (resp.status !== 200) throw new Fatal(`${url} answered ${resp.status}`);
+    let page;
+    try {
+      page = resp.json();
+    } catch (e) {
+      throw new Transient(`${url}: not JSON: ${e.message}`);
+    }
+    if (!Array.isArray(page.items)) throw new Transient(`${url}: no "items" list`);
+    const records = page.items.map((item) => new Record({ stream: "items", fields: item, key: item.id ?? null, op: "snapshot" }));
+    this.after = page.next ?? null;
+    const position = this.after === null ? "end" : String(this.after);
+    return { records, position, endOfData: this.after === null };
+  }
+}
+"#;
+
+const JS_SINK: &str = r#"// `NAME`: a Sluice sink connector. It POSTs each batch to a bulk endpoint
+// as {"records": [{"key": K, "record": {...}}]}; K is the host's idempotency
+// key, so a replayed batch replaces what it wrote.
+import { InvalidConfig } from "sluice-sdk";
+import { Fatal, Transient } from "sluice-sdk/connector.js";
+import * as http from "sluice-sdk/http.js";
+
+export default class Connector {
+  open(config) {
+    if (typeof config.url !== "string") throw new InvalidConfig("`url`: give the bulk endpoint");
+    this.url = config.url;
+  }
+
+  write(records, keys) {
+    const body = JSON.stringify({
+      records: records.map((r, i) => ({ key: keys[i], record: r.toJSON() })),
+    });
+    let resp;
+    try {
+      resp = http.request("POST", this.url, { headers: { "content-type": "application/json" }, body });
+    } catch (e) {
+      throw e.denied ? new Fatal(e.message) : new Transient(e.message);
+    }
+    if (resp.status === 429 || resp.status >= 500) throw new Transient(`${this.url} answered ${resp.status}`);
+    if (resp.status !== 200) throw new Fatal(`${this.url} answered ${resp.status}`);
+    return []; // or [{ index, code, message }, ...]: those records are dead-lettered
+  }
+}
 "#;

@@ -6,10 +6,21 @@ use std::process::Command;
 
 use super::{BuildError, COMPONENTIZE_QJS, Language, find_tool, run_tool, sdk_files, write_files};
 
-/// The entry module: the plugin's default export behind the WIT export.
+/// The entry module of a transform: the plugin's default export behind the
+/// WIT export.
 const ENTRY: &str = "import plugin from \"./plugin.js\";\n\
 import { transformExport } from \"sluice-sdk/export.js\";\n\
 export const transform = transformExport(plugin);\n";
+
+/// The entry module of a source connector.
+const SOURCE_ENTRY: &str = "import plugin from \"./plugin.js\";\n\
+import { sourceExport } from \"sluice-sdk/connector.js\";\n\
+export const source = sourceExport(plugin);\n";
+
+/// The entry module of a sink connector.
+const SINK_ENTRY: &str = "import plugin from \"./plugin.js\";\n\
+import { sinkExport } from \"sluice-sdk/connector.js\";\n\
+export const sink = sinkExport(plugin);\n";
 
 pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
     let tool = find_tool("js/node_modules/.bin", "componentize-qjs").ok_or_else(|| {
@@ -36,8 +47,36 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
         copy_tree(&own, &modules, &own, true)?;
     }
     write_files(&modules.join("sluice-sdk"), sdk_files::JS)?;
-    write_files(&root, &[("__sluice_main.js", ENTRY)])?;
-    write_files(&root.join("wit"), &[("plugin.wit", sdk_files::WIT)])?;
+    // A connector (its `connector.toml` says the kind) builds against its
+    // world, with the WASI packages that world imports.
+    let (world, entry) = match super::connector_kind(dir)? {
+        Some(crate::connector::Kind::Source) => ("source-connector", SOURCE_ENTRY),
+        Some(crate::connector::Kind::Sink) => ("sink-connector", SINK_ENTRY),
+        None => ("transformer", ENTRY),
+    };
+    write_files(&root, &[("__sluice_main.js", entry)])?;
+    let wit = root.join("wit");
+    let _ = std::fs::remove_dir_all(&wit);
+    if world == "transformer" {
+        write_files(&wit, &[("plugin.wit", sdk_files::WIT)])?;
+    } else {
+        // Without the `wasi:http` import: componentize-qjs 0.4.5 cannot
+        // pre-initialize a component importing it (its stubs of the WASI
+        // resources clash), and the SDK's `http.js` uses `http-client`.
+        let files: Vec<(&str, String)> = sdk_files::CONNECTOR_WIT
+            .iter()
+            .map(|(path, text)| {
+                let text = if *path == "connector.wit" {
+                    text.replace("    import wasi:http/outgoing-handler@0.2.12;\n", "")
+                } else {
+                    text.to_string()
+                };
+                (*path, text)
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        write_files(&wit, &refs)?;
+    }
     let mut cmd = Command::new(tool);
     cmd.arg("--wit")
         .arg(root.join("wit"))
@@ -45,7 +84,7 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
         .arg(root.join("__sluice_main.js"))
         .arg("--module-root")
         .arg(&root)
-        .args(["--world", "transformer", "--sync"])
+        .args(["--world", world, "--sync"])
         .arg("-o")
         .arg(component);
     run_tool(Language::Js, dir, &mut cmd)

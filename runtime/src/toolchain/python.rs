@@ -19,12 +19,7 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
     // world, with the app module that implements it.
     let (world, app) = match super::connector_kind(dir)? {
         Some(crate::connector::Kind::Sink) => ("sink-connector", "sluice_sink_app"),
-        Some(crate::connector::Kind::Source) => {
-            return Err(BuildError::Manifest {
-                path: dir.join(super::MANIFEST_FILE),
-                reason: "says `kind = \"source\"`: Python source connectors are not supported yet (write sources in Rust; Python and JavaScript can write sinks)".into(),
-            });
-        }
+        Some(crate::connector::Kind::Source) => ("source-connector", "sluice_source_app"),
         None => ("transformer", "sluice_app"),
     };
     let wit = work.join("wit");

@@ -50,6 +50,14 @@ pub(crate) const PYTHON: &[(&str, &str)] = &[
         include_str!("../../../sdk/python/sluice_sink_app.py"),
     ),
     (
+        "sluice_source_app.py",
+        include_str!("../../../sdk/python/sluice_source_app.py"),
+    ),
+    (
+        "sluice_sdk/_glue.py",
+        include_str!("../../../sdk/python/sluice_sdk/_glue.py"),
+    ),
+    (
         "sluice_sdk/connector.py",
         include_str!("../../../sdk/python/sluice_sdk/connector.py"),
     ),
@@ -83,6 +91,8 @@ pub(crate) const JS: &[(&str, &str)] = &[
     ("codec.js", include_str!("../../../sdk/js/codec.js")),
     ("log.js", include_str!("../../../sdk/js/log.js")),
     ("export.js", include_str!("../../../sdk/js/export.js")),
+    ("connector.js", include_str!("../../../sdk/js/connector.js")),
+    ("http.js", include_str!("../../../sdk/js/http.js")),
 ];
 
 /// The C SDK.
