@@ -837,15 +837,31 @@ http = ["{origin}"]
         ),
     );
     let summary = d.path("summary.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = sluice()
         .env("SLUICE_LOG", "info")
         .arg("run")
         .arg(d.path("pipeline.toml"))
         .arg("--summary-json")
         .arg(&summary)
+        .args(["--admin", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // `/status` through `sluice ctl`: the connector's panel.
+    let status = || -> Json {
+        let out = sluice()
+            .args(["ctl", "--pipeline"])
+            .arg(d.path("pipeline.toml"))
+            .arg("status")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Json::Null)
+    };
     let pages = |n: usize| {
         let started = Instant::now();
         while crm.get("/log")["cursors"].as_array().unwrap().len() < n {
@@ -854,11 +870,49 @@ http = ["{origin}"]
         }
     };
     pages(15);
+    let first = status();
+    let c = &first["connectors"][0];
+    assert_eq!(c["kind"], "source", "{first}");
+    assert_eq!(c["name"], "source", "{first}");
+    assert_eq!(c["package"], "http-api-source 1.0.0", "{first}");
+    assert_eq!(c["state"], "reading", "{first}");
+    assert!(c["http_requests"].as_u64().unwrap() >= 15, "{first}");
+    assert_eq!(c["http_denied"], 0, "{first}");
+    let v1 = c["version"].as_str().unwrap().to_string();
     // A broken candidate (a truncated file): refused, the live one goes on.
     std::fs::write(&wasm, &original[..original.len() / 2]).unwrap();
     pages(30);
     // A good one: goes live, reading on from where the old one stopped.
     std::fs::write(&wasm, new_version(&original, "test")).unwrap();
+    let started = Instant::now();
+    let swapped = loop {
+        let st = status();
+        let swaps = st["connectors"][0]["swaps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if swaps.iter().any(|s| s["live"] == true) {
+            break st;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no swap in {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let c = &swapped["connectors"][0];
+    let swaps = c["swaps"].as_array().unwrap();
+    assert_eq!(swaps.len(), 2, "{swapped}");
+    assert_eq!(swaps[0]["live"], false);
+    assert_eq!(swaps[0]["from"], v1.as_str());
+    assert!(
+        swaps[0]["error"].as_str().unwrap().contains("source.wasm"),
+        "{swapped}"
+    );
+    assert_eq!(swaps[1]["live"], true);
+    assert_eq!(swaps[1]["from"], v1.as_str());
+    assert_eq!(swaps[1]["to"], c["version"]);
+    assert_ne!(c["version"], v1.as_str());
     let out = child.wait_with_output().unwrap();
     let json = std::fs::read_to_string(&summary)
         .ok()

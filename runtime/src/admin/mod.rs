@@ -159,6 +159,11 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
     let st = &c.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let transforms = c.transforms().clone();
+    let connectors: Vec<_> = st
+        .connectors
+        .lock()
+        .map(|c| c.iter().map(|s| s.report()).collect())
+        .unwrap_or_default();
     Json(json!({
         "pipeline": s.pipeline,
         "paused": c.paused.load(Ordering::Relaxed),
@@ -170,6 +175,7 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
         "reloads": load(&st.reloads),
         "reload_failures": load(&st.reload_failures),
         "transforms": transforms,
+        "connectors": connectors,
         "source": {
             "state": st.source.state(),
             "lag": st.source.lag(),

@@ -36,6 +36,8 @@ pub struct ConnectorHost {
     pub content_hash: String,
     /// `source connector NAME (VERSION)`, for messages.
     pub who: String,
+    /// `NAME VERSION` from the component's manifest, when it has one.
+    pub package: Option<String>,
     pub(crate) limits: Limits,
     secrets: Arc<Secrets>,
     http: HttpPolicy,
@@ -158,6 +160,9 @@ impl ConnectorHost {
             version,
             content_hash: hash,
             who,
+            package: package
+                .as_ref()
+                .map(|m| format!("{} {}", m.name, m.version)),
             limits,
             secrets: Arc::new(secrets),
             http,
@@ -180,6 +185,11 @@ impl ConnectorHost {
     /// HTTP counters and the last refused request.
     pub fn http_stats(&self) -> &HttpStats {
         &self.http.stats
+    }
+
+    /// The HTTP counters, shared (for the status).
+    pub(crate) fn http_stats_handle(&self) -> Arc<HttpStats> {
+        self.http.stats.clone()
     }
 
     /// Interrupts every call running in an instance (a stop).

@@ -17,6 +17,7 @@ pub mod package;
 mod retry;
 pub mod sink;
 pub mod source;
+pub mod status;
 mod swap;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ use wasmtime::Store;
 use super::bindings::sink::{SinkConnector, SinkConnectorPre};
 use super::host::Failure;
 use super::retry::Backoff;
+use super::status::ConnectorStatus;
 use super::{ConnectorConfig, ConnectorHost, Kind};
 use crate::plugin::sandbox::HostState;
 use crate::sinks::{Refused, Sink, SinkCommit, SinkError, StopCheck};
@@ -31,6 +32,8 @@ pub struct WasmSink {
     stop: Option<StopCheck>,
     /// Notices a new version of the component file.
     watch: super::swap::FileWatch,
+    /// What `/status` shows.
+    status: Arc<ConnectorStatus>,
 }
 
 struct Live {
@@ -43,12 +46,14 @@ impl WasmSink {
     pub fn new(config: ConnectorConfig) -> Result<Self, SinkError> {
         let (host, pre) = Self::load(&config)?;
         let watch = super::swap::FileWatch::new(host.file_stamp());
+        let status = ConnectorStatus::new(&host, Kind::Sink);
         Ok(WasmSink {
             host,
             pre,
             live: None,
             stop: None,
             watch,
+            status,
         })
     }
 
@@ -74,6 +79,7 @@ impl WasmSink {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(live = %old, "new connector version refused, the live one goes on: {e}");
+                self.status.swap_refused(&self.host, &e.to_string());
                 return;
             }
         };
@@ -84,6 +90,7 @@ impl WasmSink {
         match self.open_instance() {
             Ok(l) => {
                 self.live = Some(l);
+                self.status.swapped(&prev.0, &self.host);
                 tracing::info!(from = %old, to = %self.host.who, "connector swapped: the new version writes from the next batch on");
                 metrics::counter!("connector_swaps_total").increment(1);
             }
@@ -93,7 +100,10 @@ impl WasmSink {
                     Failure::Stopped => "the pipeline is stopping".into(),
                 };
                 tracing::warn!(live = %old, candidate = %self.host.who, "new connector version refused (`open` failed), the live one goes on: {why}");
+                let candidate = self.host.who.clone();
                 (self.host, self.pre) = prev;
+                self.status
+                    .swap_refused(&self.host, &format!("{candidate}: `open` failed: {why}"));
             }
         }
     }
@@ -250,6 +260,8 @@ impl Sink for WasmSink {
         loop {
             match self.attempt(&batch, &keys, records.len()) {
                 Ok(refused) => {
+                    self.status.set_state("writing");
+                    self.status.refused(refused.len());
                     return Ok(SinkCommit {
                         written: (records.len() - refused.len()) as u64,
                         refused,
@@ -264,10 +276,29 @@ impl Sink for WasmSink {
     fn set_stop_check(&mut self, stop: StopCheck) {
         self.stop = Some(stop);
     }
+
+    fn connector_status(&self) -> Option<Arc<ConnectorStatus>> {
+        Some(self.status.clone())
+    }
 }
 
 impl WasmSink {
+    /// Decides what a failure does (wait and go on, or stop), and shows a
+    /// stop in the status.
     fn handle(
+        &mut self,
+        f: Failure,
+        backoff: &mut Backoff,
+        crashes: &mut u32,
+    ) -> Result<(), SinkError> {
+        let r = self.decide(f, backoff, crashes);
+        if let Err(e) = &r {
+            self.status.failed(&e.to_string());
+        }
+        r
+    }
+
+    fn decide(
         &mut self,
         f: Failure,
         backoff: &mut Backoff,
@@ -285,6 +316,12 @@ impl WasmSink {
                 match wait {
                     Some(wait) if !self.stopping() => {
                         tracing::warn!(connector = %self.host.who, attempt = backoff.failures, wait_ms = wait.as_millis() as u64, "transient error, retrying the batch: {m}");
+                        self.status.retried(&m);
+                        self.status.set_state(format!(
+                            "retrying in {:.1} s (attempt {}): {m}",
+                            wait.as_secs_f64(),
+                            backoff.failures
+                        ));
                         metrics::counter!("connector_retries_total").increment(1);
                         let end = std::time::Instant::now() + wait;
                         while std::time::Instant::now() < end && !self.stopping() {
@@ -311,6 +348,8 @@ impl WasmSink {
                     )));
                 }
                 tracing::warn!(connector = %self.host.who, crashes = *crashes, "connector instance failed, retrying the batch on a fresh one: {m}");
+                self.status.restarted(&m);
+                self.status.set_state(format!("restarting: {m}"));
                 metrics::counter!("connector_restarts_total").increment(1);
                 Ok(())
             }

@@ -20,6 +20,7 @@ use wasmtime::Store;
 use super::bindings::source::{SourceConnector, SourceConnectorPre};
 use super::host::Failure;
 use super::retry::{Backoff, sleep_unless};
+use super::status::ConnectorStatus;
 use super::{ConnectorConfig, ConnectorHost, Kind};
 use crate::plugin::sandbox::HostState;
 use crate::sources::{Source, SourceContext, SourceError};
@@ -32,6 +33,8 @@ pub struct WasmSource {
     interrupt: Arc<AtomicBool>,
     /// Notices a new version of the component file.
     watch: super::swap::FileWatch,
+    /// What `/status` shows.
+    status: Arc<ConnectorStatus>,
 }
 
 impl std::fmt::Debug for WasmSource {
@@ -52,11 +55,13 @@ impl WasmSource {
         let interrupt = Arc::new(AtomicBool::new(false));
         let (host, pre) = Self::load(&config, interrupt.clone())?;
         let watch = super::swap::FileWatch::new(host.file_stamp());
+        let status = ConnectorStatus::new(&host, Kind::Source);
         Ok(WasmSource {
             host,
             pre,
             interrupt,
             watch,
+            status,
         })
     }
 
@@ -85,15 +90,19 @@ impl WasmSource {
                 let prev = std::mem::replace(&mut self.host, host);
                 let prev_pre = std::mem::replace(&mut self.pre, pre);
                 match self.open(position) {
-                    Ok(l) => Ok(l),
+                    Ok(l) => {
+                        self.status.swapped(&prev, &self.host);
+                        Ok(l)
+                    }
                     Err(f) => {
                         let why = match f {
                             Failure::Transient(m) | Failure::Fatal(m) | Failure::Crash(m) => m,
                             Failure::Stopped => "the pipeline is stopping".into(),
                         };
                         let who = self.host.who.clone();
-                        self.host = prev;
+                        let refused = std::mem::replace(&mut self.host, prev);
                         self.pre = prev_pre;
+                        drop(refused);
                         Err(SourceError::Connector(format!(
                             "{who}: `open` failed: {why}"
                         )))
@@ -108,6 +117,7 @@ impl WasmSource {
             }
             Err(e) => {
                 tracing::warn!(live = %old, "new connector version refused, the live one goes on: {e}");
+                self.status.swap_refused(&self.host, &e.to_string());
                 None
             }
         }
@@ -190,8 +200,15 @@ impl Source for WasmSource {
             });
             let result = self.read(resume, ctx);
             done.store(true, Ordering::Relaxed);
+            if let Err(e) = &result {
+                self.status.failed(&e.to_string());
+            }
             result
         })
+    }
+
+    fn connector_status(&self) -> Option<Arc<ConnectorStatus>> {
+        Some(self.status.clone())
     }
 }
 
@@ -220,14 +237,13 @@ impl WasmSource {
                 told = None;
                 crashes = 0;
                 backoff.reset();
-                ctx.feedback()
-                    .set_state(format!("reading (swapped to {})", self.host.who));
+                self.set_state(ctx, format!("reading (swapped to {})", self.host.who));
             }
             let l = match live.as_mut() {
                 Some(l) => l,
                 None => match self.open(position.as_deref()) {
                     Ok(l) => {
-                        ctx.feedback().set_state("reading");
+                        self.set_state(ctx, "reading");
                         live.insert(l)
                     }
                     Err(f) => {
@@ -303,7 +319,7 @@ impl WasmSource {
                 break;
             }
             if polled.end_of_data {
-                ctx.feedback().set_state("end of data");
+                self.set_state(ctx, "end of data");
                 break;
             }
         }
@@ -340,6 +356,14 @@ impl WasmSource {
         Ok(slices.len())
     }
 
+    /// Says what the source is doing, in the pipeline's status and the
+    /// connector's.
+    fn set_state(&self, ctx: &SourceContext<'_>, state: impl Into<String>) {
+        let state = state.into();
+        self.status.set_state(state.clone());
+        ctx.feedback().set_state(state);
+    }
+
     /// Decides what a failure does: wait and go on, or stop the pipeline.
     fn handle(
         &self,
@@ -362,11 +386,15 @@ impl WasmSource {
                     )));
                 };
                 tracing::warn!(connector = %self.host.who, attempt = backoff.failures, wait_ms = wait.as_millis() as u64, "transient error, retrying: {m}");
-                ctx.feedback().set_state(format!(
-                    "retrying in {:.1} s (attempt {}): {m}",
-                    wait.as_secs_f64(),
-                    backoff.failures
-                ));
+                self.status.retried(&m);
+                self.set_state(
+                    ctx,
+                    format!(
+                        "retrying in {:.1} s (attempt {}): {m}",
+                        wait.as_secs_f64(),
+                        backoff.failures
+                    ),
+                );
                 metrics::counter!("connector_retries_total").increment(1);
                 sleep_unless(stop, wait);
                 Ok(())
@@ -380,7 +408,8 @@ impl WasmSource {
                     )));
                 }
                 tracing::warn!(connector = %self.host.who, crashes = *crashes, "connector instance failed, starting a fresh one from the last position: {m}");
-                ctx.feedback().set_state(format!("restarting: {m}"));
+                self.status.restarted(&m);
+                self.set_state(ctx, format!("restarting: {m}"));
                 metrics::counter!("connector_restarts_total").increment(1);
                 sleep_unless(stop, Duration::from_millis(100 << (*crashes).min(5)));
                 Ok(())

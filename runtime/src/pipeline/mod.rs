@@ -86,6 +86,8 @@ pub struct Stats {
     /// Every swap: when the new version went live and how long the record
     /// path paused for it.
     pub swaps: Mutex<Vec<SwapTiming>>,
+    /// The connector plugins among the source and sinks, for `/status`.
+    pub connectors: Mutex<Vec<Arc<crate::connector::status::ConnectorStatus>>>,
 }
 
 /// One version swap on the record path.
@@ -233,6 +235,16 @@ pub fn run(
     let mut source = sources::build(&pipeline.config.source)?;
     let mut sink = sinks::build(&pipeline.config.sink).map_err(RunError::Sink)?;
     let mut dlq = sinks::build(&dead_letter).map_err(RunError::DeadLetter)?;
+    {
+        let mut connectors = stats
+            .connectors
+            .lock()
+            .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
+        connectors.clear();
+        connectors.extend(source.connector_status());
+        connectors.extend(sink.connector_status());
+        connectors.extend(dlq.connector_status());
+    }
     sink.use_declared_types(stats.source.declared_types());
     sink.set_stop_check(stop_check);
     sink.open(checkpoint.as_ref().and_then(|c| c.sink.as_deref()))

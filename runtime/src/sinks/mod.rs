@@ -173,4 +173,12 @@ pub trait Sink: Send {
     /// Called once before [`Sink::open`]: a sink that retries (a connector
     /// plugin) asks this whether to give up because the pipeline stops.
     fn set_stop_check(&mut self, _stop: StopCheck) {}
+
+    /// The status of a connector plugin, for `/status` (`None`: a built-in
+    /// sink).
+    fn connector_status(
+        &self,
+    ) -> Option<std::sync::Arc<crate::connector::status::ConnectorStatus>> {
+        None
+    }
 }

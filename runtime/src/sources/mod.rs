@@ -545,6 +545,14 @@ pub trait Source: Send {
     /// Reads records until the end of the input or a stop.
     fn run(&mut self, resume: Option<&str>, ctx: &mut SourceContext<'_>)
     -> Result<(), SourceError>;
+
+    /// The status of a connector plugin, for `/status` (`None`: a built-in
+    /// source).
+    fn connector_status(
+        &self,
+    ) -> Option<std::sync::Arc<crate::connector::status::ConnectorStatus>> {
+        None
+    }
 }
 
 /// Parses a `key=value;key=value` resume token into numbers.
