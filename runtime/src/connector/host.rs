@@ -148,6 +148,10 @@ impl ConnectorHost {
             limiter: Arc::new(RateLimiter::new(config.limits.requests_per_second)),
             stats: Arc::new(HttpStats::default()),
             chaos: config.chaos,
+            pool: Some(
+                super::pool::Pool::new(Duration::from_millis(config.limits.request_timeout_ms))
+                    .map_err(fail)?,
+            ),
         };
         tracing::info!(connector = %who, path = %config.path.display(), grants = %config.grants.describe(), ?origin, ms = started.elapsed().as_millis() as u64, "connector loaded");
         Ok(ConnectorHost {

@@ -85,6 +85,8 @@ pub struct HttpPolicy {
     pub stats: Arc<HttpStats>,
     /// Injected faults (tests only).
     pub chaos: Option<Chaos>,
+    /// Open connections to reuse (`None`: a connection per request).
+    pub pool: Option<super::pool::Pool>,
 }
 
 impl HttpPolicy {
@@ -98,6 +100,7 @@ impl HttpPolicy {
             limiter: Arc::new(RateLimiter::new(0.0)),
             stats: Arc::new(HttpStats::default()),
             chaos: None,
+            pool: None,
         }
     }
 
@@ -212,6 +215,7 @@ impl WasiHttpHooks for HttpPolicy {
             delay = Duration::from_millis(c.delay_ms);
         }
         let timeout = self.timeout;
+        let pool = self.pool.clone();
         Box::new(async move {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
@@ -223,6 +227,21 @@ impl WasiHttpHooks for HttpPolicy {
                     return Err(HttpError::ConnectionReadTimeout);
                 }
                 tokio::time::sleep(delay).await;
+            }
+            if let Some(pool) = pool {
+                let bound = |t: Option<Duration>| t.unwrap_or(timeout);
+                let response = pool
+                    .send(
+                        request,
+                        bound(options.connect_timeout) + bound(options.first_byte_timeout),
+                        bound(options.between_bytes_timeout),
+                    )
+                    .await?;
+                return Ok((
+                    response,
+                    Box::new(async { Ok(()) })
+                        as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ));
             }
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;

@@ -14,6 +14,7 @@ pub mod host;
 pub mod http;
 mod http_client;
 pub mod package;
+pub mod pool;
 mod retry;
 pub mod sink;
 pub mod source;
