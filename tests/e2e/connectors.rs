@@ -1190,3 +1190,109 @@ path = "dead.jsonl"
         stderr(&out)
     );
 }
+
+/// HTTPS through the host: an API behind a private CA is refused with a
+/// certificate error until the pipeline trusts that CA (`grants.tls_ca`).
+#[test]
+fn https_to_a_private_ca_needs_the_ca_granted() {
+    let d = Dir::new();
+    let sh = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d.path(""))
+            .output()
+            .expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    sh(&[
+        "req",
+        "-new",
+        "-x509",
+        "-days",
+        "2",
+        "-nodes",
+        "-subj",
+        "/CN=sluice test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    sh(&[
+        "req",
+        "-new",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    d.write("san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-days",
+        "2",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "san.ext",
+    ]);
+    let cert = d.path("server.crt").display().to_string();
+    let key = d.path("server.key").display().to_string();
+    let crm = Crm::start(&["--records", "1200", "--tls-cert", &cert, "--tls-key", &key]);
+    let origin = format!("https://localhost:{}", crm.port);
+    let pipeline = |ca: &str| {
+        format!(
+            r#"name = "tls"
+[source]
+type = "wasm"
+path = "{source}"
+config = {{ url = "{origin}/customers", page_size = 100 }}
+limits = {{ retry_initial_ms = 50, retry_max_ms = 100, max_retries = 2 }}
+[source.grants]
+http = ["{origin}"]
+{ca}
+{sink}"#,
+            source = connector("connectors/http-api-source").display(),
+            sink = sqlite_sink(),
+        )
+    };
+    // Not trusted: the handshake fails, the error says why.
+    d.write("pipeline.toml", pipeline(""));
+    let (out, _) = d.run(&[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("TLS handshake failed") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert!(err.contains("gave up after 2 transient errors"), "{err}");
+    // The CA granted: every record arrives over HTTPS.
+    d.write("pipeline.toml", pipeline("tls_ca = \"ca.crt\""));
+    let (out, summary) = d.run(&[]);
+    let s = assert_balanced(&out, &summary);
+    assert_eq!(s["written"], 1200, "{s}");
+    assert_eq!(
+        d.sql("out.db", "select count(distinct id) from customers"),
+        vec!["1200"]
+    );
+    // A file that is not a CA certificate is refused before anything runs.
+    d.write("pipeline.toml", pipeline("tls_ca = \"san.ext\""));
+    let (out, _) = d.run(&["--reset"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("holds no certificate"),
+        "{}",
+        stderr(&out)
+    );
+}

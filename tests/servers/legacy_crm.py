@@ -17,6 +17,8 @@ A real HTTP server on loopback (a separate process, standard library only):
                                       "refused": n}
   GET  /log                          the cursors requested so far, in order
 
+--tls-cert/--tls-key serve HTTPS instead of HTTP.
+
 Faults, counted over API requests (deterministic): every --throttle-every-th
 request answers 429 with Retry-After: --retry-after, every --fail-every-th
 500, every --slow-every-th waits --slow-seconds first. --token makes every
@@ -214,9 +216,17 @@ def main():
     p.add_argument("--slow-seconds", type=float, default=2.0)
     p.add_argument("--store", default=None, help="JSONL file keeping what /bulk stored")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", default=None, help="and this private key (PEM)")
     args = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(State(args)))
     server.daemon_threads = True
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -33,6 +33,11 @@ pub struct ConnectorGrants {
     /// `{ secret = "name", header = "X-Api-Key" }` (the value as it is).
     #[serde(default)]
     pub auth: BTreeMap<String, AuthSpec>,
+    /// A PEM file of CA certificates trusted for HTTPS in addition to the
+    /// Mozilla roots (an API behind a private CA), relative to the
+    /// pipeline file.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
     /// Real clocks (default true for connectors: retries and timestamps).
     #[serde(default = "yes")]
     pub clock: bool,
@@ -233,6 +238,9 @@ impl ConnectorGrants {
 
     /// Resolves `read_dirs` and secret files against the pipeline's directory.
     pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(ca) = &mut self.tls_ca {
+            *ca = crate::config::resolve(base, ca);
+        }
         for d in &mut self.read_dirs {
             *d = crate::config::resolve(base, d);
         }
@@ -324,6 +332,9 @@ impl ConnectorGrants {
         if !self.auth.is_empty() {
             let names: Vec<&str> = self.auth.keys().map(String::as_str).collect();
             parts.push(format!("auth injected for {}", names.join(",")));
+        }
+        if let Some(ca) = &self.tls_ca {
+            parts.push(format!("TLS CA {}", ca.display()));
         }
         let sandbox = self.sandbox().describe();
         if sandbox != "none" {

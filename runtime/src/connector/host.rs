@@ -149,8 +149,11 @@ impl ConnectorHost {
             stats: Arc::new(HttpStats::default()),
             chaos: config.chaos,
             pool: Some(
-                super::pool::Pool::new(Duration::from_millis(config.limits.request_timeout_ms))
-                    .map_err(fail)?,
+                super::pool::Pool::new(
+                    Duration::from_millis(config.limits.request_timeout_ms),
+                    config.grants.tls_ca.as_deref(),
+                )
+                .map_err(fail)?,
             ),
         };
         tracing::info!(connector = %who, path = %config.path.display(), grants = %config.grants.describe(), ?origin, ms = started.elapsed().as_millis() as u64, "connector loaded");

