@@ -5,8 +5,9 @@
 //!   customers in pages of 500, against a native loop (ureq + serde_json +
 //!   the same records encoded into a batch, every field);
 //! - sink: the HTTP bulk sink (WASM, Python) POSTing them in batches of 500
-//!   with idempotency keys, against a native loop (the same JSON body built
-//!   with serde_json, POSTed with ureq);
+//!   with idempotency keys, and the same sink written in Rust
+//!   (`benches/bulk-sink-rust`), against a native loop (the same JSON body
+//!   built with serde_json, POSTed with ureq);
 //! - per-call overhead of each world: a 1-record poll of the fixture source
 //!   (no I/O), and a 1-record bulk write minus a native 1-record POST.
 //!
@@ -282,6 +283,7 @@ fn main() {
     for dir in [
         "connectors/http-api-source",
         "connectors/http-bulk-sink",
+        "benches/bulk-sink-rust",
         "tests/fixtures/broken-source",
     ] {
         sluice_runtime::toolchain::build(&root.join(dir), None).expect("build");
@@ -299,12 +301,21 @@ fn main() {
             "path = \"connectors/http-bulk-sink/build/http-bulk-sink.wasm\"\nconfig = {{ url = \"http://127.0.0.1:{port}/bulk\" }}\n[grants]\nhttp = [\"http://127.0.0.1:{port}\"]\n"
         ),
     );
+    let rust_sink_cfg = connector(
+        &root,
+        &format!(
+            "path = \"benches/bulk-sink-rust/build/bench-bulk-sink.wasm\"\nconfig = {{ url = \"http://127.0.0.1:{port}/bulk\" }}\n[grants]\nhttp = [\"http://127.0.0.1:{port}\"]\n"
+        ),
+    );
     let input = records(RECORDS);
     let (mut nat_src, mut wasm_src, mut nat_sink, mut wasm_sink) = (vec![], vec![], vec![], vec![]);
     let mut nat_fresh = vec![];
     let mut source = WasmSource::new(source_cfg).expect("source");
     let mut sink = WasmSink::new(sink_cfg).expect("sink");
     sink.open(None).expect("open");
+    let mut rust_sink = WasmSink::new(rust_sink_cfg).expect("rust sink");
+    rust_sink.open(None).expect("open");
+    let mut wasm_rust_sink = vec![];
     // Warm up (compile caches, connections).
     native_source(port, false);
     run_source(&mut source, PAGE as usize);
@@ -328,6 +339,12 @@ fn main() {
             assert_eq!(c.written, chunk.len() as u64);
         }
         wasm_sink.push(t.elapsed());
+        let t = Instant::now();
+        for chunk in input.chunks(PAGE as usize) {
+            let c = rust_sink.write(chunk).expect("write");
+            assert_eq!(c.written, chunk.len() as u64);
+        }
+        wasm_rust_sink.push(t.elapsed());
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
@@ -361,6 +378,13 @@ fn main() {
         rate(wk) / 1e3,
         rate(wk) / rate(nk)
     );
+    let wr = median(&mut wasm_rust_sink);
+    println!(
+        "| sink: HTTP bulk (the same in Rust) | {:.0}k rec/s | {:.0}k rec/s | {:.2}× |",
+        rate(nk) / 1e3,
+        rate(wr) / 1e3,
+        rate(wr) / rate(nk)
+    );
 
     // Per-call overhead. Source: 1-record polls of the fixture (no I/O).
     let polls = 20_000u64;
@@ -387,6 +411,11 @@ fn main() {
         sink.write(one).expect("write");
     }
     let wasm_one = t.elapsed() / calls;
+    let t = Instant::now();
+    for _ in 0..calls {
+        rust_sink.write(one).expect("write");
+    }
+    let rust_one = t.elapsed() / calls;
     println!("\n| per call | time |");
     println!("|---|---|");
     println!(
@@ -404,5 +433,13 @@ fn main() {
     println!(
         "| sink world + Python overhead per call | {:.0} µs |",
         (wasm_one.saturating_sub(native_one)).as_secs_f64() * 1e6
+    );
+    println!(
+        "| sink `write` + `commit` of 1 record (the Rust sink, HTTP) | {:.0} µs |",
+        rust_one.as_secs_f64() * 1e6
+    );
+    println!(
+        "| sink world overhead per call (Rust) | {:.0} µs |",
+        (rust_one.saturating_sub(native_one)).as_secs_f64() * 1e6
     );
 }
