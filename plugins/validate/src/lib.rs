@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use regex_lite::Regex;
+use regex::Regex;
 use serde::Deserialize;
 use sluice_sdk::{Config, InitError, Operation, Outcome, Record, Transform, Value};
 

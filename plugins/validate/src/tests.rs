@@ -150,3 +150,20 @@ fn a_required_column_left_out_as_unchanged_is_not_missing() {
     r.add_header("sluice-unchanged", br#"["other"]"#.to_vec());
     assert_eq!(rejected(v.process(&mut r)).1.as_deref(), Some("email"));
 }
+
+#[test]
+fn patterns_are_unicode_aware_and_searched_unless_anchored() {
+    let mut v =
+        validate(r#"{"fields":{"name":{"pattern":"^\\w+$"},"code":{"pattern":"[0-9]{3}"}}}"#);
+    assert_eq!(check(&mut v, &[("name", "Zoë".into())]), Outcome::Keep);
+    assert_eq!(
+        rejected(check(&mut v, &[("name", "Zoë Ann".into())])).0,
+        "pattern_mismatch"
+    );
+    // Not anchored: found anywhere.
+    assert_eq!(check(&mut v, &[("code", "ab123cd".into())]), Outcome::Keep);
+    assert_eq!(
+        rejected(check(&mut v, &[("code", "ab12cd".into())])).0,
+        "pattern_mismatch"
+    );
+}
