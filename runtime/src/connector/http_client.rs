@@ -58,16 +58,33 @@ fn build(
     let method = http::Method::from_bytes(method.as_bytes())
         .map_err(|_| invalid(format!("`{method}` is not an HTTP method")))?;
     let mut builder = http::Request::builder().method(method).uri(uri);
-    let mut has_length = false;
     for (name, value) in headers {
         let n = http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid(format!("`{name}` is not a header name")))?;
+        // The same headers `wasi:http` refuses: they belong to the
+        // connection the host manages (a guest's `host`, `connection` or
+        // `transfer-encoding` could steer or desynchronise it).
+        if wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(&n) {
+            return Err(invalid(format!(
+                "the header `{n}` is set by the host, not by a connector"
+            )));
+        }
         let v = http::HeaderValue::from_str(&value)
             .map_err(|_| invalid(format!("the value of header `{name}` is not allowed")))?;
-        has_length |= n == http::header::CONTENT_LENGTH;
+        if n == http::header::CONTENT_LENGTH {
+            // The host sets it from the body; a different one would make
+            // the server read the body wrong.
+            if value.trim() != body.len().to_string() {
+                return Err(invalid(format!(
+                    "`content-length: {value}` does not match the body ({} bytes)",
+                    body.len()
+                )));
+            }
+            continue;
+        }
         builder = builder.header(n, v);
     }
-    if !body.is_empty() && !has_length {
+    if !body.is_empty() {
         builder = builder.header(http::header::CONTENT_LENGTH, body.len());
     }
     let body = Full::new(Bytes::from(body))
@@ -199,7 +216,43 @@ mod tests {
             bad("GET", "http://a/", vec![("x".into(), "a\nb".into())])
                 .contains("the value of header `x` is not allowed")
         );
-        let ok = build("POST", "http://a:1/p?q=1", vec![], b"abc".to_vec()).unwrap();
+        for h in [
+            "host",
+            "Transfer-Encoding",
+            "connection",
+            "proxy-authorization",
+            "upgrade",
+        ] {
+            let why = match build("GET", "http://a/", vec![(h.into(), "x".into())], Vec::new()) {
+                Err(HttpError::InvalidRequest(why)) => why,
+                other => panic!("{h}: {other:?}"),
+            };
+            assert!(why.contains("is set by the host"), "{why}");
+        }
+        let why = match build(
+            "POST",
+            "http://a/",
+            vec![("content-length".into(), "0".into())],
+            b"GET /admin HTTP/1.1".to_vec(),
+        ) {
+            Err(HttpError::InvalidRequest(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(why.contains("does not match the body (19 bytes)"), "{why}");
+        let ok = build(
+            "POST",
+            "http://a:1/p?q=1",
+            vec![("Content-Length".into(), "3".into())],
+            b"abc".to_vec(),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.headers()
+                .get_all(http::header::CONTENT_LENGTH)
+                .iter()
+                .count(),
+            1
+        );
         assert_eq!(ok.headers()[http::header::CONTENT_LENGTH], "3");
         assert_eq!(ok.uri().path_and_query().unwrap().as_str(), "/p?q=1");
     }
