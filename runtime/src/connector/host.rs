@@ -155,6 +155,7 @@ impl ConnectorHost {
                 )
                 .map_err(fail)?,
             ),
+            secrets: Arc::new(secrets.clone()),
         };
         tracing::info!(connector = %who, path = %config.path.display(), grants = %config.grants.describe(), ?origin, ms = started.elapsed().as_millis() as u64, "connector loaded");
         Ok(ConnectorHost {

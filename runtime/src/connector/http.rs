@@ -87,6 +87,9 @@ pub struct HttpPolicy {
     pub chaos: Option<Chaos>,
     /// Open connections to reuse (`None`: a connection per request).
     pub pool: Option<super::pool::Pool>,
+    /// The connector's secrets, replaced by `***` in what the host logs
+    /// and shows of a refused request (a connector could put one in a URL).
+    pub secrets: Arc<super::grants::Secrets>,
 }
 
 impl HttpPolicy {
@@ -101,10 +104,16 @@ impl HttpPolicy {
             stats: Arc::new(HttpStats::default()),
             chaos: None,
             pool: None,
+            secrets: Arc::default(),
         }
     }
 
     fn deny(&self, what: String) {
+        // The URL is the connector's: capped, escaped, secrets replaced.
+        let what = crate::plugin::untrusted::clean(
+            &self.secrets.redact(&what),
+            crate::plugin::untrusted::MAX_MESSAGE,
+        );
         tracing::warn!(connector = %self.who, "HTTP request refused: {what}");
         self.stats
             .denied
@@ -256,6 +265,40 @@ impl WasiHttpHooks for HttpPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_url_is_logged_without_secrets_and_capped() {
+        let mut specs = std::collections::BTreeMap::new();
+        specs.insert(
+            "token".to_string(),
+            super::super::grants::SecretSpec::Value("s3cr3t-value".into()),
+        );
+        let secrets = super::super::grants::Secrets::resolve(&specs, std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut p = HttpPolicy::deny_all("source connector `t`");
+        p.secrets = Arc::new(secrets);
+        p.deny(format!(
+            "GET http://evil.example/?k=s3cr3t-value&pad={}",
+            "x".repeat(10_000)
+        ));
+        let last = p
+            .stats
+            .last_denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let last = last.unwrap_or_default();
+        assert!(
+            last.starts_with("GET http://evil.example/?k=***&pad=xxx"),
+            "{last}"
+        );
+        assert!(!last.contains("s3cr3t"));
+        assert!(
+            last.len() <= crate::plugin::untrusted::MAX_MESSAGE + 64,
+            "{}",
+            last.len()
+        );
+    }
 
     #[test]
     fn rate_limiter_spaces_requests() {
