@@ -147,12 +147,12 @@ impl WasiHttpHooks for HttpPolicy {
     ) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
         use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
         tracing::debug!(connector = %self.who, "HTTP connection error: {err}");
-        if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
-            ErrorCode::ConnectionTerminated
-        } else if err.is_timeout() {
-            ErrorCode::ConnectionReadTimeout
-        } else {
-            ErrorCode::HttpProtocolError
+        // One rule for both HTTP paths (`pool::hyper_error`), in this
+        // path's error type.
+        match super::pool::hyper_error(err) {
+            HttpError::ConnectionTerminated => ErrorCode::ConnectionTerminated,
+            HttpError::ConnectionReadTimeout => ErrorCode::ConnectionReadTimeout,
+            _ => ErrorCode::HttpProtocolError,
         }
     }
 

@@ -191,7 +191,7 @@ fn tls_error(e: &rustls::Error) -> ErrorCode {
 
 /// The WASI error code for a hyper error (a connection cut mid-response is
 /// worth a retry: `ConnectionTerminated`).
-fn hyper_error(h: &hyper::Error) -> ErrorCode {
+pub(crate) fn hyper_error(h: &hyper::Error) -> ErrorCode {
     if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
         ErrorCode::ConnectionTerminated
     } else if h.is_timeout() {
