@@ -184,22 +184,25 @@ impl Source for WasmSource {
         resume: Option<&str>,
         ctx: &mut SourceContext<'_>,
     ) -> Result<(), SourceError> {
-        let done = AtomicBool::new(false);
+        // Dropped when reading ends: the watch below ends at once rather
+        // than at its next look (a run would otherwise end up to 50 ms late).
+        let (done, finished) = std::sync::mpsc::channel::<()>();
         let stop = ctx.stop_flag();
         let interrupt = self.interrupt.clone();
         std::thread::scope(|scope| {
             // A call blocked past a stop request is interrupted.
-            scope.spawn(|| {
-                while !done.load(Ordering::Relaxed) {
+            scope.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    finished.recv_timeout(Duration::from_millis(50))
+                {
                     if stop.load(Ordering::Relaxed) {
                         interrupt.store(true, Ordering::Relaxed);
                         return;
                     }
-                    std::thread::sleep(Duration::from_millis(50));
                 }
             });
             let result = self.read(resume, ctx);
-            done.store(true, Ordering::Relaxed);
+            drop(done);
             if let Err(e) = &result {
                 self.status.failed(&e.to_string());
             }
