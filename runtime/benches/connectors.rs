@@ -2,8 +2,9 @@
 //! in the same run, against the same local HTTP server:
 //!
 //! - source: the HTTP API source (WASM, Rust) reading 100 000 varied
-//!   customers in pages of 500, against a native loop (ureq + serde_json +
-//!   the same records encoded into a batch, every field);
+//!   customers in pages of 500, against a native loop doing the same work
+//!   (ureq, the connector's parsing: serde_json straight into records that
+//!   borrow from the body, every field encoded into a batch);
 //! - sink: the HTTP bulk sink (WASM, Python) POSTing them in batches of 500
 //!   with idempotency keys, and the same sink written in Rust
 //!   (`benches/bulk-sink-rust`), against a native loop (the same JSON body
@@ -21,6 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use sluice_codec::{BatchWriter, Operation, Record, Value};
 use sluice_runtime::connector::ConnectorConfig;
 use sluice_runtime::connector::sink::{WasmSink, idempotency_keys};
@@ -121,13 +125,6 @@ fn serve() -> u16 {
     rx.recv().expect("port")
 }
 
-fn into_value(v: serde_json::Value) -> Value<'static> {
-    match v {
-        serde_json::Value::String(s) => Value::Text(s.into()),
-        other => to_value(&other),
-    }
-}
-
 fn to_value(v: &serde_json::Value) -> Value<'static> {
     match v {
         serde_json::Value::Null => Value::Null,
@@ -160,34 +157,151 @@ fn native_source(port: u16, fresh_connections: bool) -> u64 {
             .body_mut()
             .read_to_vec()
             .expect("body");
-        let mut doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        let items = doc["data"]
-            .as_array_mut()
-            .map(std::mem::take)
-            .expect("data");
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        let (records, next) = NativePage.deserialize(&mut de).expect("json");
+        // As the connector does: record `i` at `<the position after the page>#i`.
+        let position = match &next {
+            Some(c) => format!("page:{c}"),
+            None => "done".to_string(),
+        };
         let mut w = BatchWriter::with_capacity(64 << 10);
-        for (i, item) in items.into_iter().enumerate() {
-            let serde_json::Value::Object(obj) = item else {
-                panic!("not an object");
-            };
-            let mut r = Record {
-                op: Operation::Snapshot,
-                stream: "customers".into(),
-                position: format!("page:{}#{i}", cursor.as_deref().unwrap_or("start")).into(),
-                ..Default::default()
-            };
-            r.key = to_value(&obj["id"]);
-            for (k, v) in obj {
-                r.set(k, into_value(v));
-            }
+        for (i, mut r) in records.into_iter().enumerate() {
+            r.position = format!("{position}#{i}").into();
             w.push(&r);
-            n += 1;
         }
+        n += w.len() as u64;
         std::hint::black_box(w.finish());
-        match doc["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
+        match next {
+            Some(c) => cursor = Some(c),
             None => return n,
         }
+    }
+}
+
+/// The connector's parsing, natively: one page into records borrowing
+/// from the body (no tree of owned values), and the `next_cursor`.
+struct NativePage;
+
+impl<'de> DeserializeSeed<'de> for NativePage {
+    type Value = (Vec<Record<'de>>, Option<String>);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NativePage {
+    type Value = (Vec<Record<'de>>, Option<String>);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a page")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut records, mut next) = (Vec::new(), None);
+        while let Some(k) = map.next_key::<&str>()? {
+            match k {
+                "data" => records = map.next_value_seed(NativeRecords)?,
+                "next_cursor" => next = map.next_value::<Option<String>>()?,
+                _ => map.next_value::<IgnoredAny>().map(drop)?,
+            }
+        }
+        Ok((records, next))
+    }
+}
+
+struct NativeRecords;
+
+impl<'de> DeserializeSeed<'de> for NativeRecords {
+    type Value = Vec<Record<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NativeRecords {
+    type Value = Vec<Record<'de>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(r) = seq.next_element_seed(NativeRecord(Record {
+            op: Operation::Snapshot,
+            stream: "customers".into(),
+            ..Default::default()
+        }))? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+struct NativeRecord<'a>(Record<'a>);
+
+impl<'a, 'de: 'a> DeserializeSeed<'de> for NativeRecord<'a> {
+    type Value = Record<'a>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record<'a>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'a, 'de: 'a> Visitor<'de> for NativeRecord<'a> {
+    type Value = Record<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Record<'a>, A::Error> {
+        while let Some(k) = map.next_key::<&str>()? {
+            let v = map.next_value_seed(NativeValue)?;
+            if k == "id" {
+                self.0.key = v.clone();
+            }
+            self.0.set(k, v);
+        }
+        Ok(self.0)
+    }
+}
+
+struct NativeValue;
+
+impl<'de> DeserializeSeed<'de> for NativeValue {
+    type Value = Value<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NativeValue {
+    type Value = Value<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_or_else(|_| Value::Text(v.to_string().into()), Value::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Value::Text(v.into()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Value::Text(v.to_string().into()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let v = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        Ok(Value::Json(v.to_string().into()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let v = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(Value::Json(v.to_string().into()))
     }
 }
 

@@ -10,8 +10,12 @@
 
 use std::time::{Duration, Instant};
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use sluice_sdk::connector::{ConnectorError, Polled, Source};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use sluice_sdk::connector::{Batch, ConnectorError, Polled, Source};
 use sluice_sdk::http::Request;
 use sluice_sdk::{Config, Operation, Record, Value};
 
@@ -137,10 +141,7 @@ impl HttpApiSource {
     }
 
     /// Reads one page; `Ok(None)` while a Retry-After is running.
-    fn fetch(
-        &mut self,
-        max_wait: Duration,
-    ) -> Result<Option<(Vec<Record<'static>>, Next)>, ConnectorError> {
+    fn fetch(&mut self, max_wait: Duration) -> Result<Option<(Batch, Next)>, ConnectorError> {
         if let Some(t) = self.not_before {
             let now = Instant::now();
             if now < t {
@@ -188,64 +189,283 @@ impl HttpApiSource {
                 return Err(ConnectorError::Fatal(format!("{url}: HTTP {s}: {body}")));
             }
         }
-        let mut doc: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|e| {
-            // A truncated body (a server that died mid-response) is worth a retry.
-            ConnectorError::Transient(format!("{url}: the response is not JSON: {e}"))
+        let fields = Fields {
+            records: &self.s.records_field,
+            next: self.next_field(),
+            key: &self.s.key_field,
+        };
+        let (records, next) = parse_page(&resp.body, &fields, &self.stream).map_err(|e| {
+            match e.classify() {
+                // Well-formed JSON of the wrong shape will not fix itself.
+                serde_json::error::Category::Data => {
+                    ConnectorError::Fatal(format!("{url}: unexpected response: {e}"))
+                }
+                // A truncated body (a server that died mid-response) is worth a retry.
+                _ => ConnectorError::Transient(format!("{url}: the response is not JSON: {e}")),
+            }
         })?;
-        let next = match doc.get(self.next_field()) {
+        let Some(records) = records else {
+            return Err(ConnectorError::Fatal(format!(
+                "{url}: the response has no array `{}` (set `records_field`)",
+                self.s.records_field
+            )));
+        };
+        let next = match next {
             None | Some(serde_json::Value::Null) => Next::Done,
             Some(serde_json::Value::String(s)) if s.is_empty() => Next::Done,
-            Some(serde_json::Value::String(s)) => Next::Page(s.clone()),
+            Some(serde_json::Value::String(s)) => Next::Page(s),
             Some(other) => Next::Page(other.to_string()),
         };
-        // Taken out of the document: values move into the records, not copied.
-        let items = doc
-            .get_mut(&self.s.records_field)
-            .and_then(|v| v.as_array_mut())
-            .map(std::mem::take)
-            .ok_or_else(|| {
-                ConnectorError::Fatal(format!(
-                    "{url}: the response has no array `{}` (set `records_field`)",
-                    self.s.records_field
-                ))
-            })?;
+        // Record `i` of a page is at `<the position after the page>#i`.
         let position = next.position();
-        let mut records = Vec::with_capacity(items.len());
-        for (i, item) in items.into_iter().enumerate() {
-            let serde_json::Value::Object(obj) = item else {
-                return Err(ConnectorError::Fatal(format!(
-                    "{url}: record {i} of the page is not a JSON object"
-                )));
-            };
-            let mut r = Record::new(self.stream.clone());
-            r.set_op(Operation::Snapshot);
-            if let Some(k) = obj.get(&self.s.key_field) {
-                r.set_key(into_value(k.clone()));
-            }
-            for (k, v) in obj {
-                r.set(k, into_value(v));
-            }
+        let mut batch = Batch::new();
+        for (i, mut r) in records.into_iter().enumerate() {
             r.set_position(format!("{position}#{i}"));
-            records.push(r);
+            batch.push(&r);
         }
         self.pages += 1;
-        Ok(Some((records, next)))
+        Ok(Some((batch, next)))
     }
 }
 
-fn into_value(v: serde_json::Value) -> Value<'static> {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n
-                .as_f64()
-                .map(Value::Float)
-                .unwrap_or_else(|| Value::Text(n.to_string().into())),
-        },
-        serde_json::Value::String(s) => Value::Text(s.into()),
-        other => Value::Json(other.to_string().into()),
+/// The names a page is read by (from the settings).
+struct Fields<'a> {
+    /// The array of records.
+    records: &'a str,
+    /// The next cursor or link.
+    next: &'a str,
+    /// The member that becomes each record's key.
+    key: &'a str,
+}
+
+/// Parses one page: its records (`None`: the page has no records array)
+/// and the next-page value. Names and values borrow from `body`.
+#[allow(clippy::type_complexity)]
+fn parse_page<'b>(
+    body: &'b [u8],
+    fields: &Fields<'_>,
+    stream: &'b str,
+) -> Result<(Option<Vec<Record<'b>>>, Option<serde_json::Value>), serde_json::Error> {
+    let page = Page {
+        records_field: fields.records,
+        next_field: fields.next,
+        key_field: fields.key,
+        stream,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = page.deserialize(&mut de)?;
+    de.end()?;
+    Ok(parsed)
+}
+
+/// One page of the API, parsed straight into records whose names and
+/// values borrow from the response body (no tree of owned values).
+struct Page<'n, 'a> {
+    records_field: &'n str,
+    next_field: &'n str,
+    key_field: &'n str,
+    stream: &'a str,
+}
+
+impl<'a, 'de: 'a> DeserializeSeed<'de> for Page<'_, 'a> {
+    type Value = (Option<Vec<Record<'a>>>, Option<serde_json::Value>);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'a, 'de: 'a> Visitor<'de> for Page<'_, 'a> {
+    type Value = (Option<Vec<Record<'a>>>, Option<serde_json::Value>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object (one page of the API)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut records = None;
+        let mut next = None;
+        while let Some(k) = map.next_key_seed(Text)? {
+            if k == self.records_field {
+                records = Some(map.next_value_seed(Records {
+                    key_field: self.key_field,
+                    stream: self.stream,
+                })?);
+            } else if k == self.next_field {
+                next = Some(map.next_value::<serde_json::Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok((records, next))
+    }
+}
+
+/// The page's array of records.
+struct Records<'n, 'a> {
+    key_field: &'n str,
+    stream: &'a str,
+}
+
+impl<'a, 'de: 'a> DeserializeSeed<'de> for Records<'_, 'a> {
+    type Value = Vec<Record<'a>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'a, 'de: 'a> Visitor<'de> for Records<'_, 'a> {
+    type Value = Vec<Record<'a>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            let mut record = Record::new(self.stream);
+            record.set_op(Operation::Snapshot);
+            let item = OneRecord {
+                key_field: self.key_field,
+                record,
+            };
+            match seq.next_element_seed(item)? {
+                Some(r) => out.push(r),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// One record: a JSON object whose members become fields.
+struct OneRecord<'n, 'a> {
+    key_field: &'n str,
+    record: Record<'a>,
+}
+
+impl<'a, 'de: 'a> DeserializeSeed<'de> for OneRecord<'_, 'a> {
+    type Value = Record<'a>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record<'a>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'a, 'de: 'a> Visitor<'de> for OneRecord<'_, 'a> {
+    type Value = Record<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Record<'a>, A::Error> {
+        while let Some(k) = map.next_key_seed(Text)? {
+            let v = map.next_value_seed(Field)?;
+            if k == self.key_field {
+                self.record.set_key(v.clone());
+            }
+            self.record.set(k, v);
+        }
+        Ok(self.record)
+    }
+}
+
+/// A string, borrowed from the body unless it had escapes.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A field's value. Integers stay exact (beyond `i64`: as text), arrays
+/// and objects are kept as JSON text.
+struct Field;
+
+impl<'de> DeserializeSeed<'de> for Field {
+    type Value = Value<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Field {
+    type Value = Value<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_or_else(|_| Value::Text(v.to_string().into()), Value::Int))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Value::Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Value::Text(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Value::Text(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let v = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        Ok(Value::Json(v.to_string().into()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let v = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(Value::Json(v.to_string().into()))
     }
 }
 
@@ -314,11 +534,11 @@ impl Source for HttpApiSource {
         }
         match self.fetch(max_wait)? {
             None => Ok(Polled::default()),
-            Some((records, next)) => {
+            Some((batch, next)) => {
                 let position = next.position();
                 self.next = next;
                 Ok(Polled {
-                    records,
+                    batch: Some(batch),
                     position: Some(position),
                     end_of_data: self.next == Next::Done,
                     ..Default::default()
@@ -341,6 +561,86 @@ mod tests {
             assert_eq!(Next::parse(&n.position()).ok(), Some(n));
         }
         assert!(Next::parse("line 3").is_err());
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parse(
+        body: &str,
+    ) -> Result<(Option<Vec<Record<'_>>>, Option<serde_json::Value>), serde_json::Error> {
+        let fields = Fields {
+            records: "data",
+            next: "next_cursor",
+            key: "id",
+        };
+        parse_page(body.as_bytes(), &fields, "customers")
+    }
+
+    #[test]
+    fn a_page_becomes_records_with_every_value_kept() {
+        let body = r#"{"data":[
+            {"id":18446744073709551615,"n\u0061me":"Zo\u00eb \"Z\"","tags":["a",{"b":1}],"ok":true,"x":null,"f":1.5,"neg":-3},
+            {"id":2,"name":"Bo"}
+        ],"next_cursor":"c2","extra":{"ignored":[1,2]}}"#;
+        let (records, next) = parse(body).expect("parses");
+        let records = records.expect("the array");
+        assert_eq!(next, Some(serde_json::Value::String("c2".into())));
+        assert_eq!(records.len(), 2);
+        let r = &records[0];
+        // Beyond i64: exact, as text (not rounded through a float).
+        assert_eq!(r.key(), &Value::Text("18446744073709551615".into()));
+        assert_eq!(
+            r.get("id"),
+            Some(&Value::Text("18446744073709551615".into()))
+        );
+        // Escapes in names and values are decoded.
+        assert_eq!(r.get_str("name"), Some("Zoë \"Z\""));
+        assert_eq!(r.get("tags"), Some(&Value::Json(r#"["a",{"b":1}]"#.into())));
+        assert_eq!(r.get("ok"), Some(&Value::Bool(true)));
+        assert!(r.has("x") && r.is_null("x"));
+        assert_eq!(r.get_f64("f"), Some(1.5));
+        assert_eq!(r.get_i64("neg"), Some(-3));
+        // Members keep the document's order.
+        let names: Vec<&str> = r.fields().map(|(k, _)| k).collect();
+        assert_eq!(names, ["id", "name", "tags", "ok", "x", "f", "neg"]);
+        assert_eq!(r.op(), Operation::Snapshot);
+        assert_eq!(r.stream(), "customers");
+        assert_eq!(records[1].key(), &Value::Int(2));
+        // What is encoded is what was parsed.
+        let mut batch = Batch::new();
+        records.iter().for_each(|r| batch.push(r));
+        let decoded: Vec<_> = batch
+            .records()
+            .into_iter()
+            .map(Record::into_codec)
+            .collect();
+        let parsed: Vec<_> = records.into_iter().map(Record::into_codec).collect();
+        assert_eq!(decoded, parsed);
+    }
+
+    #[test]
+    fn the_last_page_and_missing_arrays_are_told_apart() {
+        let (records, next) = parse(r#"{"next_cursor":null,"data":[]}"#).expect("parses");
+        assert_eq!(records, Some(vec![]));
+        assert_eq!(next, Some(serde_json::Value::Null));
+        let (records, next) = parse(r#"{"items":[{"id":1}]}"#).expect("parses");
+        assert!(records.is_none() && next.is_none());
+    }
+
+    #[test]
+    fn a_wrong_shape_is_data_and_a_cut_body_is_not() {
+        use serde_json::error::Category;
+        for body in [r#"{"data":[1]}"#, r#"{"data":{"id":1}}"#, r#"[{"id":1}]"#] {
+            let e = parse(body).expect_err(body);
+            assert_eq!(e.classify(), Category::Data, "{body}: {e}");
+        }
+        for body in [
+            r#"{"data":[{"id":1},"#,
+            r#"{"data":[{"id":1}]} trailing"#,
+            "",
+        ] {
+            let e = parse(body).expect_err(body);
+            assert_ne!(e.classify(), Category::Data, "{body}: {e}");
+        }
     }
 
     #[test]

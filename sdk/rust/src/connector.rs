@@ -79,10 +79,72 @@ pub struct Polled {
     pub position: Option<String>,
     /// True when there is nothing more to read, ever.
     pub end_of_data: bool,
+    /// Records already encoded with [`Batch::push`], sent before
+    /// `records`. For a connector that builds each record borrowing from
+    /// its input (a response body) and encodes it at once, instead of
+    /// collecting owned copies of every value in `records`.
+    pub batch: Option<Batch>,
     /// Bytes sent instead of encoding `records` (tests of the host's
     /// handling of malformed batches; leave it `None`).
     #[doc(hidden)]
     pub raw_batch: Option<Vec<u8>>,
+}
+
+/// Records encoded as they are built (see [`Polled::batch`]).
+///
+/// ```
+/// use sluice_sdk::connector::Batch;
+/// use sluice_sdk::Record;
+///
+/// let body = String::from("Ada");
+/// let mut batch = Batch::new();
+/// let mut r = Record::new("people");
+/// r.set("name", body.as_str()); // borrowed, not copied
+/// batch.push(&r);
+/// assert_eq!(batch.len(), 1);
+/// assert_eq!(batch.records()[0].get_str("name"), Some("Ada"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    writer: sluice_codec::BatchWriter,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch {
+            writer: sluice_codec::BatchWriter::with_capacity(64 << 10),
+        }
+    }
+
+    /// Encodes `record` into the batch; it may borrow from anything.
+    pub fn push(&mut self, record: &Record<'_>) {
+        self.writer.push(record.as_codec());
+    }
+
+    /// How many records were pushed.
+    pub fn len(&self) -> usize {
+        self.writer.len()
+    }
+
+    /// True when no record was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.writer.is_empty()
+    }
+
+    /// The records pushed so far, decoded again (for a connector's tests).
+    pub fn records(&self) -> Vec<Record<'static>> {
+        let mut out = Vec::with_capacity(self.writer.len());
+        let mut w = self.writer.clone();
+        let bytes = w.as_bytes();
+        // The writer's own output always decodes.
+        if let Ok(mut reader) = sluice_codec::BatchReader::new(bytes) {
+            while let Ok(Some(r)) = reader.next_record() {
+                out.push(Record::from_codec(r.into_owned()));
+            }
+        }
+        out
+    }
 }
 
 /// A source connector.
@@ -194,7 +256,10 @@ pub mod __glue {
                 std::time::Duration::from_millis(max_wait_ms.into()),
             )
             .map_err(wit_error)?;
-        let mut w = BatchWriter::with_capacity(4096);
+        let mut w = match polled.batch {
+            Some(b) => b.writer,
+            None => BatchWriter::with_capacity(4096),
+        };
         for r in &polled.records {
             w.push(r.as_codec());
         }
@@ -206,11 +271,7 @@ pub mod __glue {
             });
         }
         Ok(crate::bindings::sluice::plugin::connector_types::Polled {
-            batch: if polled.records.is_empty() {
-                Vec::new()
-            } else {
-                w.finish()
-            },
+            batch: if w.is_empty() { Vec::new() } else { w.finish() },
             position: polled.position,
             end_of_data: polled.end_of_data,
         })
