@@ -1,0 +1,290 @@
+//! Sluice against the same jobs hand-written in plain Rust, in the same run.
+//!
+//! `cargo bench -p sluice-runtime --bench end_to_end` (after
+//! `scripts/build-plugins.sh`). It builds `sluice`, the export generator and
+//! `benches/reference` (the jobs hand-written: csv + rusqlite, one thread,
+//! no plugins), generates the legacy CRM export (`SLUICE_BENCH_ROWS`,
+//! default 1 000 000 rows, Windows-1252, messy), then for each job runs the
+//! reference and `sluice run` as child processes, interleaved
+//! (`SLUICE_BENCH_ROUNDS`, default 3), and reports the median wall time, CPU
+//! time (user + system, from `wait4`) and peak RSS of each, and their
+//! ratios. After the last round it checks that both wrote the same rows
+//! (every column of every row) and dead-lettered the same records for the
+//! same reasons: a faster Sluice that writes something else fails here.
+//!
+//! Jobs: `demo` (`examples/legacy-crm/pipeline.toml`, the README's demo),
+//! `pattern` (`benches/reference/pattern.toml`: three date formats, money,
+//! a regex on the email, dedupe by upsert) and `copy`
+//! (`benches/reference/copy.toml`: CSV -> SQLite, no transform).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::Value;
+
+/// One run of a child process.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+}
+
+/// Runs `cmd` to completion; its wall time, CPU time and peak RSS.
+fn measure(cmd: &mut Command) -> (Run, String) {
+    let out_path = std::env::temp_dir().join(format!("sluice-e2e-{}.out", std::process::id()));
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let started = Instant::now();
+    // Reaped with wait4 below (for its resource usage), not Child::wait.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and usage are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(r, pid, "wait4 failed");
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed:\n{text}"
+    );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        Run {
+            wall,
+            cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss as u64,
+        },
+        text,
+    )
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+/// Compares the `customers` tables of two databases row by row, ordered
+/// by the first column; returns the number of rows. Streams both (the
+/// bench's own memory would otherwise show in its children's peak RSS).
+fn same_rows(job: &str, want: &Path, got: &Path) -> usize {
+    let (a, b) = (
+        rusqlite::Connection::open(want).expect("open db"),
+        rusqlite::Connection::open(got).expect("open db"),
+    );
+    let sql = "SELECT * FROM customers ORDER BY 1";
+    let (mut sa, mut sb) = (
+        a.prepare(sql).expect("select"),
+        b.prepare(sql).expect("select"),
+    );
+    assert_eq!(
+        sa.column_names(),
+        sb.column_names(),
+        "{job}: the columns differ"
+    );
+    let n = sa.column_count();
+    let (mut ra, mut rb) = (sa.query([]).expect("query"), sb.query([]).expect("query"));
+    let mut count = 0;
+    loop {
+        match (ra.next().expect("row"), rb.next().expect("row")) {
+            (None, None) => return count,
+            (Some(x), Some(y)) => {
+                for i in 0..n {
+                    let (vx, vy) = (
+                        x.get::<_, Value>(i).expect("value"),
+                        y.get::<_, Value>(i).expect("value"),
+                    );
+                    assert_eq!(vx, vy, "{job}: row {count} column {i} differs");
+                }
+                count += 1;
+            }
+            _ => panic!("{job}: the row counts differ (after {count} equal rows)"),
+        }
+    }
+}
+
+/// The reference's `written N dropped N rejected a=1,b=2` line.
+fn reference_counts(text: &str) -> (u64, u64, BTreeMap<String, u64>) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("written "))
+        .expect("counts line");
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let rejected = w
+        .get(5)
+        .map(|s| {
+            s.split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.parse().expect("count")))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        w[1].parse().expect("written"),
+        w[3].parse().expect("dropped"),
+        rejected,
+    )
+}
+
+/// Sluice's summary: written, dropped, dead letters by code.
+fn sluice_counts(summary: &Path) -> (u64, u64, BTreeMap<String, u64>) {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary).expect("summary")).expect("summary json");
+    let mut codes = BTreeMap::new();
+    for (k, n) in v["reasons"].as_object().expect("reasons") {
+        // "stage: code"
+        let code = k.rsplit(": ").next().unwrap_or(k).to_string();
+        *codes.entry(code).or_default() += n.as_u64().expect("count");
+    }
+    (
+        v["written"].as_u64().expect("written"),
+        v["dropped"].as_u64().expect("dropped"),
+        codes,
+    )
+}
+
+fn main() {
+    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("root");
+    let env_num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let rows_n = env_num("SLUICE_BENCH_ROWS", 1_000_000);
+    let rounds = env_num("SLUICE_BENCH_ROUNDS", 3).max(1);
+    let plugins = root.join("build/plugins");
+    for p in ["mapper", "cleanse", "validate"] {
+        assert!(
+            plugins.join(format!("{p}.wasm")).is_file(),
+            "build/plugins/{p}.wasm is missing: run scripts/build-plugins.sh first"
+        );
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--locked", "-p", "sluice-runtime"])
+        .args([
+            "-p",
+            "sluice-example-legacy-crm",
+            "-p",
+            "sluice-bench-reference",
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(built.success(), "cargo build failed");
+    let bin = std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data/customers.csv");
+    let (_, out) = measure(
+        Command::new(bin.join("legacy-crm"))
+            .args(["generate", "--rows", &rows_n.to_string(), "--out"])
+            .arg(&data),
+    );
+    eprint!("{out}");
+
+    let jobs = [
+        ("demo", root.join("examples/legacy-crm/pipeline.toml")),
+        ("pattern", root.join("benches/reference/pattern.toml")),
+        ("copy", root.join("benches/reference/copy.toml")),
+    ];
+    let mut table = Vec::new();
+    for (job, pipeline) in &jobs {
+        // The job's directory: its pipeline, the shared export, outputs.
+        let dir = work.path().join(job);
+        std::fs::create_dir_all(&dir).expect("job dir");
+        let text = std::fs::read_to_string(pipeline)
+            .expect("pipeline")
+            .replace("../../build/plugins/", &format!("{}/", plugins.display()))
+            .replace("data/customers.csv", &data.display().to_string());
+        std::fs::write(dir.join("pipeline.toml"), text).expect("write pipeline");
+        let sluice = |dir: &Path| {
+            let _ = std::fs::remove_dir_all(dir.join("out"));
+            let mut c = Command::new(bin.join("sluice"));
+            c.current_dir(dir)
+                .args(["run", "pipeline.toml", "--reset", "--no-progress"])
+                .args(["--summary-json", "summary.json"]);
+            measure(&mut c)
+        };
+        let reference = |dir: &Path| {
+            let db = dir.join("reference.db");
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+            }
+            let mut c = Command::new(bin.join("sluice-bench-reference"));
+            c.args(["--job", job, "--input"])
+                .arg(&data)
+                .arg("--db")
+                .arg(&db);
+            measure(&mut c)
+        };
+        // Warm up: the plugins' compiled code is cached after the first run.
+        sluice(&dir);
+        let (mut r_runs, mut s_runs) = (vec![], vec![]);
+        let mut r_text = String::new();
+        for _ in 0..rounds {
+            let (r, t) = reference(&dir);
+            r_runs.push(r);
+            r_text = t;
+            s_runs.push(sluice(&dir).0);
+        }
+        // The same rows, the same rejects.
+        same_rows(job, &dir.join("reference.db"), &dir.join("out/crm.db"));
+        let (rc, sc) = (
+            reference_counts(&r_text),
+            sluice_counts(&dir.join("summary.json")),
+        );
+        assert_eq!(rc, sc, "{job}: written, dropped or rejects differ");
+        let wall = |v: &[Run]| median(v.iter().map(|r| r.wall).collect());
+        let cpu = |v: &[Run]| median(v.iter().map(|r| r.cpu).collect());
+        let rss = |v: &[Run]| v.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
+        table.push((
+            job.to_string(),
+            wall(&r_runs),
+            wall(&s_runs),
+            cpu(&r_runs),
+            cpu(&s_runs),
+            rss(&r_runs),
+            rss(&s_runs),
+        ));
+    }
+    println!(
+        "{rows_n} rows, median of {rounds} interleaved rounds; outputs identical row by row, rejects identical by code\n"
+    );
+    println!(
+        "| job | reference wall | Sluice wall | wall ratio | reference CPU | Sluice CPU | CPU ratio | Sluice rec/s | peak RSS reference / Sluice |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (job, rw, sw, rc, sc, rr, sr) in &table {
+        println!(
+            "| {job} | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {:.2} s | {:.2}× | {:.0}k | {} / {} MiB |",
+            rw.as_secs_f64(),
+            sw.as_secs_f64(),
+            sw.as_secs_f64() / rw.as_secs_f64(),
+            rc.as_secs_f64(),
+            sc.as_secs_f64(),
+            sc.as_secs_f64() / rc.as_secs_f64(),
+            rows_n as f64 / sw.as_secs_f64() / 1000.0,
+            rr / 1024,
+            sr / 1024,
+        );
+    }
+}
