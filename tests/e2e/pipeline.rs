@@ -130,6 +130,58 @@ fn migrates_a_messy_latin1_csv_into_sqlite_and_explains_every_reject() {
 }
 
 #[test]
+fn profile_shows_each_stage_in_order_with_its_parts() {
+    let dir = Dir::new();
+    crm_pipeline(
+        &dir,
+        "[sink]\ntype = \"sqlite\"\npath = \"out/crm.db\"\ntable = \"customers\"\nkey = [\"id\"]",
+    );
+    let (out, summary) = dir.run(&["--profile", "--no-progress"]);
+    let s = assert_balanced(&out, &summary);
+    let stages = s["profile"]["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|st| st["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["source", "map", "cleanse", "validate", "sink"]);
+    let parts = |i: usize| -> Vec<String> {
+        stages[i]["work_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(parts(0), ["read, decode, encode"]);
+    assert_eq!(parts(2), ["plugin", "apply"]);
+    assert_eq!(parts(4), ["decode", "write", "dead letters", "checkpoint"]);
+    // Each plugin's call time is the one the summary reports for it.
+    for (i, p) in s["plugins"].as_array().unwrap().iter().enumerate() {
+        let plugin_ms = stages[i + 1]["work_ms"][0][1].as_f64().unwrap();
+        let busy = p["busy_ms"].as_u64().unwrap() as f64;
+        assert!((plugin_ms - busy).abs() < 1.0, "{plugin_ms} vs {busy}");
+    }
+    for st in stages {
+        for v in [&st["waiting_for_input_ms"], &st["waiting_for_output_ms"]] {
+            assert!(v.as_f64().unwrap() >= 0.0, "{st}");
+        }
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let table: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("profile"))
+        .collect();
+    assert_eq!(table.len(), 7, "{err}");
+    for (line, name) in table[2..].iter().zip(&names) {
+        assert!(line.trim_start().starts_with(name), "{err}");
+    }
+    // Without --profile, no table (the JSON summary has it either way).
+    let (out, summary) = dir.run(&["--reset", "--no-progress"]);
+    assert!(summary.unwrap()["profile"]["stages"].is_array());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("profile ("));
+}
+
+#[test]
 fn a_rerun_resumes_after_the_checkpoint_and_reset_starts_over() {
     let dir = Dir::new();
     dir.write(

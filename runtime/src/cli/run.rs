@@ -30,6 +30,11 @@ pub struct RunArgs {
     /// Do not show the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// After the summary, show where the time went: each stage's own work
+    /// (by part: source read, plugin call, sink write, checkpoint...) and
+    /// its time waiting for the stages around it.
+    #[arg(long)]
+    profile: bool,
     /// Serve the admin API on this address (`127.0.0.1:9464`); overrides
     /// `runtime.admin`.
     #[arg(long, value_name = "ADDR")]
@@ -117,6 +122,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     progress.finish();
     let summary = summary?;
     eprint!("{}", summary.render());
+    if args.profile {
+        eprint!("{}", summary.profile.render());
+    }
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, json).with_context(|| format!("cannot write `{}`", path.display()))?;

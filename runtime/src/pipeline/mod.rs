@@ -10,9 +10,13 @@ mod chain;
 pub mod checkpoint;
 pub mod control;
 pub mod dead_letter;
+mod profile;
 pub mod run_lock;
 pub mod shadow;
 mod summary;
+
+use profile::Clocks;
+pub use profile::{Profile, StageProfile};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -285,6 +289,7 @@ pub fn run(
     let watch = rt.watch;
     let interrupter = host.clone();
     let reload_pipeline = pipeline.clone();
+    let clocks = &Clocks::new(slots.len());
     let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
         let _done_on_exit = SetOnDrop(&done);
         let (to_first, mut upstream): (SyncSender<InFlight>, Receiver<InFlight>) =
@@ -306,9 +311,13 @@ pub fn run(
         let source_thread = std::thread::Builder::new()
             .name("sluice-source".into())
             .spawn_scoped(scope, move || -> Result<(), SourceError> {
+                let began = Instant::now();
                 let mut send = |b: SourceBatch| {
                     let p = Processed::start(&b);
-                    to_first.send((b, p)).map_err(|_| Stopped)
+                    let t = Instant::now();
+                    let sent = to_first.send((b, p)).map_err(|_| Stopped);
+                    clocks.source_waiting_out.add_since(t);
+                    sent
                 };
                 let mut ctx = sources::SourceContext::new(
                     batch_size,
@@ -319,7 +328,9 @@ pub fn run(
                     &stats.progress,
                     &stats.source,
                 );
-                source.run(resume.as_deref(), &mut ctx)
+                let read = source.run(resume.as_deref(), &mut ctx);
+                clocks.source_total.add_since(began);
+                read
             })
             .map_err(|e| RunError::Internal(format!("cannot start the source thread: {e}")))?;
         // One thread per transform: on 2 cores the stages, the source and
@@ -336,7 +347,10 @@ pub fn run(
                 .spawn_scoped(scope, move || {
                     let mut shadow: Option<Shadow> = None;
                     let mut pending: Option<crate::reload::Swap> = None;
-                    for (batch, mut processed) in input {
+                    let clock = &clocks.stages[stage];
+                    let mut t = Instant::now();
+                    while let Ok((batch, mut processed)) = input.recv() {
+                        t = clock.waiting_in.add_since(t);
                         // Between two batches: take what the reloader sent.
                         let mut retired = Vec::new();
                         while let Ok(msg) = messages.try_recv() {
@@ -428,9 +442,11 @@ pub fn run(
                             st.records_by_version.clone_from(&slot.records_by_version);
                             st.shadow = shadow.as_ref().map(|s| s.report.clone());
                         }
+                        t = clock.work.add_since(t);
                         if tx.send((batch, processed)).is_err() {
                             break;
                         }
+                        t = clock.waiting_out.add_since(t);
                         drop(retired);
                     }
                     slot
@@ -457,7 +473,9 @@ pub fn run(
 
         let mut cp = checkpoint.clone().unwrap_or_default();
         let sink_result = (|| -> Result<(), RunError> {
-            for (batch, processed) in &from_chain {
+            let mut t = Instant::now();
+            while let Ok((batch, processed)) = from_chain.recv() {
+                clocks.sink_waiting_in.add_since(t);
                 commit_batch(
                     &batch,
                     processed,
@@ -467,8 +485,10 @@ pub fn run(
                     &mut cp,
                     &store,
                     &pipeline.name,
+                    clocks,
                 )?;
                 observer.progress(stats);
+                t = Instant::now();
             }
             Ok(())
         })();
@@ -500,6 +520,7 @@ pub fn run(
         dlq.describe(),
         stats,
         &slots,
+        clocks,
         started.elapsed(),
         stop.load(Ordering::Relaxed),
         committed_before,
@@ -553,7 +574,9 @@ fn commit_batch(
     cp: &mut Checkpoint,
     store: &Checkpoints,
     pipeline: &str,
+    clocks: &Clocks,
 ) -> Result<(), RunError> {
+    let began = Instant::now();
     let inputs = (batch.spans.len() + batch.malformed.len()) as u64;
     let owned = processed.data.take();
     let data: &[u8] = owned.as_deref().unwrap_or(&batch.data);
@@ -589,13 +612,14 @@ fn commit_batch(
             rec.position = position.to_string().into();
         }
     }
-    let t = Instant::now();
+    let t = clocks.sink_prepare.add_since(began);
     let commit = if records.is_empty() {
         sinks::SinkCommit::default()
     } else {
         sink.write(&records).map_err(RunError::Sink)?
     };
     let sink_time = t.elapsed();
+    let t = clocks.sink_write.add_since(t);
     let mut dead = processed.dead;
     for m in &batch.malformed {
         dead.push(DeadLetter {
@@ -658,6 +682,7 @@ fn commit_batch(
                 .or_default() += 1;
         }
     }
+    let t = clocks.dead_letters.add_since(t);
     cp.records += inputs;
     cp.source.clone_from(&batch.resume);
     if commit.state.is_some() {
@@ -692,6 +717,7 @@ fn commit_batch(
     stats
         .dead_lettered
         .fetch_add(dead.len() as u64, Ordering::Relaxed);
+    clocks.checkpoint.add_since(t);
     tracing::trace!(
         records = inputs,
         sink_us = sink_time.as_micros() as u64,

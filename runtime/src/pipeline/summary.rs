@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Stats;
+use super::profile::{Clocks, Profile};
 use crate::config::Pipeline;
 use crate::plugin::TransformSlot;
 
@@ -68,6 +69,8 @@ pub struct Summary {
     /// How far the target was behind the source at the end (sources that
     /// follow a live database).
     pub lag: Option<crate::sources::Lag>,
+    /// Where the time went, stage by stage (`sluice run --profile` prints it).
+    pub profile: Profile,
 }
 
 impl Summary {
@@ -79,6 +82,7 @@ impl Summary {
         dead_letter: String,
         stats: &Stats,
         slots: &[TransformSlot],
+        clocks: &Clocks,
         elapsed: Duration,
         stopped: bool,
         resumed_after: u64,
@@ -114,6 +118,17 @@ impl Summary {
             stopped,
             resumed_after,
             lag: stats.source.lag(),
+            profile: Profile::new(
+                clocks,
+                &slots
+                    .iter()
+                    .map(|s| s.plugin().name().to_string())
+                    .collect::<Vec<_>>(),
+                &slots
+                    .iter()
+                    .map(|s| s.busy.as_secs_f64() * 1000.0)
+                    .collect::<Vec<_>>(),
+            ),
         }
     }
 
