@@ -19,6 +19,8 @@ cargo build --release --locked -p sluice-runtime --bin sluice
 "${CARGO_TARGET_DIR:-$root/target}/release/sluice" plugin setup rust python js c
 cargo test --release --locked --workspace \
     --exclude sluice-fixture-misbehave --exclude sluice-fixture-other-world
+# The SDK's connector glue is compiled only for a source or a sink.
+cargo test --release --locked -p sluice-sdk --no-default-features --features source --lib
 # Connectors are their own workspaces (as a vendor's would be): their unit
 # tests run natively here; the end-to-end tests above built and ran them.
 cargo test --release --locked --manifest-path connectors/http-api-source/Cargo.toml

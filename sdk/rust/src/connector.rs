@@ -401,3 +401,49 @@ macro_rules! export_sink {
         };
     };
 }
+
+#[cfg(all(test, feature = "source"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Returns one record encoded in a `Batch` and one in `records`.
+    struct Both;
+
+    impl Source for Both {
+        fn open(_: Config, _: Option<String>) -> Result<Self, ConnectorError> {
+            Ok(Both)
+        }
+
+        fn poll(&mut self, _: usize, _: std::time::Duration) -> Result<Polled, ConnectorError> {
+            let body = String::from("from the body");
+            let mut first = Record::new("s");
+            first.set("v", body.as_str());
+            let mut batch = Batch::new();
+            batch.push(&first);
+            let mut second = Record::new("s");
+            second.set("v", "owned");
+            Ok(Polled {
+                batch: Some(batch),
+                records: vec![second],
+                position: Some("p".into()),
+                ..Default::default()
+            })
+        }
+    }
+
+    #[test]
+    fn an_encoded_batch_goes_first_then_the_records() {
+        let state = RefCell::new(Some(Both));
+        let polled = __glue::source_poll::<Both>(&state, 10, 0).unwrap();
+        let mut reader = sluice_codec::BatchReader::new(&polled.batch).unwrap();
+        let mut values = Vec::new();
+        while let Some(r) = reader.next_record().unwrap() {
+            values.push(Record::from_codec(r).get_str("v").unwrap().to_string());
+        }
+        assert_eq!(values, ["from the body", "owned"]);
+        assert_eq!(polled.position.as_deref(), Some("p"));
+    }
+}

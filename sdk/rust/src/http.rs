@@ -183,6 +183,7 @@ fn send(req: &Request) -> Result<Response, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
