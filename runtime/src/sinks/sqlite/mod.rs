@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{CachedStatement, Connection, ToSql};
 use sluice_codec::{Operation, Record, Value};
 
 pub use config::{SqliteSinkConfig, WriteMode};
@@ -17,7 +17,8 @@ pub use config::{SqliteSinkConfig, WriteMode};
 use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::declared_types::{DeclaredTypes, sqlite_type};
 use crate::sources::postgres::records::{
-    OLD_KEY_HEADER, TRUNCATE_HEADER, key_columns, key_header, unchanged_columns,
+    KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER, key_columns, key_header,
+    unchanged_columns,
 };
 use crate::sources::sqlite::quote_ident;
 
@@ -30,17 +31,66 @@ pub struct SqliteSink {
     conn: Option<Connection>,
     /// Known columns per table.
     tables: HashMap<String, Vec<String>>,
-    /// The last insert statement: table, column names, SQL. Records of a
-    /// batch usually share their shape, so the SQL is built once.
-    last_insert: Option<(String, Vec<String>, String)>,
-    /// Whether `last_insert` is an upsert.
-    last_upsert: bool,
+    /// The insert statement of the last record written. Records of a
+    /// batch usually share their shape, so it is built and prepared once.
+    last: Option<Shape>,
     /// `key` of the config, shared without a copy per record.
     config_key: Arc<[String]>,
     /// Key columns by `sluice-key` header value.
     header_keys: HashMap<String, Arc<[String]>>,
     /// Column types the source declares.
     declared: Arc<DeclaredTypes>,
+}
+
+/// The table, fields and key of a written record, with the insert
+/// statement built for them: a record of the same shape goes straight to
+/// that statement, skipping the per-record checks of [`SqliteSink::write_one`].
+struct Shape {
+    /// The target table.
+    table: String,
+    /// The record's field names, in order.
+    columns: Vec<String>,
+    /// The `INSERT` (with `ON CONFLICT` for an upsert) for them.
+    sql: String,
+    /// Whether it is an upsert.
+    upsert: bool,
+    /// The `sluice-key` header value the key came from (`None`: the
+    /// configured key, or no key).
+    key_header: Option<String>,
+    /// Where each key column is among the fields (upsert only).
+    key_at: Vec<usize>,
+}
+
+impl Shape {
+    /// True if `rec`, bound for `table`, is a plain write (no delete, no
+    /// moved key, no unchanged columns) with exactly these fields and key.
+    fn fits(&self, table: &str, rec: &Record<'_>, config_key: bool) -> bool {
+        if rec.op == Operation::Delete || self.table != table {
+            return false;
+        }
+        let mut key_header = None;
+        for (n, v) in &rec.headers {
+            if n == OLD_KEY_HEADER || n == UNCHANGED_HEADER {
+                return false;
+            }
+            if n == KEY_HEADER {
+                key_header = Some(v);
+            }
+        }
+        let key_same = config_key
+            || match (&self.key_header, key_header) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.as_bytes() == &b[..],
+                _ => false,
+            };
+        key_same
+            && self.columns.len() == rec.fields.len()
+            && self
+                .columns
+                .iter()
+                .zip(&rec.fields)
+                .all(|(c, (n, _))| c == n)
+    }
 }
 
 struct Sql<'a>(&'a Value<'a>);
@@ -103,8 +153,7 @@ impl SqliteSink {
             mode,
             conn: None,
             tables: HashMap::new(),
-            last_insert: None,
-            last_upsert: false,
+            last: None,
             config_key,
             header_keys: HashMap::new(),
             declared: Arc::default(),
@@ -305,7 +354,26 @@ impl SqliteSink {
         Ok(())
     }
 
-    fn write_one(&mut self, conn: &Connection, rec: &Record<'_>) -> Result<(), RowError> {
+    fn write_one<'c>(
+        &mut self,
+        conn: &'c Connection,
+        stmt: &mut Option<CachedStatement<'c>>,
+        rec: &Record<'_>,
+    ) -> Result<(), RowError> {
+        let refused = |e: rusqlite::Error| RowError::Refused(e.to_string());
+        // Fast path: a record shaped like the last one written.
+        if let Some(shape) = &self.last {
+            let table = self.config.table.as_deref().unwrap_or(&rec.stream);
+            if shape.fits(table, rec, !self.config_key.is_empty()) {
+                if let Some(&i) = shape.key_at.iter().find(|&&i| rec.fields[i].1.is_null()) {
+                    return Err(RowError::Refused(format!(
+                        "key field `{}` is missing or null",
+                        rec.fields[i].0
+                    )));
+                }
+                return insert(conn, stmt, &shape.sql, rec).map_err(refused);
+            }
+        }
         let table = self
             .config
             .table
@@ -389,7 +457,6 @@ impl SqliteSink {
                 "key field `{k}` is missing or null"
             )));
         }
-        let refused = |e: rusqlite::Error| RowError::Refused(e.to_string());
         if rec.op == Operation::Delete && upsert {
             if !self.tables.contains_key(&table)
                 && table_columns(conn, &table)
@@ -417,28 +484,38 @@ impl SqliteSink {
                 &table, &unchanged, "this key",
             )));
         }
-        let same_shape = self.last_insert.as_ref().is_some_and(|(t, cols, _)| {
-            *t == table
-                && self.last_upsert == upsert
-                && cols.len() == rec.fields.len()
-                && cols.iter().zip(&rec.fields).all(|(c, (n, _))| c == n)
+        let same_shape = self.last.as_ref().is_some_and(|s| {
+            s.upsert == upsert && s.fits(&table, rec, !self.config_key.is_empty())
         });
         if !same_shape {
             let sql = self.insert_sql(&table, rec, &key, upsert);
-            self.last_upsert = upsert;
-            let cols = rec.fields.iter().map(|(n, _)| n.to_string()).collect();
-            self.last_insert = Some((table.clone(), cols, sql));
+            let key_at = if upsert {
+                key.iter()
+                    .filter_map(|k| rec.fields.iter().position(|(n, _)| n == k))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            *stmt = None;
+            self.last = Some(Shape {
+                table: table.clone(),
+                columns: rec.fields.iter().map(|(n, _)| n.to_string()).collect(),
+                sql,
+                upsert,
+                key_header: if self.config_key.is_empty() {
+                    key_header(rec).map(str::to_string)
+                } else {
+                    None
+                },
+                key_at,
+            });
         }
         let sql = self
-            .last_insert
+            .last
             .as_ref()
-            .map(|(_, _, s)| s.as_str())
+            .map(|s| s.sql.as_str())
             .unwrap_or_default();
-        let vals: Vec<Sql<'_>> = rec.fields.iter().map(|(_, v)| Sql(v)).collect();
-        let params: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
-        let mut stmt = conn.prepare_cached(sql).map_err(refused)?;
-        stmt.execute(params.as_slice()).map_err(refused)?;
-        Ok(())
+        insert(conn, stmt, sql, rec).map_err(refused)
     }
 
     /// Sets the record's fields on the row whose key columns hold `vals`;
@@ -544,6 +621,24 @@ impl SqliteSink {
     }
 }
 
+/// Runs the insert `sql` for `rec`, through `stmt` when it is already
+/// prepared (the caller drops it when `sql` changes).
+fn insert<'c>(
+    conn: &'c Connection,
+    stmt: &mut Option<CachedStatement<'c>>,
+    sql: &str,
+    rec: &Record<'_>,
+) -> rusqlite::Result<()> {
+    let stmt = match stmt {
+        Some(s) => s,
+        None => stmt.insert(conn.prepare_cached(sql)?),
+    };
+    stmt.execute(rusqlite::params_from_iter(
+        rec.fields.iter().map(|(_, v)| Sql(v)),
+    ))?;
+    Ok(())
+}
+
 impl Sink for SqliteSink {
     fn describe(&self) -> String {
         format!("sqlite {}", self.config.path.display())
@@ -593,12 +688,14 @@ impl SqliteSink {
             .map_err(|e| self.db_err("cannot begin", e))?;
         // Fast path: the whole batch in one transaction.
         let mut failed = None;
+        let mut stmt = None;
         for (i, r) in records.iter().enumerate() {
-            if let Err(e) = self.write_one(conn, r) {
+            if let Err(e) = self.write_one(conn, &mut stmt, r) {
                 failed = Some((i, e));
                 break;
             }
         }
+        drop(stmt);
         match failed {
             None => {
                 conn.execute_batch("COMMIT")
@@ -611,6 +708,7 @@ impl SqliteSink {
             Some((_, RowError::Fatal(m))) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 self.tables.clear();
+                self.last = None;
                 return Err(SinkError::Database {
                     path: self.path(),
                     message: m,
@@ -619,16 +717,18 @@ impl SqliteSink {
             Some((_, RowError::Refused(_))) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 self.tables.clear();
+                self.last = None;
             }
         }
         // Slow path: one savepoint per record to find the refused ones.
         conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.db_err("cannot begin", e))?;
         let mut commit = SinkCommit::default();
+        let mut stmt = None;
         for (i, r) in records.iter().enumerate() {
             conn.execute_batch("SAVEPOINT rec")
                 .map_err(|e| self.db_err("cannot savepoint", e))?;
-            match self.write_one(conn, r) {
+            match self.write_one(conn, &mut stmt, r) {
                 Ok(()) => {
                     conn.execute_batch("RELEASE rec")
                         .map_err(|e| self.db_err("cannot release", e))?;
@@ -638,11 +738,13 @@ impl SqliteSink {
                     conn.execute_batch("ROLLBACK TO rec; RELEASE rec")
                         .map_err(|e| self.db_err("cannot roll back", e))?;
                     self.tables.clear();
+                    self.last = None;
                     commit.refused.push(Refused::new(i, m));
                 }
                 Err(RowError::Fatal(m)) => {
                     let _ = conn.execute_batch("ROLLBACK");
                     self.tables.clear();
+                    self.last = None;
                     return Err(SinkError::Database {
                         path: self.path(),
                         message: m,
@@ -650,6 +752,7 @@ impl SqliteSink {
                 }
             }
         }
+        drop(stmt);
         conn.execute_batch("COMMIT")
             .map_err(|e| self.db_err("cannot commit", e))?;
         Ok(commit)

@@ -350,3 +350,59 @@ fn field_names_that_collide_or_cannot_be_columns_are_refused_not_fatal() {
         vec!["1aa@x", "2bb@x", "5e-"]
     );
 }
+
+#[test]
+fn records_shaped_like_the_last_one_are_still_checked_one_by_one() {
+    // Records of one shape go straight to the prepared insert; what the
+    // general path checks must still hold for each of them.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    let mut null_key = rec(0, "n");
+    null_key.set("id", Value::Null);
+    let mut unchanged = rec(2, "u");
+    unchanged
+        .headers
+        .push((UNCHANGED_HEADER.into(), br#"["big"]"#.to_vec().into()));
+    let mut del = rec(1, "");
+    del.op = Operation::Delete;
+    let mut other_table = rec(7, "t");
+    other_table.stream = "elsewhere".into();
+    let c = s
+        .write(&[
+            rec(1, "a"),
+            null_key,
+            rec(2, "b"),
+            unchanged,
+            rec(3, "c"),
+            del,
+            rec(4, "d"),
+        ])
+        .expect("write");
+    // The null key is refused alone; the record with unchanged columns
+    // updates the row of key 2 (kept: `big` is not a column here, and
+    // the row exists); the delete removes key 1.
+    assert_eq!(
+        c.refused
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "key field `id` is missing or null")]
+    );
+    assert_eq!(c.written, 6);
+    assert_eq!(
+        rows(&dir, "SELECT id || name FROM people ORDER BY id"),
+        ["2u", "3c", "4d"]
+    );
+    // A configured `table` takes every stream; without one, the stream
+    // names the table even when the fields are the same.
+    let dir2 = tempfile::tempdir().expect("tmp");
+    let mut s2 = sink(&dir2, "key = [\"id\"]");
+    s2.write(&[rec(1, "a"), other_table, rec(2, "b")])
+        .expect("write");
+    let conn = Connection::open(dir2.path().join("out.db")).expect("open");
+    let count = |t: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!((count("people"), count("elsewhere")), (2, 1));
+}
