@@ -171,6 +171,11 @@ impl PluginHost {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // For `perf`: names of the plugins' compiled functions in
+        // /tmp/perf-PID.map (docs/plugins.md, "Profiling a plugin").
+        if std::env::var_os("SLUICE_PERF_MAP").is_some_and(|v| !v.is_empty()) {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
