@@ -4,6 +4,7 @@
 //! Steps run in this order on every record: `drop_when`, `copy`, `rename`,
 //! `cast`, `set`, `drop`, `keep`, `stream`. See `plugins/README.md`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -85,6 +86,60 @@ pub struct Mapper {
     cast: Vec<(&'static str, CastTo)>,
     constants: Vec<(&'static str, Value<'static>)>,
     stream: Option<&'static str>,
+    /// The renames worked out for the field names of the last record.
+    plan: RenamePlan,
+}
+
+/// The renames worked out for one sequence of field names. The records of
+/// an export share their fields, so the renames are looked up once per
+/// sequence instead of once per record (ten renames of a ten-field record
+/// are two hundred name comparisons).
+#[derive(Debug, Default)]
+struct RenamePlan {
+    /// The field names (after `copy`) the plan is for.
+    names: Vec<String>,
+    /// `Some`: the new name of each renamed field, by index (the fields
+    /// keep their places); `None`: a rename lands on a field that exists,
+    /// so the renames run one by one as the config lists them.
+    in_place: Option<Vec<(usize, &'static str)>>,
+}
+
+impl RenamePlan {
+    /// The plan for `names`: the renames applied in order to the names alone.
+    fn new(names: Vec<String>, rename: &[(&'static str, &'static str)]) -> Self {
+        let mut current: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut renamed: Vec<Option<&'static str>> = vec![None; names.len()];
+        let mut in_place = true;
+        for &(from, to) in rename {
+            let Some(i) = current.iter().position(|n| *n == from) else {
+                continue;
+            };
+            if current
+                .iter()
+                .position(|n| *n == to)
+                .is_some_and(|j| j != i)
+            {
+                in_place = false;
+                break;
+            }
+            current[i] = to;
+            renamed[i] = Some(to);
+        }
+        let in_place = in_place.then(|| {
+            renamed
+                .iter()
+                .enumerate()
+                .filter_map(|(i, to)| to.map(|to| (i, to)))
+                .collect()
+        });
+        RenamePlan { names, in_place }
+    }
+
+    /// True if the plan is for the fields of `record`.
+    fn fits(&self, record: &Record<'_>) -> bool {
+        self.names.len() == record.len()
+            && record.fields().zip(&self.names).all(|((n, _), p)| n == p)
+    }
 }
 
 /// Field names from the config live as long as the instance: leaking them
@@ -248,6 +303,7 @@ impl Transform for Mapper {
             cast,
             constants,
             stream,
+            plan: RenamePlan::default(),
         })
     }
 
@@ -261,8 +317,25 @@ impl Transform for Mapper {
                 record.set(to, v);
             }
         }
-        for &(from, to) in &self.rename {
-            record.rename(from, to);
+        if !self.rename.is_empty() {
+            if !self.plan.fits(record) {
+                let names = record.fields().map(|(n, _)| n.to_string()).collect();
+                self.plan = RenamePlan::new(names, &self.rename);
+            }
+            match &self.plan.in_place {
+                Some(renames) if renames.is_empty() => {}
+                Some(renames) => {
+                    let fields = record.fields_mut();
+                    for &(i, to) in renames {
+                        fields[i].0 = Cow::Borrowed(to);
+                    }
+                }
+                None => {
+                    for &(from, to) in &self.rename {
+                        record.rename(from, to);
+                    }
+                }
+            }
         }
         for &(field, to) in &self.cast {
             let Some(v) = record.get(field) else { continue };

@@ -95,3 +95,46 @@ fn parses_legacy_booleans() {
     );
     assert!(cast(&Value::from("maybe"), CastTo::Bool).is_err());
 }
+
+#[test]
+fn renames_worked_out_once_per_shape_equal_renaming_one_by_one() {
+    // Chains (a->b, b->c), renames onto existing fields (d->e), a rename
+    // to itself, duplicated names: over records of changing shapes, in
+    // an order where a shape comes back after others.
+    let config = r#"{"rename":{"a":"b","b":"c","d":"e","f":"f","x":"y"}}"#;
+    let mut m = mapper(config);
+    let renames = [("a", "b"), ("b", "c"), ("d", "e"), ("f", "f"), ("x", "y")];
+    let shapes: [&[&str]; 7] = [
+        &["a", "b", "z"],
+        &["a", "d", "e"],
+        &["a", "b", "z"],
+        &["z", "f", "a"],
+        &["d", "d", "e", "a"],
+        &["q"],
+        &[],
+    ];
+    let mut checked = 0;
+    for round in 0..3 {
+        for shape in shapes {
+            let mut r = Record::new("s");
+            for (i, n) in shape.iter().enumerate() {
+                // Pushed, not set: a name may come twice.
+                r.fields_mut()
+                    .push(((*n).into(), Value::Int((round * 10 + i) as i64)));
+            }
+            let mut expected = r.clone();
+            for &(from, to) in &renames {
+                expected.rename(from, to);
+            }
+            assert_eq!(m.process(&mut r), Outcome::Keep);
+            let fields = |r: &Record<'_>| -> Vec<(String, Value<'static>)> {
+                r.fields()
+                    .map(|(n, v)| (n.to_string(), v.clone().into_owned()))
+                    .collect()
+            };
+            assert_eq!(fields(&r), fields(&expected), "shape {shape:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 21);
+}
