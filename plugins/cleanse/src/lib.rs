@@ -95,16 +95,103 @@ pub enum OnError {
 pub struct DateFormat {
     text: String,
     items: Vec<Item<'static>>,
+    /// For a format of zero-padded `%d`, `%m`, `%Y` and literal
+    /// punctuation only (`%d/%m/%Y`, `%Y-%m-%d`, `%d.%m.%Y`...): its parts,
+    /// to read a value of exactly that shape without chrono's general
+    /// parser.
+    digits: Option<Vec<DatePart>>,
+}
+
+/// A part of an all-numeric date format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DatePart {
+    /// `%d`: two digits.
+    Day,
+    /// `%m`: two digits.
+    Month,
+    /// `%Y`: four digits.
+    Year,
+    /// A literal ASCII punctuation byte.
+    Literal(u8),
+}
+
+impl DatePart {
+    fn width(self) -> usize {
+        match self {
+            DatePart::Day | DatePart::Month => 2,
+            DatePart::Year => 4,
+            DatePart::Literal(_) => 1,
+        }
+    }
+}
+
+/// The parts of `items` if they are an all-numeric date format with each
+/// of day, month and year exactly once.
+fn numeric_date(items: &[Item<'_>]) -> Option<Vec<DatePart>> {
+    use chrono::format::{Numeric, Pad};
+    let mut parts = Vec::new();
+    for item in items {
+        match item {
+            Item::Numeric(Numeric::Day, Pad::Zero) => parts.push(DatePart::Day),
+            Item::Numeric(Numeric::Month, Pad::Zero) => parts.push(DatePart::Month),
+            Item::Numeric(Numeric::Year, Pad::Zero) => parts.push(DatePart::Year),
+            Item::Literal(l) => parts.extend(literal_parts(l)?),
+            Item::OwnedLiteral(l) => parts.extend(literal_parts(l)?),
+            _ => return None,
+        }
+    }
+    let once = |p: DatePart| parts.iter().filter(|&&q| q == p).count() == 1;
+    (once(DatePart::Day) && once(DatePart::Month) && once(DatePart::Year)).then_some(parts)
+}
+
+fn literal_parts(l: &str) -> Option<Vec<DatePart>> {
+    l.bytes()
+        .map(|b| b.is_ascii_punctuation().then_some(DatePart::Literal(b)))
+        .collect()
 }
 
 impl DateFormat {
     /// Parses a chrono format string; `None` if it is invalid.
     pub fn new(text: &str) -> Option<Self> {
         let items = StrftimeItems::new(text).parse_to_owned().ok()?;
+        let digits = numeric_date(&items);
         Some(DateFormat {
             text: text.to_string(),
             items,
+            digits,
         })
+    }
+
+    /// A value of exactly the shape of an all-numeric format: `Some(date)`
+    /// (`None` inside when it is not a calendar date); `None` when the value
+    /// has another shape, which chrono's parser then reads.
+    fn read_digits(&self, s: &str) -> Option<Option<chrono::NaiveDate>> {
+        let parts = self.digits.as_ref()?;
+        let b = s.as_bytes();
+        if b.len() != parts.iter().map(|p| p.width()).sum::<usize>() {
+            return None;
+        }
+        let (mut at, mut day, mut month, mut year) = (0, 0u32, 0u32, 0i32);
+        for &p in parts {
+            let field = &b[at..at + p.width()];
+            at += p.width();
+            if let DatePart::Literal(l) = p {
+                if field[0] != l {
+                    return None;
+                }
+                continue;
+            }
+            if !field.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n = field.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+            match p {
+                DatePart::Day => day = n,
+                DatePart::Month => month = n,
+                _ => year = n as i32,
+            }
+        }
+        Some(chrono::NaiveDate::from_ymd_opt(year, month, day))
     }
 }
 
@@ -193,6 +280,16 @@ fn title_case(s: &str) -> String {
 /// has a time, `YYYY-MM-DD` otherwise.
 pub fn parse_date(s: &str, formats: &[DateFormat]) -> Option<String> {
     for f in formats {
+        match f.read_digits(s) {
+            Some(Some(d)) => {
+                use chrono::Datelike;
+                return Some(format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()));
+            }
+            // The shape of this format but not a calendar date: chrono
+            // would not read it either.
+            Some(None) => continue,
+            None => {}
+        }
         let mut p = Parsed::new();
         if chrono::format::parse(&mut p, s, f.items.iter()).is_err() {
             continue;

@@ -152,3 +152,79 @@ fn refuses_bad_config() {
         "{err}"
     );
 }
+
+/// `parse_date` with chrono's parser alone (no all-numeric shortcut).
+fn chrono_only(s: &str, formats: &[&str]) -> Option<String> {
+    let formats: Vec<DateFormat> = formats
+        .iter()
+        .map(|f| DateFormat {
+            digits: None,
+            ..DateFormat::new(f).expect("format")
+        })
+        .collect();
+    parse_date(s, &formats)
+}
+
+#[test]
+fn all_numeric_dates_read_without_chrono_as_chrono_reads_them() {
+    let texts = ["%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%Y%m%d"];
+    let formats: Vec<DateFormat> = texts
+        .iter()
+        .map(|f| DateFormat::new(f).expect("format"))
+        .collect();
+    assert!(formats.iter().all(|f| f.digits.is_some()));
+    // Every day of a leap year and of a common year, in each format, then
+    // values of other shapes and impossible dates.
+    let mut values = Vec::new();
+    for year in [1999, 2000, 2024, 2100] {
+        for month in 0..=13 {
+            for day in 0..=32 {
+                values.push(format!("{day:02}/{month:02}/{year}"));
+                values.push(format!("{year}-{month:02}-{day:02}"));
+                values.push(format!("{day:02}.{month:02}.{year}"));
+                values.push(format!("{year}{month:02}{day:02}"));
+            }
+        }
+    }
+    for odd in [
+        "5/3/2020",
+        " 05/03/2020",
+        "05/03/2020 ",
+        "05/03/20",
+        "2020-3-5",
+        "+2020-03-05",
+        "05-03-2020",
+        "0000-01-01",
+        "9999-12-31",
+        "05/03/2O20",
+        "",
+        "abcd",
+        "05/03/-202",
+        "12345678",
+        "٠٥/٠٣/٢٠٢٠",
+    ] {
+        values.push(odd.to_string());
+    }
+    let mut fast = 0;
+    for v in &values {
+        assert_eq!(
+            parse_date(v, &formats),
+            chrono_only(v, &texts),
+            "value {v:?}"
+        );
+        fast += usize::from(formats.iter().any(|f| f.read_digits(v).is_some()));
+    }
+    // The shortcut did read most of them.
+    assert!(fast > values.len() * 9 / 10, "{fast} of {}", values.len());
+    // Formats with anything else are left to chrono.
+    for f in [
+        "%e/%m/%Y",
+        "%d %m %Y",
+        "%b %d %Y",
+        "%d/%m/%y",
+        "%Y-%m-%dT%H:%M",
+        "%d/%m",
+    ] {
+        assert!(DateFormat::new(f).expect("format").digits.is_none(), "{f}");
+    }
+}
