@@ -103,11 +103,16 @@ pub fn write_value_json(out: &mut Vec<u8>, v: &Value<'_>) {
                 // Valid JSON has raw line breaks only as whitespace between
                 // tokens (inside strings they are escaped): as spaces, the
                 // value stays one line of a JSON-lines file.
-                out.extend(
-                    s.trim()
-                        .bytes()
-                        .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
-                );
+                let s = s.trim().as_bytes();
+                let at = out.len();
+                out.extend_from_slice(s);
+                if memchr::memchr2(b'\n', b'\r', s).is_some() {
+                    for b in &mut out[at..] {
+                        if *b == b'\n' || *b == b'\r' {
+                            *b = b' ';
+                        }
+                    }
+                }
             } else {
                 write_str(out, s);
             }

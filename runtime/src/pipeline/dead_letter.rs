@@ -68,16 +68,20 @@ impl DeadLetter {
     /// The dead letter as a record for the dead-letter sink. Its fields:
     /// `reason`, `stage`, `plugin_version`, `code`, `field`, `message`,
     /// `position`, `stream`, `time`, `record`, `input`, `raw`.
-    pub fn to_record(&self) -> Record<'static> {
-        let text = |s: &str| Value::Text(Cow::Owned(s.to_string()));
-        let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
-        let json = |j: &Option<String>| {
-            j.as_ref()
-                .map_or(Value::Null, |j| Value::Json(Cow::Owned(j.clone())))
-        };
+    pub fn to_record(&self) -> Record<'_> {
+        fn text(s: &str) -> Value<'_> {
+            Value::Text(Cow::Borrowed(s))
+        }
+        fn opt(s: &Option<String>) -> Value<'_> {
+            s.as_deref().map_or(Value::Null, text)
+        }
+        fn json(j: &Option<String>) -> Value<'_> {
+            j.as_deref()
+                .map_or(Value::Null, |j| Value::Json(Cow::Borrowed(j)))
+        }
         Record {
             stream: Cow::Borrowed("dead_letters"),
-            position: Cow::Owned(self.position.clone()),
+            position: Cow::Borrowed(&self.position),
             fields: vec![
                 (Cow::Borrowed("reason"), text(self.kind.as_str())),
                 (Cow::Borrowed("stage"), text(&self.stage)),

@@ -663,7 +663,7 @@ fn commit_batch(
     }
     let mut dlq_state = None;
     if !dead.is_empty() {
-        let recs: Vec<Record<'static>> = dead.iter().map(DeadLetter::to_record).collect();
+        let recs: Vec<Record<'_>> = dead.iter().map(DeadLetter::to_record).collect();
         let c = dlq.write(&recs).map_err(RunError::DeadLetter)?;
         if !c.refused.is_empty() {
             return Err(RunError::DeadLetter(SinkError::Config {
