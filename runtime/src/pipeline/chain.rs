@@ -9,7 +9,7 @@ use super::dead_letter::{DeadLetter, Kind, now_micros};
 use super::shadow::Shadow;
 use crate::plugin::{CallError, LoadedPlugin, StageOutput, TransformSlot};
 use crate::sources::SourceBatch;
-use crate::value_json::record_json_text;
+use crate::value_json::write_record_json;
 
 /// A batch on its way through the chain: what survives so far, and what
 /// was dropped or dead-lettered.
@@ -52,7 +52,12 @@ impl Processed {
 }
 
 fn decode_json(bytes: &[u8]) -> Option<String> {
-    Record::decode(bytes).ok().map(|r| record_json_text(&r))
+    let r = Record::decode(bytes).ok()?;
+    // JSON text is about the size of the encoded record plus the quotes
+    // and punctuation: one allocation for most records.
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2 + 64);
+    write_record_json(&mut out, &r);
+    String::from_utf8(out).ok()
 }
 
 fn original(batch: &SourceBatch, i: u32) -> &[u8] {

@@ -15,6 +15,16 @@ pub const MAX_FIELD: usize = 256;
 /// to at most `max` bytes (at a character boundary, then a note of how many
 /// bytes of `text` were left out): one printable line.
 pub fn clean(text: &str, max: usize) -> String {
+    // Most text is short and printable: no control character can be in
+    // it when no byte is an ASCII control or the lead byte 0xC2 of
+    // U+0080..U+00BF (the C1 controls are U+0080..U+009F).
+    if text.len() <= max
+        && text
+            .bytes()
+            .all(|b| (b >= 0x20 || b == b'\t') && b != 0x7f && b != 0xc2)
+    {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len().min(max) + 32);
     let mut used = 0;
     for c in text.chars() {
@@ -43,6 +53,9 @@ mod tests {
     #[test]
     fn long_text_is_cut_and_control_characters_escaped() {
         assert_eq!(clean("plain\ttext", 100), "plain\ttext");
+        assert_eq!(clean("déjà vu ¡ok!", 100), "déjà vu ¡ok!");
+        assert_eq!(clean("c1\u{85}next\u{7f}", 100), "c1\\u{85}next\\u{7f}");
+        assert_eq!(clean("12345", 4), "1234… (1 more bytes cut)");
         assert_eq!(clean("\u{1b}[31mred\nline", 100), "\\u{1b}[31mred\\nline");
         let huge = "é".repeat(10_000_000);
         let c = clean(&huge, MAX_MESSAGE);
