@@ -9,8 +9,10 @@
 //! (`SLUICE_BENCH_ROUNDS`, default 3), and reports the median wall time, CPU
 //! time (user + system, from `wait4`) and peak RSS of each, and their
 //! ratios. After the last round it checks that both wrote the same rows
-//! (every column of every row) and dead-lettered the same records for the
-//! same reasons: a faster Sluice that writes something else fails here.
+//! (every column of every row) and rejected the same records (by line) for
+//! the same reasons, each writing them to a JSON-lines file (Sluice's
+//! dead-letter sink; the reference's `--rejects`): a faster Sluice that
+//! writes something else fails here.
 //!
 //! Jobs: `demo` (`examples/legacy-crm/pipeline.toml`, the README's demo),
 //! `pattern` (`benches/reference/pattern.toml`: three date formats, money,
@@ -111,6 +113,46 @@ fn same_rows(job: &str, want: &Path, got: &Path) -> usize {
             _ => panic!("{job}: the row counts differ (after {count} equal rows)"),
         }
     }
+}
+
+/// A fingerprint of the (line, code) of each record in a JSON-lines file
+/// of rejects (the reference's `line`, or Sluice's dead letters' `position`
+/// = `line N`), the same whatever their order: per code, the count and the
+/// wrapping sum and the xor of a hash of each line number. Read as a
+/// stream: holding 400k rejects in this process would show in the next
+/// child's peak RSS (Linux keeps `ru_maxrss` across the fork and exec).
+fn rejects(path: &Path) -> BTreeMap<String, (u64, u64, u64)> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).expect("rejects file");
+    let mut all: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for l in std::io::BufReader::new(file).lines() {
+        let v: serde_json::Value = serde_json::from_str(&l.expect("line")).expect("json line");
+        let line = v["line"].as_u64().unwrap_or_else(|| {
+            v["position"]
+                .as_str()
+                .and_then(|p| p.strip_prefix("line "))
+                .and_then(|n| n.parse().ok())
+                .expect("a line number")
+        });
+        let mut h = DefaultHasher::new();
+        line.hash(&mut h);
+        let h = h.finish();
+        let e = all
+            .entry(v["code"].as_str().expect("code").to_string())
+            .or_default();
+        *e = (e.0 + 1, e.1.wrapping_add(h), e.2 ^ h);
+    }
+    all
+}
+
+/// Checks that both rejected the same records (by line) for the same code.
+fn same_rejects(job: &str, want: &Path, got: &Path) {
+    assert_eq!(
+        rejects(want),
+        rejects(got),
+        "{job}: the rejected records differ (count, sum and xor of line hashes by code)"
+    );
 }
 
 /// The reference's `written N dropped N rejected a=1,b=2` line.
@@ -233,7 +275,9 @@ fn main() {
             c.args(["--job", job, "--input"])
                 .arg(&data)
                 .arg("--db")
-                .arg(&db);
+                .arg(&db)
+                .arg("--rejects")
+                .arg(dir.join("reference-rejects.jsonl"));
             measure(&mut c)
         };
         // Warm up: the plugins' compiled code is cached after the first run.
@@ -253,6 +297,11 @@ fn main() {
             sluice_counts(&dir.join("summary.json")),
         );
         assert_eq!(rc, sc, "{job}: written, dropped or rejects differ");
+        same_rejects(
+            job,
+            &dir.join("reference-rejects.jsonl"),
+            &dir.join("out/rejects.jsonl"),
+        );
         let wall = |v: &[Run]| median(v.iter().map(|r| r.wall).collect());
         let cpu = |v: &[Run]| median(v.iter().map(|r| r.cpu).collect());
         let rss = |v: &[Run]| v.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
@@ -267,7 +316,7 @@ fn main() {
         ));
     }
     println!(
-        "{rows_n} rows, median of {rounds} interleaved rounds; outputs identical row by row, rejects identical by code\n"
+        "{rows_n} rows, median of {rounds} interleaved rounds; outputs identical row by row, the same records rejected for the same codes (both write them to a JSON-lines file)\n"
     );
     println!(
         "| job | reference wall | Sluice wall | wall ratio | reference CPU | Sluice CPU | CPU ratio | Sluice rec/s | peak RSS reference / Sluice |"

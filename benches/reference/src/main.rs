@@ -15,9 +15,15 @@
 //! - `copy`: no transform at all, every column as text, upserted by
 //!   `CUST_NO` (the CSV -> SQLite pass alone).
 //!
+//! With `--rejects FILE` it writes each record it does not write there, one
+//! JSON line with the reason's code, the line number and the record as read
+//! (what Sluice's dead-letter sink keeps, less the stage, message and
+//! version): nothing is lost, as in Sluice.
+//!
 //! It prints one line: `written N dropped N rejected code=N,code=N`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -37,6 +43,30 @@ struct Cli {
     /// The SQLite target (table `customers`).
     #[arg(long)]
     db: PathBuf,
+    /// Where rejected records go (JSON lines); without it they are only
+    /// counted.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+}
+
+/// One rejected record, as a JSON line of `--rejects`.
+#[derive(serde::Serialize)]
+struct RejectLine<'a> {
+    code: &'a str,
+    line: u64,
+    record: Fields<'a>,
+}
+
+/// The record's fields by column name (a JSON object).
+struct Fields<'a> {
+    names: &'a [String],
+    values: &'a [String],
+}
+
+impl serde::Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.names.iter().zip(self.values))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,51 +164,77 @@ fn main() -> anyhow::Result<()> {
         .flexible(true)
         .from_path(&cli.input)
         .with_context(|| format!("cannot read {}", cli.input.display()))?;
-    let width = reader.byte_headers()?.len();
+    let names: Vec<String> = reader.byte_headers()?.iter().map(decode).collect();
+    let width = names.len();
+    let mut rejects = match &cli.rejects {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut reject = |code: &str, line: u64, values: &[String]| -> anyhow::Result<()> {
+        if let Some(out) = rejects.as_mut() {
+            let record = Fields {
+                names: &names,
+                values,
+            };
+            serde_json::to_writer(&mut *out, &RejectLine { code, line, record })?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    };
     let (mut written, mut dropped) = (0u64, 0u64);
     let mut rejected: BTreeMap<Reject, u64> = BTreeMap::new();
     let mut row = csv::ByteRecord::new();
     let mut text: Vec<String> = Vec::with_capacity(width);
     while reader.read_byte_record(&mut row)? {
+        let line = row.position().map_or(0, |p| p.line());
         if row.len() != width {
             *rejected.entry("malformed").or_default() += 1;
+            text.clear();
+            text.extend(row.iter().map(decode));
+            reject("malformed", line, &text)?;
             continue;
         }
         if cli.job == Job::Copy {
-            let values = row.iter().map(|f| {
-                encoding_rs::WINDOWS_1252
-                    .decode_without_bom_handling(f)
-                    .0
-                    .into_owned()
-            });
-            insert.execute(rusqlite::params_from_iter(values))?;
+            insert.execute(rusqlite::params_from_iter(row.iter().map(decode)))?;
             written += 1;
             continue;
         }
         text.clear();
-        text.extend(row.iter().map(|f| {
-            encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(f)
-                .0
-                .into_owned()
-        }));
+        text.extend(row.iter().map(decode));
         match migrate(cli.job, &text, formats, &pattern) {
             Ok(None) => dropped += 1,
             Ok(Some(values)) => {
                 insert.execute(rusqlite::params_from_iter(&values[..columns.len()]))?;
                 written += 1;
             }
-            Err(code) => *rejected.entry(code).or_default() += 1,
+            Err(code) => {
+                *rejected.entry(code).or_default() += 1;
+                reject(code, line, &text)?;
+            }
         }
     }
     drop(insert);
     tx.commit()?;
+    if let Some(mut out) = rejects {
+        out.flush()?;
+    }
     let counts: Vec<String> = rejected.iter().map(|(c, n)| format!("{c}={n}")).collect();
     println!(
         "written {written} dropped {dropped} rejected {}",
         counts.join(",")
     );
     Ok(())
+}
+
+/// A field of the export (Windows-1252) as text.
+fn decode(field: &[u8]) -> String {
+    encoding_rs::WINDOWS_1252
+        .decode_without_bom_handling(field)
+        .0
+        .into_owned()
 }
 
 /// One row of the export (CUST_NO;FIRST_NAME;LAST_NAME;E_MAIL;PHONE;
