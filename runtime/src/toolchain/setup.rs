@@ -83,6 +83,16 @@ fn python() -> Result<String, BuildError> {
     ))
 }
 
+/// The npm project `sluice plugin setup js` installs: componentize-qjs
+/// pinned by a lock file.
+const JS_TOOLS: [(&str, &str); 2] = [
+    ("package.json", include_str!("js-tools/package.json")),
+    (
+        "package-lock.json",
+        include_str!("js-tools/package-lock.json"),
+    ),
+];
+
 fn js() -> Result<String, BuildError> {
     let dir = tools_dir().join("js");
     let manifest = dir.join("node_modules/componentize-qjs/package.json");
@@ -104,12 +114,17 @@ fn js() -> Result<String, BuildError> {
         });
     }
     std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
+    // `npm ci` installs exactly what the lock file pins (versions and
+    // integrity hashes), nothing newer.
+    for (name, text) in JS_TOOLS {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(io("cannot write", &path))?;
+    }
     run(
         Language::Js,
         Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-            .arg(&dir)
-            .arg(format!("componentize-qjs@{COMPONENTIZE_QJS}")),
+            .current_dir(&dir)
+            .args(["ci", "--no-audit", "--no-fund", "--silent"]),
     )?;
     Ok(format!(
         "js: installed componentize-qjs {COMPONENTIZE_QJS} ({})",
@@ -169,4 +184,33 @@ fn c() -> Result<String, BuildError> {
         });
     }
     Ok(format!("c: installed {}", C_PACKAGES.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_js_lock_file_pins_the_componentize_qjs_the_toolchain_expects() {
+        let lock: serde_json::Value =
+            serde_json::from_str(JS_TOOLS[1].1).expect("package-lock.json is JSON");
+        let packages = &lock["packages"];
+        assert_eq!(
+            packages["node_modules/componentize-qjs"]["version"].as_str(),
+            Some(COMPONENTIZE_QJS)
+        );
+        assert!(
+            packages["node_modules/componentize-qjs"]["integrity"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("sha512-"))
+        );
+        // `npm ci` refuses a lock out of step with package.json.
+        let manifest: serde_json::Value =
+            serde_json::from_str(JS_TOOLS[0].1).expect("package.json is JSON");
+        assert_eq!(manifest["dependencies"], packages[""]["dependencies"]);
+        assert_eq!(
+            manifest["dependencies"]["componentize-qjs"].as_str(),
+            Some(COMPONENTIZE_QJS)
+        );
+    }
 }
