@@ -99,7 +99,7 @@ pub(super) fn slot(args: SlotArgs) -> anyhow::Result<ExitCode> {
                 client
                     .batch_execute(&format!(
                         "DROP PUBLICATION IF EXISTS {}",
-                        pg::quote_ident(&source.publication)
+                        crate::sql::quote_ident(&source.publication)
                     ))
                     .with_context(|| format!("cannot drop publication `{}`", source.publication))?;
                 println!("dropped publication `{}`", source.publication);

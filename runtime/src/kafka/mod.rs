@@ -6,13 +6,6 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 
-/// Header carrying the record's operation (`insert`, `update`, `delete`,
-/// `snapshot`), so that a change stream keeps its meaning through a topic.
-pub const OP_HEADER: &str = "sluice-op";
-/// Header carrying the record's stream (a table name) when it is not the
-/// topic's name.
-pub const STREAM_HEADER: &str = "sluice-stream";
-
 /// A client config with the brokers, a client id, and the user's extra
 /// librdkafka settings (which win).
 pub fn client_config(brokers: &str, options: &BTreeMap<String, String>) -> ClientConfig {

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use sluice_codec::Record;
 
-use super::dead_letter::{DeadLetter, Kind, now_micros};
+use super::dead_letter::{DeadLetter, Kind};
 use super::shadow::Shadow;
 use crate::plugin::{CallError, LoadedPlugin, StageOutput, TransformSlot};
 use crate::sources::SourceBatch;
@@ -88,23 +88,19 @@ fn dead_letter(
     let (position, stream) = meta(batch, origin);
     let here = &p.spans[index];
     let data = p.data.as_ref().unwrap_or(&batch.data);
-    DeadLetter {
+    DeadLetter::in_transform(
         kind,
-        stage: plugin.name().to_string(),
-        plugin_version: Some(plugin.version().to_string()),
+        (plugin.name(), plugin.version()),
         code,
         field,
         message,
-        position,
-        stream,
-        record: decode_json(original(batch, origin)),
+        (position, stream),
+        decode_json(original(batch, origin)),
         // After the first stage, also what the failing stage received.
-        input: (stage > 0)
+        (stage > 0)
             .then(|| decode_json(&data[here.start as usize..here.end as usize]))
             .flatten(),
-        raw: None,
-        time: now_micros(),
-    }
+    )
 }
 
 /// Runs the surviving records of `p` through the transform at position

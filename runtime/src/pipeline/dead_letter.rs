@@ -65,6 +65,81 @@ pub fn now_micros() -> i64 {
 }
 
 impl DeadLetter {
+    /// A record a transform rejected (`Kind::Rejected`) or failed on
+    /// (`Kind::PluginFailed`): the plugin's name and version, its code,
+    /// field and message, where the record came from, and the record as
+    /// the source gave it and as the stage received it (as JSON).
+    #[allow(clippy::too_many_arguments)]
+    pub fn in_transform(
+        kind: Kind,
+        (stage, version): (&str, &str),
+        code: String,
+        field: Option<String>,
+        message: String,
+        (position, stream): (String, String),
+        record: Option<String>,
+        input: Option<String>,
+    ) -> Self {
+        DeadLetter {
+            kind,
+            stage: stage.to_string(),
+            plugin_version: Some(version.to_string()),
+            code,
+            field,
+            message,
+            position,
+            stream,
+            record,
+            input,
+            raw: None,
+            time: now_micros(),
+        }
+    }
+
+    /// A record the source could not read: its raw text and why.
+    pub fn malformed(m: &crate::sources::Malformed) -> Self {
+        DeadLetter {
+            kind: Kind::Malformed,
+            stage: "source".into(),
+            plugin_version: None,
+            code: "malformed".into(),
+            field: None,
+            message: m.reason.clone(),
+            position: m.position.clone(),
+            stream: m.stream.clone(),
+            record: None,
+            input: None,
+            raw: Some(m.raw.clone()),
+            time: now_micros(),
+        }
+    }
+
+    /// A record the sink refused (`rec`, as the sink received it; `record`,
+    /// the source's record as JSON).
+    pub fn sink_refused(
+        refused: &crate::sinks::Refused,
+        rec: &Record<'_>,
+        record: Option<String>,
+    ) -> Self {
+        DeadLetter {
+            kind: Kind::SinkRefused,
+            stage: "sink".into(),
+            plugin_version: refused.by.clone(),
+            code: refused
+                .code
+                .clone()
+                .unwrap_or_else(|| "sink_refused".into()),
+            field: None,
+            message: refused.reason.clone(),
+            position: rec.position.to_string(),
+            stream: rec.stream.to_string(),
+            record,
+            input: Some(crate::value_json::record_json_text(rec)),
+            raw: None,
+            time: now_micros(),
+        }
+    }
+
     /// The dead letter as a record for the dead-letter sink. Its fields:
     /// `reason`, `stage`, `plugin_version`, `code`, `field`, `message`,
     /// `position`, `stream`, `time`, `record`, `input`, `raw`.
@@ -80,7 +155,7 @@ impl DeadLetter {
                 .map_or(Value::Null, |j| Value::Json(Cow::Borrowed(j)))
         }
         Record {
-            stream: Cow::Borrowed("dead_letters"),
+            stream: Cow::Borrowed(crate::conventions::DEAD_LETTER_STREAM),
             position: Cow::Borrowed(&self.position),
             fields: vec![
                 (Cow::Borrowed("reason"), text(self.kind.as_str())),

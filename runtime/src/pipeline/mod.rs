@@ -8,6 +8,7 @@
 
 mod chain;
 pub mod checkpoint;
+mod commit;
 pub mod control;
 pub mod dead_letter;
 mod profile;
@@ -24,8 +25,6 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sluice_codec::Record;
-
 pub use chain::{Processed, run_stage};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
 pub(crate) use control::LiveChange;
@@ -36,9 +35,8 @@ pub use summary::{PluginSummary, Summary};
 use crate::config::{Pipeline, toml_to_json};
 use crate::plugin::{LoadedPlugin, PluginError, PluginHost, PluginSpec, TransformSlot};
 use crate::reload::{Reloader, StageMsg};
-use crate::sinks::{self, Sink, SinkConfig, SinkError};
+use crate::sinks::{self, SinkConfig, SinkError};
 use crate::sources::{self, SourceBatch, SourceError, Stopped};
-use crate::value_json::record_json_text;
 use shadow::{Shadow, ShadowReport};
 
 /// A pipeline run that failed.
@@ -239,6 +237,7 @@ pub fn run(
     let mut source = sources::build(&pipeline.config.source)?;
     let mut sink = sinks::build(&pipeline.config.sink).map_err(RunError::Sink)?;
     let mut dlq = sinks::build(&dead_letter).map_err(RunError::DeadLetter)?;
+    dlq.serve_dead_letters();
     {
         let mut connectors = stats
             .connectors
@@ -471,22 +470,20 @@ pub fn run(
         }
         let from_chain = upstream;
 
-        let mut cp = checkpoint.clone().unwrap_or_default();
+        let mut committer = commit::Committer {
+            sink: sink.as_mut(),
+            dlq: dlq.as_mut(),
+            stats,
+            cp: checkpoint.clone().unwrap_or_default(),
+            store: &store,
+            pipeline: &pipeline.name,
+            clocks,
+        };
         let sink_result = (|| -> Result<(), RunError> {
             let mut t = Instant::now();
             while let Ok((batch, processed)) = from_chain.recv() {
                 clocks.sink_waiting_in.add_since(t);
-                commit_batch(
-                    &batch,
-                    processed,
-                    sink.as_mut(),
-                    dlq.as_mut(),
-                    stats,
-                    &mut cp,
-                    &store,
-                    &pipeline.name,
-                    clocks,
-                )?;
+                committer.commit(&batch, processed)?;
                 observer.progress(stats);
                 t = Instant::now();
             }
@@ -561,167 +558,4 @@ fn swap_in(
         "new version live"
     );
     retired
-}
-
-/// Writes one processed batch: sink, then dead letters, then the checkpoint.
-#[allow(clippy::too_many_arguments)]
-fn commit_batch(
-    batch: &SourceBatch,
-    mut processed: Processed,
-    sink: &mut dyn Sink,
-    dlq: &mut dyn Sink,
-    stats: &Stats,
-    cp: &mut Checkpoint,
-    store: &Checkpoints,
-    pipeline: &str,
-    clocks: &Clocks,
-) -> Result<(), RunError> {
-    let began = Instant::now();
-    let inputs = (batch.spans.len() + batch.malformed.len()) as u64;
-    let owned = processed.data.take();
-    let data: &[u8] = owned.as_deref().unwrap_or(&batch.data);
-    let version_headers: Vec<(String, String)> = processed
-        .versions
-        .iter()
-        .map(|(t, v)| (format!("sluice-version-{t}"), v.clone()))
-        .collect();
-    let mut records = Vec::with_capacity(processed.spans.len());
-    for s in &processed.spans {
-        let rec = Record::decode(&data[s.start as usize..s.end as usize])
-            .map_err(|e| RunError::Internal(format!("a checked record failed to decode: {e}")))?;
-        records.push(rec);
-    }
-    // Every output names the versions that made it, in headers
-    // `sluice-version-TRANSFORM` (shown by sinks that write metadata).
-    for rec in records.iter_mut() {
-        for (name, version) in &version_headers {
-            rec.headers.push((
-                std::borrow::Cow::Borrowed(name.as_str()),
-                std::borrow::Cow::Borrowed(version.as_bytes()),
-            ));
-        }
-    }
-    // Records keep the position of the source record they came from,
-    // whatever a plugin wrote there.
-    for (rec, &origin) in records.iter_mut().zip(&processed.origins) {
-        let s = &batch.spans[origin as usize];
-        if let Ok((_, position)) =
-            Record::peek_stream_position(&batch.data[s.start as usize..s.end as usize])
-            && position != rec.position
-        {
-            rec.position = position.to_string().into();
-        }
-    }
-    let t = clocks.sink_prepare.add_since(began);
-    let commit = if records.is_empty() {
-        sinks::SinkCommit::default()
-    } else {
-        sink.write(&records).map_err(RunError::Sink)?
-    };
-    let sink_time = t.elapsed();
-    let t = clocks.sink_write.add_since(t);
-    let mut dead = processed.dead;
-    for m in &batch.malformed {
-        dead.push(DeadLetter {
-            kind: Kind::Malformed,
-            stage: "source".into(),
-            plugin_version: None,
-            code: "malformed".into(),
-            field: None,
-            message: m.reason.clone(),
-            position: m.position.clone(),
-            stream: m.stream.clone(),
-            record: None,
-            input: None,
-            raw: Some(m.raw.clone()),
-            time: dead_letter::now_micros(),
-        });
-    }
-    for refused in &commit.refused {
-        let rec = &records[refused.index];
-        let origin = processed.origins[refused.index];
-        let s = &batch.spans[origin as usize];
-        dead.push(DeadLetter {
-            kind: Kind::SinkRefused,
-            stage: "sink".into(),
-            plugin_version: refused.by.clone(),
-            code: refused
-                .code
-                .clone()
-                .unwrap_or_else(|| "sink_refused".into()),
-            field: None,
-            message: refused.reason.clone(),
-            position: rec.position.to_string(),
-            stream: rec.stream.to_string(),
-            record: Record::decode(&batch.data[s.start as usize..s.end as usize])
-                .ok()
-                .map(|r| record_json_text(&r)),
-            input: Some(record_json_text(rec)),
-            raw: None,
-            time: dead_letter::now_micros(),
-        });
-    }
-    let mut dlq_state = None;
-    if !dead.is_empty() {
-        let recs: Vec<Record<'_>> = dead.iter().map(DeadLetter::to_record).collect();
-        let c = dlq.write(&recs).map_err(RunError::DeadLetter)?;
-        if !c.refused.is_empty() {
-            return Err(RunError::DeadLetter(SinkError::Config {
-                path: dlq.describe().into(),
-                message: format!("refused a dead letter: {}", c.refused[0].reason),
-            }));
-        }
-        dlq_state = c.state;
-        let mut reasons = stats
-            .reasons
-            .lock()
-            .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
-        for d in &dead {
-            *reasons
-                .entry(format!("{}: {}", d.stage, d.code))
-                .or_default() += 1;
-        }
-    }
-    let t = clocks.dead_letters.add_since(t);
-    cp.records += inputs;
-    cp.source.clone_from(&batch.resume);
-    if commit.state.is_some() {
-        cp.sink = commit.state;
-    }
-    if dlq_state.is_some() {
-        cp.dead_letter = dlq_state;
-    }
-    store.save(pipeline, cp)?;
-    stats.source.set_committed(&batch.resume);
-    // The metric names every component shares (docs/metrics.md).
-    metrics::counter!("records_in_total").increment(inputs);
-    metrics::counter!("records_out_total").increment(commit.written);
-    metrics::counter!("records_dropped_total").increment(processed.dropped);
-    for d in &dead {
-        match d.kind {
-            Kind::Rejected => {
-                metrics::counter!("records_rejected_total", "stage" => d.stage.clone()).increment(1)
-            }
-            _ => metrics::counter!("errors_total", "stage" => d.stage.clone()).increment(1),
-        }
-    }
-    metrics::counter!("records_dead_lettered_total").increment(dead.len() as u64);
-    stats.records_in.fetch_add(inputs, Ordering::Relaxed);
-    stats.written.fetch_add(commit.written, Ordering::Relaxed);
-    stats
-        .dropped
-        .fetch_add(processed.dropped, Ordering::Relaxed);
-    stats
-        .expanded
-        .fetch_add(processed.expanded, Ordering::Relaxed);
-    stats
-        .dead_lettered
-        .fetch_add(dead.len() as u64, Ordering::Relaxed);
-    clocks.checkpoint.add_since(t);
-    tracing::trace!(
-        records = inputs,
-        sink_us = sink_time.as_micros() as u64,
-        "batch committed"
-    );
-    Ok(())
 }

@@ -174,6 +174,12 @@ pub trait Sink: Send {
     /// plugin) asks this whether to give up because the pipeline stops.
     fn set_stop_check(&mut self, _stop: StopCheck) {}
 
+    /// Called once before [`Sink::open`] on the pipeline's dead-letter
+    /// sink: what it writes are dead letters (`DeadLetter::to_record`), which
+    /// a sink may present in a form of its own (Kafka: the reason, code...
+    /// also as `sluice-dlq-*` headers). The default writes them as records.
+    fn serve_dead_letters(&mut self) {}
+
     /// The status of a connector plugin, for `/status` (`None`: a built-in
     /// sink).
     fn connector_status(

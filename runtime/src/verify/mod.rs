@@ -29,10 +29,11 @@ use sha2::{Digest, Sha256};
 use sluice_codec::{BatchWriter, Record, Value};
 
 use crate::config::Pipeline;
-use crate::pg::{self, TableName, quote_ident, values};
+use crate::pg::{self, TableName, values};
 use crate::pipeline::{self, Processed};
 use crate::sinks::SinkConfig;
 use crate::sources::{SourceBatch, SourceConfig};
+use crate::sql::quote_ident;
 
 /// What `verify` found for one target table.
 #[derive(Debug, Default, Serialize)]
@@ -439,9 +440,9 @@ fn sink_refused_keys(
         let table = target.table_for_stream(stream, &pipeline.config.sink);
         let key_names: Vec<String> = input
             .get("headers")
-            .and_then(|h| h.get(crate::sources::postgres::records::KEY_HEADER))
+            .and_then(|h| h.get(crate::conventions::KEY_HEADER))
             .and_then(|k| k.as_str())
-            .map(|s| s.split(',').map(str::to_string).collect())
+            .map(crate::conventions::key_columns)
             .unwrap_or_default();
         let Some(f) = input.get("fields") else {
             continue;
@@ -517,12 +518,8 @@ impl Target {
         if !k.is_empty() {
             return Ok(k);
         }
-        Ok(rec
-            .headers
-            .iter()
-            .find(|(n, _)| n == crate::sources::postgres::records::KEY_HEADER)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-            .map(|s| s.split(',').map(str::to_string).collect())
+        Ok(crate::conventions::key_header(rec)
+            .map(crate::conventions::key_columns)
             .unwrap_or_default())
     }
 

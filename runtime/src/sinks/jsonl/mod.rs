@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn without_metadata_deletes_and_key_moves_are_refused_not_written_as_rows() {
-        use crate::sources::postgres::records::OLD_KEY_HEADER;
+        use crate::conventions::OLD_KEY_HEADER;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("o.jsonl");
         let cfg = |m: Option<bool>| JsonlSinkConfig {

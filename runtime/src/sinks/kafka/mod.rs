@@ -24,7 +24,8 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::KafkaSinkConfig;
 
 use super::{Refused, Sink, SinkCommit, SinkError};
-use crate::kafka::{OP_HEADER, STREAM_HEADER, explain};
+use crate::conventions::{OP_HEADER, STREAM_HEADER, dead_letter_header};
+use crate::kafka::explain;
 use crate::value_json::{write_fields_json, write_value_json};
 
 /// Delivery reports of the batch being written: (index, error).
@@ -71,6 +72,9 @@ fn refuses_the_message(e: &KafkaError) -> bool {
 pub struct KafkaSink {
     config: KafkaSinkConfig,
     producer: Option<BaseProducer<Deliveries>>,
+    /// It is the pipeline's dead-letter sink ([`Sink::serve_dead_letters`]):
+    /// each record's reason, code... also go in `sluice-dlq-*` headers.
+    dead_letters: bool,
 }
 
 impl KafkaSink {
@@ -79,6 +83,7 @@ impl KafkaSink {
         let sink = KafkaSink {
             config,
             producer: None,
+            dead_letters: false,
         };
         if sink.config.brokers.trim().is_empty() || sink.config.topic.trim().is_empty() {
             return Err(sink.error("`brokers` and `topic` must not be empty".into()));
@@ -129,6 +134,10 @@ fn field_text(r: &Record<'_>, name: &str) -> Option<String> {
 }
 
 impl Sink for KafkaSink {
+    fn serve_dead_letters(&mut self) {
+        self.dead_letters = true;
+    }
+
     fn describe(&self) -> String {
         format!("kafka {} {}", self.config.brokers, self.config.topic)
     }
@@ -202,7 +211,7 @@ impl Sink for KafkaSink {
                     value: Some(r.stream.as_ref()),
                 });
             }
-            if r.stream == "dead_letters" {
+            if self.dead_letters {
                 for f in [
                     "reason",
                     "stage",
@@ -215,7 +224,7 @@ impl Sink for KafkaSink {
                 ] {
                     if let Some(v) = field_text(r, f) {
                         headers = headers.insert(Header {
-                            key: &format!("sluice-dlq-{f}"),
+                            key: &dead_letter_header(f),
                             value: Some(v.as_bytes()),
                         });
                     }

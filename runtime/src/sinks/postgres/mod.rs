@@ -25,10 +25,11 @@ pub use config::PostgresSinkConfig;
 
 use super::sqlite::WriteMode;
 use super::{Refused, Sink, SinkCommit, SinkError};
+use crate::conventions::{key_columns, key_header};
 use crate::declared_types::DeclaredTypes;
-use crate::pg::{self, TableName, quote_ident, values};
+use crate::pg::{self, TableName, values};
 use crate::sources::postgres::catalog::read_columns;
-use crate::sources::postgres::records::{key_columns, key_header};
+use crate::sql::quote_ident;
 use plan::{Base, Key, RowOp, Segment, Target};
 
 /// A target table as the sink knows it.

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use sluice_codec::{Operation, Record, Value};
 
+use crate::conventions::{self, OLD_KEY_HEADER, unchanged_columns};
 use crate::pg::values;
-use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER, unchanged_columns};
 
 /// A key: the text forms of the key columns.
 pub type Key = Vec<Option<String>>;
@@ -208,10 +208,7 @@ pub fn add<'r>(
     Ok(())
 }
 
-/// True for the record a source `TRUNCATE` gives.
-pub fn is_truncate(rec: &Record<'_>) -> bool {
-    rec.op == Operation::Delete && rec.headers.iter().any(|(n, _)| n == TRUNCATE_HEADER)
-}
+pub use crate::conventions::is_truncate;
 
 /// The key of a record.
 pub fn key_of(rec: &Record<'_>, key: &[String]) -> Result<Key, String> {
@@ -225,11 +222,10 @@ pub fn key_of(rec: &Record<'_>, key: &[String]) -> Result<Key, String> {
 
 /// The old key of an update that changed its key (`sluice-old-key`).
 pub fn old_key(rec: &Record<'_>, key: &[String]) -> Result<Option<Key>, String> {
-    let Some((_, raw)) = rec.headers.iter().find(|(n, _)| n == OLD_KEY_HEADER) else {
+    let Some(obj) = conventions::old_key(rec) else {
         return Ok(None);
     };
-    let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
-        .map_err(|e| format!("header `{OLD_KEY_HEADER}` is not a JSON object: {e}"))?;
+    let obj = obj?;
     key.iter()
         .map(|k| match obj.get(k) {
             None => Err(format!(
@@ -247,6 +243,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
+    use crate::conventions::TRUNCATE_HEADER;
 
     fn rec(op: Operation, fields: &[(&'static str, Value<'static>)]) -> Record<'static> {
         Record {
@@ -347,7 +344,7 @@ mod tests {
 
     fn unchanged(mut r: Record<'static>, cols: &str) -> Record<'static> {
         r.headers.push((
-            crate::sources::postgres::records::UNCHANGED_HEADER.into(),
+            crate::conventions::UNCHANGED_HEADER.into(),
             cols.as_bytes().to_vec().into(),
         ));
         r

@@ -15,12 +15,12 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::{SqliteSinkConfig, WriteMode};
 
 use super::{Refused, Sink, SinkCommit, SinkError};
-use crate::declared_types::{DeclaredTypes, sqlite_type};
-use crate::sources::postgres::records::{
-    KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER, key_columns, key_header,
+use crate::conventions::{
+    KEY_HEADER, OLD_KEY_HEADER, UNCHANGED_HEADER, is_truncate, key_columns, key_header, old_key,
     unchanged_columns,
 };
-use crate::sources::sqlite::quote_ident;
+use crate::declared_types::{DeclaredTypes, sqlite_type};
+use crate::sql::quote_ident;
 
 /// The SQLite sink.
 pub struct SqliteSink {
@@ -396,10 +396,7 @@ impl SqliteSink {
                     .is_some())
         };
         // A source TRUNCATE (PostgreSQL change data capture) empties the table.
-        if upsert
-            && rec.op == Operation::Delete
-            && rec.headers.iter().any(|(n, _)| n == TRUNCATE_HEADER)
-        {
+        if upsert && is_truncate(rec) {
             if exists(self)? {
                 conn.execute_batch(&format!("DELETE FROM {}", quote_ident(&table)))
                     .map_err(|e| RowError::Refused(e.to_string()))?;
@@ -414,10 +411,9 @@ impl SqliteSink {
         if upsert
             && rec.op != Operation::Delete
             && key_missing.is_none()
-            && let Some((_, raw)) = rec.headers.iter().find(|(n, _)| n == OLD_KEY_HEADER)
+            && let Some(old) = old_key(rec)
         {
-            let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
-                .map_err(|e| RowError::Refused(format!("header `{OLD_KEY_HEADER}`: {e}")))?;
+            let old = old.map_err(RowError::Refused)?;
             let old_vals: Vec<Value<'static>> = key
                 .iter()
                 .map(|k| {

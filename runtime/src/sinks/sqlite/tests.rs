@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::sources::postgres::records::KEY_HEADER;
+use crate::conventions::{KEY_HEADER, TRUNCATE_HEADER};
 
 fn rec(id: i64, name: &str) -> Record<'static> {
     let mut r = Record {
@@ -197,7 +197,7 @@ fn update_without_big(id: i64, name: &str, old_id: Option<i64>) -> Record<'stati
     let mut r = rec(id, name);
     r.op = Operation::Update;
     r.headers.push((
-        crate::sources::postgres::records::UNCHANGED_HEADER.into(),
+        crate::conventions::UNCHANGED_HEADER.into(),
         br#"["big"]"#.to_vec().into(),
     ));
     if let Some(old) = old_id {

@@ -22,14 +22,14 @@ pub struct StdoutSinkConfig {
 /// metadata), if it cannot: a delete, or an update that moved its key,
 /// would read as an ordinary row.
 pub(crate) fn needs_metadata(r: &Record<'_>) -> Option<String> {
-    use crate::sources::postgres::records::{OLD_KEY_HEADER, TRUNCATE_HEADER};
-    if r.headers.iter().any(|(n, _)| n == TRUNCATE_HEADER) {
+    use crate::conventions::{OLD_KEY_HEADER, TRUNCATE_HEADER, header};
+    if header(r, TRUNCATE_HEADER).is_some() {
         return Some("a truncate cannot be written as a line of fields: set `include_metadata = true` on the sink to keep the operation".into());
     }
     if r.op == Operation::Delete {
         return Some("a delete cannot be written as a line of fields (it would read as a row of nulls): set `include_metadata = true` on the sink to keep the operation".into());
     }
-    if r.headers.iter().any(|(n, _)| n == OLD_KEY_HEADER) {
+    if header(r, OLD_KEY_HEADER).is_some() {
         return Some("an update that changed the key cannot be written as a line of fields (the old key would be lost): set `include_metadata = true` on the sink to keep it".into());
     }
     None

@@ -15,11 +15,9 @@ use sluice_codec::{Operation, Record, Value};
 
 use super::Tp;
 use super::config::{KafkaSourceConfig, KeyFormat, ValueFormat};
-use crate::kafka::{OP_HEADER, STREAM_HEADER};
+use crate::conventions::{KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER};
+use crate::conventions::{OP_HEADER, STREAM_HEADER};
 use crate::sources::Malformed;
-use crate::sources::postgres::records::{
-    KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER,
-};
 use crate::value_json::json_to_value;
 
 /// A message read and converted, not yet handed over.

@@ -3,7 +3,8 @@
 
 use postgres::Client;
 
-use crate::pg::{TableName, quote_ident};
+use crate::pg::TableName;
+use crate::sql::quote_ident;
 
 /// A column of a source table.
 #[derive(Debug, Clone, PartialEq, Eq)]

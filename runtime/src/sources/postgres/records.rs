@@ -19,46 +19,9 @@ use std::borrow::Cow;
 
 use sluice_codec::{Operation, Record, Value};
 
+use crate::conventions::KEY_HEADER;
+
 use crate::pg::values;
-
-/// Header naming the key columns.
-pub const KEY_HEADER: &str = "sluice-key";
-/// Header with the old key of an update that changed it.
-pub const OLD_KEY_HEADER: &str = "sluice-old-key";
-/// Header marking the record of a `TRUNCATE`.
-pub const TRUNCATE_HEADER: &str = "sluice-truncate";
-/// Header listing (as a JSON array) the columns an update leaves out
-/// because their values did not change and the source did not send them.
-pub const UNCHANGED_HEADER: &str = "sluice-unchanged";
-
-/// The columns a record's `sluice-unchanged` header lists (empty without
-/// the header).
-pub fn unchanged_columns(rec: &Record<'_>) -> Result<Vec<String>, String> {
-    match rec.headers.iter().find(|(n, _)| n == UNCHANGED_HEADER) {
-        None => Ok(Vec::new()),
-        Some((_, raw)) => serde_json::from_slice(raw).map_err(|e| {
-            format!("header `{UNCHANGED_HEADER}` is not a JSON array of column names: {e}")
-        }),
-    }
-}
-
-/// The `sluice-key` header of a record (the key column names,
-/// comma-separated), if it has one.
-pub fn key_header<'r>(rec: &'r Record<'_>) -> Option<&'r str> {
-    rec.headers
-        .iter()
-        .find(|(n, _)| n == KEY_HEADER)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-}
-
-/// The column names of a `sluice-key` header value.
-pub fn key_columns(header: &str) -> Vec<String> {
-    header
-        .split(',')
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
-        .collect()
-}
 
 /// Builds a record from column names, type OIDs and text values.
 pub struct RowBuilder<'a> {

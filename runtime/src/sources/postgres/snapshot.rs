@@ -17,8 +17,9 @@ use super::catalog::Table;
 use super::records::RowBuilder;
 use super::stream::SlotKeepAlive;
 use super::{Position, PostgresSource};
-use crate::pg::{self, Lsn, copy_text, quote_ident, quote_literal};
+use crate::pg::{self, Lsn, copy_text, quote_literal};
 use crate::sources::{SourceContext, SourceError};
+use crate::sql::quote_ident;
 
 /// One snapshot run over `tables`.
 pub struct Copy<'a> {

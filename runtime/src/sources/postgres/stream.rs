@@ -26,8 +26,9 @@ use pg_walstream::{
 use sluice_codec::{Operation, Record, Value};
 
 use super::catalog::{self, Table};
-use super::records::{OLD_KEY_HEADER, RowBuilder, TRUNCATE_HEADER, UNCHANGED_HEADER};
+use super::records::RowBuilder;
 use super::{Position, PostgresSource, PostgresSourceConfig, SchemaChanges};
+use crate::conventions::{OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER};
 use crate::pg::{self, Lsn, values};
 use crate::sources::{Lag, SourceContext, SourceError};
 

@@ -11,16 +11,12 @@ use sluice_codec::{Operation, Record, Value};
 pub use config::SqliteSourceConfig;
 
 use super::{Source, SourceContext, SourceError, parse_token};
+use crate::sql::quote_ident;
 
 /// The SQLite source.
 pub struct SqliteSource {
     config: SqliteSourceConfig,
     stream: String,
-}
-
-/// Quotes an SQL identifier.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl SqliteSource {

@@ -1,0 +1,208 @@
+//! The sink thread's work for one processed batch, step by step: the
+//! records for the sink, the sink's write, the dead letters (plugins'
+//! rejects, unreadable input, the sink's refusals), the checkpoint, and
+//! the counts.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use sluice_codec::Record;
+
+use super::chain::Processed;
+use super::checkpoint::{Checkpoint, Checkpoints};
+use super::dead_letter::{DeadLetter, Kind};
+use super::profile::Clocks;
+use super::{RunError, Stats};
+use crate::sinks::{Sink, SinkCommit, SinkError};
+use crate::sources::SourceBatch;
+use crate::value_json::record_json_text;
+
+/// What the sink thread writes to, and where it keeps its progress.
+pub(super) struct Committer<'a> {
+    /// The pipeline's sink.
+    pub sink: &'a mut dyn Sink,
+    /// The dead-letter sink.
+    pub dlq: &'a mut dyn Sink,
+    /// The run's counters.
+    pub stats: &'a Stats,
+    /// The checkpoint as of the last committed batch.
+    pub cp: Checkpoint,
+    /// Where checkpoints are saved.
+    pub store: &'a Checkpoints,
+    /// The pipeline's name (the checkpoint's key).
+    pub pipeline: &'a str,
+    /// The sink thread's clocks (`--profile`).
+    pub clocks: &'a Clocks,
+}
+
+impl Committer<'_> {
+    /// Writes one processed batch: sink, then dead letters, then the
+    /// checkpoint. An error stops the run; the batch is read again next
+    /// time.
+    pub fn commit(
+        &mut self,
+        batch: &SourceBatch,
+        mut processed: Processed,
+    ) -> Result<(), RunError> {
+        let began = Instant::now();
+        let inputs = (batch.spans.len() + batch.malformed.len()) as u64;
+        let owned = processed.data.take();
+        let data: &[u8] = owned.as_deref().unwrap_or(&batch.data);
+        let versions = version_headers(&processed);
+        let records = sink_records(batch, &processed, data, &versions)?;
+        let t = self.clocks.sink_prepare.add_since(began);
+        let commit = if records.is_empty() {
+            SinkCommit::default()
+        } else {
+            self.sink.write(&records).map_err(RunError::Sink)?
+        };
+        let sink_time = t.elapsed();
+        let t = self.clocks.sink_write.add_since(t);
+        let mut dead = std::mem::take(&mut processed.dead);
+        dead.extend(batch.malformed.iter().map(DeadLetter::malformed));
+        for refused in &commit.refused {
+            let origin = processed.origins[refused.index];
+            let s = &batch.spans[origin as usize];
+            let original = Record::decode(&batch.data[s.start as usize..s.end as usize])
+                .ok()
+                .map(|r| record_json_text(&r));
+            dead.push(DeadLetter::sink_refused(
+                refused,
+                &records[refused.index],
+                original,
+            ));
+        }
+        let dlq_state = self.write_dead_letters(&dead)?;
+        let t = self.clocks.dead_letters.add_since(t);
+        self.cp.records += inputs;
+        self.cp.source.clone_from(&batch.resume);
+        if commit.state.is_some() {
+            self.cp.sink = commit.state;
+        }
+        if dlq_state.is_some() {
+            self.cp.dead_letter = dlq_state;
+        }
+        self.store.save(self.pipeline, &self.cp)?;
+        self.stats.source.set_committed(&batch.resume);
+        self.count(inputs, commit.written, &processed, &dead)?;
+        self.clocks.checkpoint.add_since(t);
+        tracing::trace!(
+            records = inputs,
+            sink_us = sink_time.as_micros() as u64,
+            "batch committed"
+        );
+        Ok(())
+    }
+
+    /// Writes `dead` to the dead-letter sink; its state to checkpoint.
+    /// A dead letter it refuses stops the run (it would be lost).
+    fn write_dead_letters(&mut self, dead: &[DeadLetter]) -> Result<Option<String>, RunError> {
+        if dead.is_empty() {
+            return Ok(None);
+        }
+        let recs: Vec<Record<'_>> = dead.iter().map(DeadLetter::to_record).collect();
+        let c = self.dlq.write(&recs).map_err(RunError::DeadLetter)?;
+        if let Some(r) = c.refused.first() {
+            return Err(RunError::DeadLetter(SinkError::Config {
+                path: self.dlq.describe().into(),
+                message: format!("refused a dead letter: {}", r.reason),
+            }));
+        }
+        Ok(c.state)
+    }
+
+    /// The run's counters and metrics for a committed batch. Dead letters
+    /// are counted by (kind, stage, code) first: one map entry and one
+    /// metric update per kind of reason in the batch, not per record.
+    fn count(
+        &self,
+        inputs: u64,
+        written: u64,
+        processed: &Processed,
+        dead: &[DeadLetter],
+    ) -> Result<(), RunError> {
+        let mut by_reason: Vec<(Kind, &str, &str, u64)> = Vec::new();
+        for d in dead {
+            match by_reason
+                .iter_mut()
+                .find(|(k, s, c, _)| *k == d.kind && *s == d.stage && *c == d.code)
+            {
+                Some(e) => e.3 += 1,
+                None => by_reason.push((d.kind, &d.stage, &d.code, 1)),
+            }
+        }
+        {
+            let mut reasons = self
+                .stats
+                .reasons
+                .lock()
+                .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
+            for (_, stage, code, n) in &by_reason {
+                *reasons.entry(format!("{stage}: {code}")).or_default() += n;
+            }
+        }
+        // The metric names every component shares (docs/metrics.md).
+        metrics::counter!("records_in_total").increment(inputs);
+        metrics::counter!("records_out_total").increment(written);
+        metrics::counter!("records_dropped_total").increment(processed.dropped);
+        for (kind, stage, _, n) in &by_reason {
+            match kind {
+                Kind::Rejected => {
+                    metrics::counter!("records_rejected_total", "stage" => stage.to_string())
+                        .increment(*n)
+                }
+                _ => metrics::counter!("errors_total", "stage" => stage.to_string()).increment(*n),
+            }
+        }
+        metrics::counter!("records_dead_lettered_total").increment(dead.len() as u64);
+        let s = self.stats;
+        s.records_in.fetch_add(inputs, Ordering::Relaxed);
+        s.written.fetch_add(written, Ordering::Relaxed);
+        s.dropped.fetch_add(processed.dropped, Ordering::Relaxed);
+        s.expanded.fetch_add(processed.expanded, Ordering::Relaxed);
+        s.dead_lettered
+            .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// `sluice-version-TRANSFORM` = version, for each transform of the batch.
+fn version_headers(processed: &Processed) -> Vec<(String, String)> {
+    processed
+        .versions
+        .iter()
+        .map(|(t, v)| (crate::conventions::version_header(t), v.clone()))
+        .collect()
+}
+
+/// The surviving records of the batch as the sink gets them: each names
+/// the versions that made it (shown by sinks that write metadata), and
+/// keeps the position of the source record it came from, whatever a
+/// plugin wrote there.
+fn sink_records<'d>(
+    batch: &'d SourceBatch,
+    processed: &Processed,
+    data: &'d [u8],
+    versions: &'d [(String, String)],
+) -> Result<Vec<Record<'d>>, RunError> {
+    let mut records = Vec::with_capacity(processed.spans.len());
+    for (s, &origin) in processed.spans.iter().zip(&processed.origins) {
+        let mut rec = Record::decode(&data[s.start as usize..s.end as usize])
+            .map_err(|e| RunError::Internal(format!("a checked record failed to decode: {e}")))?;
+        for (name, version) in versions {
+            rec.headers.push((
+                std::borrow::Cow::Borrowed(name.as_str()),
+                std::borrow::Cow::Borrowed(version.as_bytes()),
+            ));
+        }
+        let o = &batch.spans[origin as usize];
+        if let Ok((_, position)) =
+            Record::peek_stream_position(&batch.data[o.start as usize..o.end as usize])
+            && position != rec.position
+        {
+            rec.position = position.into();
+        }
+        records.push(rec);
+    }
+    Ok(records)
+}
