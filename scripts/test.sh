@@ -15,8 +15,15 @@ cd "$root"
 "$root/scripts/build-plugins.sh"
 # The pinned plugin toolchains (componentize-py, componentize-qjs, clang-19 +
 # wasi-libc), installed by the same command a plugin author runs.
+# The small `sluice` without the default features (no PostgreSQL, Kafka,
+# admin API or plugin toolchain), kept as `sluice-minimal` for the test
+# that runs it; then the full one.
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+cargo build --release --locked -p sluice-runtime --bin sluice --no-default-features
+cp "$target_dir/release/sluice" "$target_dir/release/sluice-minimal.tmp"
+mv "$target_dir/release/sluice-minimal.tmp" "$target_dir/release/sluice-minimal"
 cargo build --release --locked -p sluice-runtime --bin sluice
-"${CARGO_TARGET_DIR:-$root/target}/release/sluice" plugin setup rust python js c
+"$target_dir/release/sluice" plugin setup rust python js c
 cargo test --release --locked --workspace \
     --exclude sluice-fixture-misbehave --exclude sluice-fixture-other-world
 # The SDK's connector glue is compiled only for a source or a sink.

@@ -8,13 +8,16 @@
 //! [`sinks`], rejects and failures to the dead-letter sink; then the
 //! checkpoint moves past the batch.
 
+#[cfg(feature = "admin")]
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod conventions;
 pub mod declared_types;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "postgres")]
 pub mod pg;
 pub mod pipeline;
 pub mod plugin;
@@ -22,6 +25,8 @@ pub mod reload;
 pub mod sinks;
 pub mod sources;
 pub mod sql;
+#[cfg(feature = "toolchain")]
 pub mod toolchain;
 pub mod value_json;
+#[cfg(feature = "postgres")]
 pub mod verify;

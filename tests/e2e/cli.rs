@@ -1,5 +1,6 @@
 //! The CLI: `check`, config errors, `plugin test` golden files, `plugin new`.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
@@ -174,4 +175,72 @@ fn plugin_new_creates_a_crate_that_builds_and_passes_its_own_test() {
         .output()
         .unwrap();
     assert!(stderr(&bad).contains("is not a valid plugin name"));
+}
+
+/// The `sluice` built with `--no-default-features` (scripts/test.sh builds
+/// it first and keeps it as `sluice-minimal` beside the full one).
+fn minimal() -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("sluice-minimal");
+    assert!(
+        bin.is_file(),
+        "{} is missing: scripts/test.sh builds it (`cargo build --release -p sluice-runtime --no-default-features`, then copied)",
+        bin.display()
+    );
+    let mut c = Command::new(bin);
+    c.env("SLUICE_LOG", "warn");
+    c
+}
+
+#[test]
+fn the_minimal_build_runs_plugins_into_sqlite_and_names_what_it_leaves_out() {
+    let dir = Dir::new();
+    dir.write("in.csv", "id,name\n1, ada \n2,grace\n");
+    dir.write(
+        "pipeline.toml",
+        format!(
+            "[source]\ntype = \"csv\"\npath = \"in.csv\"\nstream = \"people\"\n\n[[transforms]]\nname = \"map\"\nplugin = \"{}\"\nconfig = {{ rename = {{ name = \"full_name\" }}, cast = {{ id = \"int\" }} }}\n\n[[transforms]]\nname = \"cleanse\"\nplugin = \"{}\"\n\n[sink]\ntype = \"sqlite\"\npath = \"out.db\"\nkey = [\"id\"]\n",
+            plugin("mapper"),
+            plugin("cleanse"),
+        ),
+    );
+    let out = minimal()
+        .arg("run")
+        .arg(dir.path("pipeline.toml"))
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        dir.sql("out.db", "SELECT id, full_name FROM people ORDER BY id"),
+        ["1|ada", "2|grace"]
+    );
+    // What it was built without: in --help, and as an error that names the
+    // feature when a pipeline asks for it.
+    let help = minimal().arg("--help").output().unwrap();
+    assert!(
+        stdout(&help).contains("built without the cargo features: postgres"),
+        "{}",
+        stdout(&help)
+    );
+    dir.write(
+        "pg.toml",
+        "[source]\ntype = \"postgres\"\nurl = \"postgres://u@127.0.0.1:1/db\"\ntables = [\"t\"]\n\n[sink]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ntopic = \"t\"\n",
+    );
+    let out = minimal()
+        .arg("run")
+        .arg(dir.path("pg.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("built without PostgreSQL support (cargo feature `postgres`)"),
+        "{err}"
+    );
+    let out = minimal().args(["slot", "list"]).output().unwrap();
+    assert!(!out.status.success());
 }

@@ -2,16 +2,23 @@
 //! `plugin new | build | setup | test`.
 
 mod check;
+#[cfg(feature = "toolchain")]
 mod conformance;
+#[cfg(feature = "toolchain")]
 mod connector_new;
+#[cfg(feature = "admin")]
 mod ctl;
+#[cfg(feature = "toolchain")]
 mod plugin_build;
+#[cfg(feature = "toolchain")]
 mod plugin_new;
 mod plugin_sign;
 mod plugin_test;
 mod progress;
 mod run;
+#[cfg(feature = "postgres")]
 mod slot;
+#[cfg(feature = "postgres")]
 mod verify;
 
 use std::path::PathBuf;
@@ -42,12 +49,15 @@ enum Command {
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Control a running pipeline through its admin API.
+    #[cfg(feature = "admin")]
     Ctl(ctl::CtlArgs),
     /// Compare the target with the source (PostgreSQL source; PostgreSQL or
     /// SQLite target), running the source rows through the same plugins.
+    #[cfg(feature = "postgres")]
     Verify(verify::VerifyArgs),
     /// The replication slots of a PostgreSQL source: list them, or drop
     /// the pipeline's at the end of a migration.
+    #[cfg(feature = "postgres")]
     Slot(slot::SlotArgs),
 }
 
@@ -55,11 +65,14 @@ enum Command {
 enum PluginCommand {
     /// Create a plugin (Rust, Python, JavaScript or C) that builds and
     /// passes its own sample test as generated.
+    #[cfg(feature = "toolchain")]
     New(plugin_new::NewArgs),
     /// Build the plugin in a directory into `DIR/build/NAME.wasm`
     /// (the language is told from its files).
+    #[cfg(feature = "toolchain")]
     Build(plugin_build::BuildArgs),
     /// Install the pinned tools that building plugins of a language needs.
+    #[cfg(feature = "toolchain")]
     Setup(plugin_build::SetupArgs),
     /// Run a plugin on sample records and show (or compare) the outcomes.
     Test(plugin_test::TestArgs),
@@ -72,6 +85,32 @@ enum PluginCommand {
     Sign(plugin_sign::SignArgs),
     /// Check a component's signature (`FILE.sig`), optionally against keys.
     Verify(plugin_sign::VerifyArgs),
+}
+
+/// What this build leaves out, for `--help` (`None`: everything is in).
+fn built_without() -> Option<String> {
+    let left_out: Vec<&str> = [
+        (
+            cfg!(feature = "postgres"),
+            "postgres (PostgreSQL source and sink, `verify`, `slot`)",
+        ),
+        (cfg!(feature = "kafka"), "kafka (Kafka source and sink)"),
+        (cfg!(feature = "admin"), "admin (the admin API, `ctl`)"),
+        (
+            cfg!(feature = "toolchain"),
+            "toolchain (`plugin new`, `plugin build`, `plugin setup`, testing a plugin directory)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(on, _)| !on)
+    .map(|(_, what)| what)
+    .collect();
+    (!left_out.is_empty()).then(|| {
+        format!(
+            "This sluice was built without the cargo features: {}.",
+            left_out.join("; ")
+        )
+    })
 }
 
 fn init_logging() {
@@ -91,21 +130,37 @@ fn init_logging() {
 
 /// Entry point of the `sluice` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command();
+        if let Some(note) = built_without() {
+            command = command.after_help(note);
+        }
+        match Cli::from_arg_matches(&command.get_matches()) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    };
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check { pipeline } => check::check(&pipeline),
+        #[cfg(feature = "toolchain")]
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::test(args),
+        #[cfg(feature = "toolchain")]
         Command::Plugin(PluginCommand::Build(args)) => plugin_build::build(args),
+        #[cfg(feature = "toolchain")]
         Command::Plugin(PluginCommand::Setup(args)) => plugin_build::setup(args),
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_sign::inspect(args),
         Command::Plugin(PluginCommand::Keygen(args)) => plugin_sign::keygen(args),
         Command::Plugin(PluginCommand::Sign(args)) => plugin_sign::sign(args),
         Command::Plugin(PluginCommand::Verify(args)) => plugin_sign::verify(args),
+        #[cfg(feature = "admin")]
         Command::Ctl(args) => ctl::ctl(args),
+        #[cfg(feature = "postgres")]
         Command::Verify(args) => verify::verify(args),
+        #[cfg(feature = "postgres")]
         Command::Slot(args) => slot::slot(args),
     };
     match result {

@@ -82,6 +82,7 @@ struct Case {
 
 /// The cases of a plugin directory: `tests/` itself and each directory below
 /// it that holds an `input.jsonl`.
+#[cfg(feature = "toolchain")]
 fn cases(dir: &Path) -> anyhow::Result<Vec<Case>> {
     let tests = dir.join("tests");
     let mut dirs = vec![tests.clone()];
@@ -116,47 +117,14 @@ fn cases(dir: &Path) -> anyhow::Result<Vec<Case>> {
 }
 
 pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
-    // A connector's directory: the conformance kit.
-    if args.plugin.is_dir() && args.plugin.join(crate::toolchain::MANIFEST_FILE).is_file() {
-        if args.input.is_some() || args.update || args.watch {
-            bail!(
-                "`{}` is a connector (it has a connector.toml): `sluice plugin test` runs the conformance kit on it, without --input, --update or --watch",
-                args.plugin.display()
-            );
-        }
-        let ok = super::conformance::run_kit(&args.plugin, args.kit.as_deref())?;
-        return Ok(if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    }
-    let cache = std::env::var_os("SLUICE_CACHE_DIR").map(PathBuf::from);
-    let host = PluginHost::new(cache)?;
     if args.plugin.is_dir() {
-        if args.input.is_some() {
-            bail!(
-                "`--input` goes with a `.wasm` component; a plugin directory runs the cases in its `tests/`"
-            );
-        }
-        if args.watch {
-            if args.update {
-                bail!(
-                    "`--watch` and `--update` do not go together: accept outcomes with a single `--update` run"
-                );
-            }
-            return watch(&host, &args.plugin, args.batch_size);
-        }
-        let ok = test_dir(&host, &args.plugin, args.update, args.batch_size)?;
-        return Ok(if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+        return test_directory(&args);
     }
     if args.watch {
         bail!("`--watch` needs a plugin directory (it rebuilds the plugin when its files change)");
     }
+    let cache = std::env::var_os("SLUICE_CACHE_DIR").map(PathBuf::from);
+    let host = PluginHost::new(cache)?;
     let Some(input) = args.input.clone() else {
         bail!(
             "`{}` is a component: pass `--input FILE` (sample records), or give a plugin directory",
@@ -180,7 +148,60 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A plugin directory: built, then its cases run (or its conformance kit,
+/// for a connector). Building needs the plugin toolchain.
+#[cfg(not(feature = "toolchain"))]
+fn test_directory(args: &TestArgs) -> anyhow::Result<ExitCode> {
+    bail!(
+        "`{}` is a directory: building a plugin needs the plugin toolchain, which this sluice was built without (cargo feature `toolchain`, on by default); give a built component: `sluice plugin test PLUGIN.wasm --input FILE`",
+        args.plugin.display()
+    )
+}
+
+/// A plugin directory: built, then its cases run (or its conformance kit,
+/// for a connector).
+#[cfg(feature = "toolchain")]
+fn test_directory(args: &TestArgs) -> anyhow::Result<ExitCode> {
+    // A connector's directory: the conformance kit.
+    if args.plugin.join(crate::toolchain::MANIFEST_FILE).is_file() {
+        if args.input.is_some() || args.update || args.watch {
+            bail!(
+                "`{}` is a connector (it has a connector.toml): `sluice plugin test` runs the conformance kit on it, without --input, --update or --watch",
+                args.plugin.display()
+            );
+        }
+        let ok = super::conformance::run_kit(&args.plugin, args.kit.as_deref())?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let cache = std::env::var_os("SLUICE_CACHE_DIR").map(PathBuf::from);
+    let host = PluginHost::new(cache)?;
+    if args.input.is_some() {
+        bail!(
+            "`--input` goes with a `.wasm` component; a plugin directory runs the cases in its `tests/`"
+        );
+    }
+    if args.watch {
+        if args.update {
+            bail!(
+                "`--watch` and `--update` do not go together: accept outcomes with a single `--update` run"
+            );
+        }
+        return watch(&host, &args.plugin, args.batch_size);
+    }
+    let ok = test_dir(&host, &args.plugin, args.update, args.batch_size)?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Builds the plugin in `dir` and runs its cases; false when one differs.
+#[cfg(feature = "toolchain")]
 fn test_dir(
     host: &PluginHost,
     dir: &Path,
@@ -210,6 +231,7 @@ fn test_dir(
 
 /// `--watch`: test, then test again whenever a file of the plugin changes
 /// (not its `build/`), until interrupted.
+#[cfg(feature = "toolchain")]
 fn watch(host: &PluginHost, dir: &Path, batch_size: usize) -> anyhow::Result<ExitCode> {
     use notify_debouncer_full::new_debouncer;
     use notify_debouncer_full::notify::event::ModifyKind;

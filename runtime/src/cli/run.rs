@@ -89,15 +89,23 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let control = Arc::new(Control::new());
     handle_signals(control.clone());
+    let admin_addr = args
+        .admin
+        .clone()
+        .or_else(|| pipeline.config.runtime.admin.clone());
+    #[cfg(not(feature = "admin"))]
+    if let Some(addr) = admin_addr {
+        anyhow::bail!(
+            "the admin API ({addr}: `--admin` or `runtime.admin`) is not in this sluice: it was built without the cargo feature `admin` (on by default)"
+        );
+    }
+    #[cfg(feature = "admin")]
     let metrics = {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder).ok().map(|()| handle)
     };
-    let admin_addr = args
-        .admin
-        .clone()
-        .or_else(|| pipeline.config.runtime.admin.clone());
+    #[cfg(feature = "admin")]
     let _admin = match &admin_addr {
         Some(addr) => Some(
             crate::admin::start(

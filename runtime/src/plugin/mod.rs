@@ -11,7 +11,7 @@ pub(crate) mod sandbox;
 mod slot;
 pub mod untrusted;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "toolchain"))]
 #[allow(clippy::unwrap_used)]
 mod wat_tests;
 

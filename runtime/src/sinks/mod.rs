@@ -2,9 +2,28 @@
 //! folder per connector, registered by the plain `match` in [`build`].
 
 pub mod jsonl;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+
+/// Built without the `kafka` feature: the connector's settings only, so
+/// that a pipeline naming it parses and then gets a clear error.
+#[cfg(not(feature = "kafka"))]
+pub mod kafka {
+    #[path = "config.rs"]
+    mod config;
+    pub use config::KafkaSinkConfig;
+}
+
+/// Built without the `postgres` feature: the connector's settings only.
+#[cfg(not(feature = "postgres"))]
+pub mod postgres {
+    #[path = "config.rs"]
+    mod config;
+    pub use config::PostgresSinkConfig;
+}
 pub mod stdout;
 
 use std::path::{Path, PathBuf};
@@ -61,14 +80,31 @@ impl SinkConfig {
     }
 }
 
+/// The error for a connector this `sluice` was built without.
+#[cfg(not(all(feature = "postgres", feature = "kafka")))]
+fn without_feature(feature: &str, what: &str) -> SinkError {
+    SinkError::Config {
+        path: PathBuf::from(feature),
+        message: format!(
+            "this sluice was built without {what} support (cargo feature `{feature}`): build it with `cargo build --release --features {feature}` (on by default)"
+        ),
+    }
+}
+
 /// Opens the sink a config describes.
 pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match config {
         SinkConfig::Jsonl(c) => Box::new(jsonl::JsonlSink::new(c.clone())),
         SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::new(c.clone())?),
         SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
+        #[cfg(feature = "postgres")]
         SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new(c.clone())?),
+        #[cfg(not(feature = "postgres"))]
+        SinkConfig::Postgres(_) => return Err(without_feature("postgres", "PostgreSQL")),
+        #[cfg(feature = "kafka")]
         SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::new(c.clone())?),
+        #[cfg(not(feature = "kafka"))]
+        SinkConfig::Kafka(_) => return Err(without_feature("kafka", "Kafka")),
         SinkConfig::Wasm(c) => Box::new(crate::connector::sink::WasmSink::new(c.as_ref().clone())?),
     })
 }

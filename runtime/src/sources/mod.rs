@@ -3,9 +3,28 @@
 
 pub mod csv;
 pub mod jsonl;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+
+/// Built without the `kafka` feature: the connector's settings only, so
+/// that a pipeline naming it parses and then gets a clear error.
+#[cfg(not(feature = "kafka"))]
+pub mod kafka {
+    #[path = "config.rs"]
+    mod config;
+    pub use config::{KafkaSourceConfig, KeyFormat, StartAt, ValueFormat};
+}
+
+/// Built without the `postgres` feature: the connector's settings only.
+#[cfg(not(feature = "postgres"))]
+pub mod postgres {
+    #[path = "config.rs"]
+    mod config;
+    pub use config::{PostgresSourceConfig, SchemaChanges};
+}
 
 pub use crate::connector::source::WasmSource;
 
@@ -16,6 +35,17 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use serde::Deserialize;
 use sluice_codec::{BatchWriter, Record};
+
+/// The error for a connector this `sluice` was built without.
+#[cfg(not(all(feature = "postgres", feature = "kafka")))]
+fn without_feature(feature: &str, what: &str) -> SourceError {
+    SourceError::Config {
+        path: PathBuf::from(feature),
+        message: format!(
+            "this sluice was built without {what} support (cargo feature `{feature}`): build it with `cargo build --release --features {feature}` (on by default)"
+        ),
+    }
+}
 
 /// `[source]` of a pipeline file; `type` picks the connector.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -102,8 +132,14 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
         SourceConfig::Csv(c) => Box::new(csv::CsvSource::new(c.clone())?),
         SourceConfig::Jsonl(c) => Box::new(jsonl::JsonlSource::new(c.clone())?),
         SourceConfig::Sqlite(c) => Box::new(sqlite::SqliteSource::new(c.clone())?),
+        #[cfg(feature = "postgres")]
         SourceConfig::Postgres(c) => Box::new(postgres::PostgresSource::new(c.clone())?),
+        #[cfg(not(feature = "postgres"))]
+        SourceConfig::Postgres(_) => return Err(without_feature("postgres", "PostgreSQL")),
+        #[cfg(feature = "kafka")]
         SourceConfig::Kafka(c) => Box::new(kafka::KafkaSource::new(c.clone())?),
+        #[cfg(not(feature = "kafka"))]
+        SourceConfig::Kafka(_) => return Err(without_feature("kafka", "Kafka")),
         SourceConfig::Wasm(c) => Box::new(WasmSource::new(c.as_ref().clone())?),
     })
 }
