@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod connectors;
+mod docs;
 mod failures;
 mod fidelity;
 mod hot_reload;

@@ -4,6 +4,7 @@
 //! the snapshot, the change stream and the target alike, so a value reads
 //! the same whichever way it came).
 
+pub mod columns;
 pub mod conninfo;
 pub mod copy_text;
 pub mod values;

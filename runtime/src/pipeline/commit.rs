@@ -141,7 +141,8 @@ impl Committer<'_> {
                 *reasons.entry(format!("{stage}: {code}")).or_default() += n;
             }
         }
-        // The metric names every component shares (docs/metrics.md).
+        // The metric names every component shares (docs/pipeline.md, "The
+        // admin API and `sluice ctl`").
         metrics::counter!("records_in_total").increment(inputs);
         metrics::counter!("records_out_total").increment(written);
         metrics::counter!("records_dropped_total").increment(processed.dropped);

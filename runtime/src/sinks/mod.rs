@@ -4,6 +4,7 @@
 pub mod jsonl;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod lines;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
@@ -78,6 +79,17 @@ impl SinkConfig {
             | SinkConfig::Wasm(_) => {}
         }
     }
+}
+
+/// How a SQL sink (SQLite, PostgreSQL) writes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// Plain inserts (a repeat after a crash is a duplicate row).
+    Insert,
+    /// Insert or update by `key`; `delete` records delete by key. Repeats
+    /// are absorbed, so the table ends up as if each record came once.
+    Upsert,
 }
 
 /// The error for a connector this `sluice` was built without.

@@ -536,7 +536,7 @@ impl Target {
         Ok(match self {
             Target::Postgres { client, .. } => {
                 let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
-                crate::sources::postgres::catalog::read_columns(client, &name)?
+                crate::pg::columns::read_columns(client, &name)?
                     .map(|(cols, key)| key.iter().map(|&i| cols[i].name.clone()).collect())
                     .unwrap_or_default()
             }
@@ -568,9 +568,7 @@ impl Target {
         match self {
             Target::Postgres { client, .. } => {
                 let name = TableName::parse(table).map_err(anyhow::Error::msg)?;
-                let Some((cols, _)) =
-                    crate::sources::postgres::catalog::read_columns(client, &name)?
-                else {
+                let Some((cols, _)) = crate::pg::columns::read_columns(client, &name)? else {
                     return Ok(0);
                 };
                 let select: Vec<String> = cols

@@ -11,7 +11,7 @@ use sluice_codec::Record;
 
 pub use config::JsonlSinkConfig;
 
-use super::stdout::json_lines;
+use super::lines::json_lines;
 use super::{Sink, SinkCommit, SinkError};
 
 /// The JSONL sink.

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::sinks::sqlite::WriteMode;
+use crate::sinks::WriteMode;
 
 /// Writes records into PostgreSQL tables: batched, one transaction per
 /// batch, upserts and deletes by key.

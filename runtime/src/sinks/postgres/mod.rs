@@ -23,12 +23,12 @@ use sluice_codec::{Operation, Record, Value};
 
 pub use config::PostgresSinkConfig;
 
-use super::sqlite::WriteMode;
+use super::WriteMode;
 use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::conventions::{key_columns, key_header};
 use crate::declared_types::DeclaredTypes;
+use crate::pg::columns::read_columns;
 use crate::pg::{self, TableName, values};
-use crate::sources::postgres::catalog::read_columns;
 use crate::sql::quote_ident;
 use plan::{Base, Key, RowOp, Segment, Target};
 

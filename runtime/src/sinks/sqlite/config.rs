@@ -4,16 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// How records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WriteMode {
-    /// Plain inserts (a repeat after a crash is a duplicate row).
-    Insert,
-    /// Insert or update by `key`; `delete` records delete by key. Repeats
-    /// are absorbed, so the table ends up as if each record came once.
-    Upsert,
-}
+use crate::sinks::WriteMode;
 
 /// Writes records into a SQLite database: the embedded default target.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -12,9 +12,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, Connection, ToSql};
 use sluice_codec::{Operation, Record, Value};
 
-pub use config::{SqliteSinkConfig, WriteMode};
+pub use config::SqliteSinkConfig;
 
-use super::{Refused, Sink, SinkCommit, SinkError};
+use super::{Refused, Sink, SinkCommit, SinkError, WriteMode};
 use crate::conventions::{
     KEY_HEADER, OLD_KEY_HEADER, UNCHANGED_HEADER, is_truncate, key_columns, key_header, old_key,
     unchanged_columns,

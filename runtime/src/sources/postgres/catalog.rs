@@ -4,23 +4,8 @@
 use postgres::Client;
 
 use crate::pg::TableName;
+use crate::pg::columns::{Column, read_columns};
 use crate::sql::quote_ident;
-
-/// A column of a source table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    /// The name.
-    pub name: String,
-    /// The type OID (decides the record value type).
-    pub type_oid: u32,
-    /// The type as SQL writes it (`character varying(40)`).
-    pub type_name: String,
-    /// The type to give the column in another database: `type_name` for
-    /// PostgreSQL's own types (and arrays of them), a domain's base type,
-    /// `text` (or `text[]`) for enums, composites, ranges and types of
-    /// extensions, whose definitions another database may not have.
-    pub portable_type: String,
-}
 
 /// A source table as the catalog describes it.
 #[derive(Debug, Clone)]
@@ -100,64 +85,6 @@ pub fn preflight(client: &mut Client, config: &super::PostgresSourceConfig) -> V
         }
     }
     problems
-}
-
-/// Columns, and the positions of the primary-key columns among them.
-pub type ColumnsAndKey = (Vec<Column>, Vec<usize>);
-
-/// A table's columns and the positions of its primary-key columns (in key
-/// order; empty without a primary key), or `None` if there is no such table.
-/// Shared by the source, the PostgreSQL sink and `verify`.
-pub fn read_columns(
-    client: &mut Client,
-    name: &TableName,
-) -> Result<Option<ColumnsAndKey>, postgres::Error> {
-    let rows = client.query(
-        "SELECT a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
-                coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n)
-                          WHERE k.att = a.attnum), 0)::int4,
-                CASE
-                  WHEN tn.nspname = 'pg_catalog' AND t.typtype = 'b'
-                       AND (t.typelem = 0 OR (en.nspname = 'pg_catalog' AND e.typtype = 'b'))
-                    THEN format_type(a.atttypid, a.atttypmod)
-                  WHEN t.typtype = 'd' AND bn.nspname = 'pg_catalog' AND b.typtype = 'b'
-                    THEN format_type(t.typbasetype, t.typtypmod)
-                  WHEN t.typcategory = 'A' THEN 'text[]'
-                  ELSE 'text'
-                END
-         FROM pg_class c
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-         JOIN pg_type t ON t.oid = a.atttypid
-         JOIN pg_namespace tn ON tn.oid = t.typnamespace
-         LEFT JOIN pg_type e ON e.oid = t.typelem
-         LEFT JOIN pg_namespace en ON en.oid = e.typnamespace
-         LEFT JOIN pg_type b ON b.oid = t.typbasetype
-         LEFT JOIN pg_namespace bn ON bn.oid = b.typnamespace
-         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
-         ORDER BY a.attnum",
-        &[&name.schema, &name.name],
-    )?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let mut key: Vec<(i32, usize)> = Vec::new();
-    let mut columns = Vec::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        let pos: i32 = r.get(3);
-        if pos > 0 {
-            key.push((pos, i));
-        }
-        columns.push(Column {
-            name: r.get(0),
-            type_oid: r.get(1),
-            type_name: r.get(2),
-            portable_type: r.get(4),
-        });
-    }
-    key.sort();
-    Ok(Some((columns, key.into_iter().map(|(_, i)| i).collect())))
 }
 
 /// Reads a source table: it must exist, be readable and have a primary key.

@@ -349,9 +349,9 @@ fn chunk_sql(table: &Table, after: Option<&[String]>, limit: Option<usize>) -> S
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::catalog::Column;
     use super::*;
     use crate::pg::TableName;
+    use crate::pg::columns::Column;
 
     #[test]
     fn chunks_continue_after_the_last_key() {
