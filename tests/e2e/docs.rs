@@ -77,7 +77,7 @@ fn relative_links_in_the_markdown_files_resolve() {
 
 #[test]
 fn docs_named_in_the_sources_exist() {
-    // Comments and messages point readers at `docs/NAME.md`.
+    // Comments and messages point readers at `docs/<page>.md`.
     let root = root();
     let mut missing = Vec::new();
     for file in tracked("*.rs")
