@@ -207,3 +207,196 @@ fn sink_records<'d>(
     }
     Ok(records)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sluice_codec::Value;
+
+    use super::*;
+    use crate::sinks::SinkConfig;
+    use crate::sources::Malformed;
+
+    fn person(id: Option<i64>, name: &str, position: &str) -> Record<'static> {
+        let mut r = Record {
+            stream: "people".into(),
+            position: Cow::Owned(position.to_string()),
+            ..Default::default()
+        };
+        r.set("id", id.map_or(Value::Null, Value::Int));
+        r.set("name", Value::Text(Cow::Owned(name.to_string())));
+        r
+    }
+
+    /// A source batch of `records` (encoded one after the other) and one
+    /// unreadable row.
+    fn batch(records: &[Record<'_>]) -> SourceBatch {
+        let mut data = Vec::new();
+        let mut spans = Vec::new();
+        for r in records {
+            let at = data.len() as u32;
+            r.encode(&mut data);
+            spans.push(at..data.len() as u32);
+        }
+        SourceBatch {
+            data,
+            spans,
+            malformed: vec![Malformed {
+                position: "line 9".into(),
+                stream: "people".into(),
+                raw: "9;x;y".into(),
+                reason: "row has 3 fields, the header has 2".into(),
+            }],
+            resume: "after line 9".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_written_its_dead_letters_kept_and_the_checkpoint_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink_cfg: SinkConfig = toml::from_str(&format!(
+            "type = \"sqlite\"\npath = {:?}\nkey = [\"id\"]",
+            dir.path().join("out.db").display().to_string()
+        ))
+        .unwrap();
+        let dlq_cfg: SinkConfig = toml::from_str(&format!(
+            "type = \"jsonl\"\npath = {:?}",
+            dir.path().join("dead.jsonl").display().to_string()
+        ))
+        .unwrap();
+        let mut sink = crate::sinks::build(&sink_cfg).unwrap();
+        let mut dlq = crate::sinks::build(&dlq_cfg).unwrap();
+        sink.open(None).unwrap();
+        dlq.open(None).unwrap();
+        let store = Checkpoints::open(&dir.path().join("state")).unwrap();
+        let stats = Stats::default();
+        let clocks = Clocks::new(1);
+        let mut committer = Committer {
+            sink: sink.as_mut(),
+            dlq: dlq.as_mut(),
+            stats: &stats,
+            cp: Checkpoint::default(),
+            store: &store,
+            pipeline: "p",
+            clocks: &clocks,
+        };
+        // Three records reach the sink (the last one without its key, which
+        // the sink refuses); a transform rejected a fourth before.
+        let batch = batch(&[
+            person(Some(1), "ada", "line 2"),
+            person(Some(2), "grace", "line 3"),
+            person(None, "nokey", "line 4"),
+        ]);
+        let mut processed = Processed::start(&batch);
+        processed
+            .versions
+            .push(("map".to_string(), "v1".to_string()));
+        processed.dead.push(DeadLetter::in_transform(
+            Kind::Rejected,
+            ("map", "v1"),
+            "bad".into(),
+            Some("name".into()),
+            "no".into(),
+            ("line 5".into(), "people".into()),
+            None,
+            None,
+        ));
+        committer.commit(&batch, processed).unwrap();
+
+        let conn = rusqlite::Connection::open(dir.path().join("out.db")).unwrap();
+        let rows: Vec<String> = conn
+            .prepare("SELECT id || name FROM people ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows, ["1ada", "2grace"]);
+        let dead: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("dead.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let codes: Vec<(&str, &str, &str)> = dead
+            .iter()
+            .map(|d| {
+                (
+                    d["stage"].as_str().unwrap(),
+                    d["code"].as_str().unwrap(),
+                    d["position"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("map", "bad", "line 5"),
+                ("source", "malformed", "line 9"),
+                ("sink", "sink_refused", "line 4"),
+            ]
+        );
+        // The refused record as the sink got it names the version that made it.
+        assert_eq!(
+            dead[2]["input"]["headers"]["sluice-version-map"].as_str(),
+            Some("v1")
+        );
+        assert_eq!(dead[1]["raw"].as_str(), Some("9;x;y"));
+        // The checkpoint moved past the batch, the counts add up.
+        let cp = store.load("p").unwrap().unwrap();
+        assert_eq!((cp.source.as_str(), cp.records), ("after line 9", 4));
+        assert!(cp.dead_letter.is_some());
+        assert_eq!(stats.records_in.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.written.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 3);
+        let reasons = stats.reasons.lock().unwrap().clone();
+        assert_eq!(
+            reasons.into_iter().collect::<Vec<_>>(),
+            [
+                ("map: bad".to_string(), 1),
+                ("sink: sink_refused".to_string(), 1),
+                ("source: malformed".to_string(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_that_cannot_be_kept_stops_the_run_before_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink_cfg: SinkConfig = toml::from_str(&format!(
+            "type = \"jsonl\"\npath = {:?}",
+            dir.path().join("out.jsonl").display().to_string()
+        ))
+        .unwrap();
+        // A dead-letter table that is not there and may not be created.
+        let dlq_cfg: SinkConfig = toml::from_str(&format!(
+            "type = \"sqlite\"\npath = {:?}\ncreate_table = false",
+            dir.path().join("dead.db").display().to_string()
+        ))
+        .unwrap();
+        let mut sink = crate::sinks::build(&sink_cfg).unwrap();
+        let mut dlq = crate::sinks::build(&dlq_cfg).unwrap();
+        sink.open(None).unwrap();
+        dlq.open(None).unwrap();
+        let store = Checkpoints::open(&dir.path().join("state")).unwrap();
+        let stats = Stats::default();
+        let clocks = Clocks::new(0);
+        let mut committer = Committer {
+            sink: sink.as_mut(),
+            dlq: dlq.as_mut(),
+            stats: &stats,
+            cp: Checkpoint::default(),
+            store: &store,
+            pipeline: "p",
+            clocks: &clocks,
+        };
+        let batch = batch(&[person(Some(1), "ada", "line 2")]);
+        let processed = Processed::start(&batch);
+        let err = committer.commit(&batch, processed).unwrap_err();
+        assert!(matches!(err, RunError::DeadLetter(_)), "{err}");
+        // No checkpoint: the next run reads the batch again.
+        assert_eq!(store.load("p").unwrap(), None);
+        assert_eq!(stats.records_in.load(Ordering::Relaxed), 0);
+    }
+}
