@@ -1,5 +1,7 @@
 //! The `sluice` command line: `run`, `check`, `verify`, `slot`, `ctl`,
-//! `plugin new | build | setup | test`.
+//! `plugin new | build | setup | test | inspect | keygen | sign | verify`
+//! (`verify` and `slot` need the `postgres` feature, `ctl` `admin`,
+//! `plugin new | build | setup` `toolchain`).
 
 mod check;
 #[cfg(feature = "toolchain")]

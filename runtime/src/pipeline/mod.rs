@@ -1,10 +1,11 @@
 //! The pipeline: source → transforms → sink over bounded channels, dead
 //! letters, checkpoints after each committed batch, a graceful stop.
 //!
-//! Three threads: the source reads and encodes batches; the transform
-//! thread runs the chain; the calling thread writes the sink and the
-//! dead-letter sink, then saves the checkpoint. Channels hold at most
-//! `runtime.channel_capacity` batches, so a slow sink slows the source.
+//! One thread per stage: the source reads and encodes batches; each
+//! transform runs on a thread of its own (`chain::run_stage`); the calling
+//! thread writes the sink and the dead-letter sink, then saves the
+//! checkpoint (`commit`). Channels hold at most `runtime.channel_capacity`
+//! batches, so a slow sink slows the source.
 
 mod chain;
 pub mod checkpoint;
