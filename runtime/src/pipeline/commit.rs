@@ -253,35 +253,57 @@ mod tests {
         }
     }
 
+    /// What a committer writes to: a sink and a dead-letter sink opened
+    /// from their TOML (`{dir}` is replaced by `dir`), and a checkpoint
+    /// store in `dir`.
+    struct Parts {
+        sink: Box<dyn Sink>,
+        dlq: Box<dyn Sink>,
+        store: Checkpoints,
+        stats: Stats,
+        clocks: Clocks,
+    }
+
+    impl Parts {
+        fn new(dir: &tempfile::TempDir, sink: &str, dlq: &str) -> Self {
+            let open = |toml_text: &str| {
+                let text = toml_text.replace("{dir}", &dir.path().display().to_string());
+                let cfg: SinkConfig = toml::from_str(&text).unwrap();
+                let mut s = crate::sinks::build(&cfg).unwrap();
+                s.open(None).unwrap();
+                s
+            };
+            Parts {
+                sink: open(sink),
+                dlq: open(dlq),
+                store: Checkpoints::open(&dir.path().join("state")).unwrap(),
+                stats: Stats::default(),
+                clocks: Clocks::new(1),
+            }
+        }
+
+        fn committer(&mut self) -> Committer<'_> {
+            Committer {
+                sink: self.sink.as_mut(),
+                dlq: self.dlq.as_mut(),
+                stats: &self.stats,
+                cp: Checkpoint::default(),
+                store: &self.store,
+                pipeline: "p",
+                clocks: &self.clocks,
+            }
+        }
+    }
+
     #[test]
     fn a_batch_is_written_its_dead_letters_kept_and_the_checkpoint_moved() {
         let dir = tempfile::tempdir().unwrap();
-        let sink_cfg: SinkConfig = toml::from_str(&format!(
-            "type = \"sqlite\"\npath = {:?}\nkey = [\"id\"]",
-            dir.path().join("out.db").display().to_string()
-        ))
-        .unwrap();
-        let dlq_cfg: SinkConfig = toml::from_str(&format!(
-            "type = \"jsonl\"\npath = {:?}",
-            dir.path().join("dead.jsonl").display().to_string()
-        ))
-        .unwrap();
-        let mut sink = crate::sinks::build(&sink_cfg).unwrap();
-        let mut dlq = crate::sinks::build(&dlq_cfg).unwrap();
-        sink.open(None).unwrap();
-        dlq.open(None).unwrap();
-        let store = Checkpoints::open(&dir.path().join("state")).unwrap();
-        let stats = Stats::default();
-        let clocks = Clocks::new(1);
-        let mut committer = Committer {
-            sink: sink.as_mut(),
-            dlq: dlq.as_mut(),
-            stats: &stats,
-            cp: Checkpoint::default(),
-            store: &store,
-            pipeline: "p",
-            clocks: &clocks,
-        };
+        let mut parts = Parts::new(
+            &dir,
+            "type = \"sqlite\"\npath = \"{dir}/out.db\"\nkey = [\"id\"]",
+            "type = \"jsonl\"\npath = \"{dir}/dead.jsonl\"",
+        );
+        let mut committer = parts.committer();
         // Three records reach the sink (the last one without its key, which
         // the sink refuses); a transform rejected a fourth before.
         let batch = batch(&[
@@ -344,6 +366,7 @@ mod tests {
         );
         assert_eq!(dead[1]["raw"].as_str(), Some("9;x;y"));
         // The checkpoint moved past the batch, the counts add up.
+        let (store, stats) = (&parts.store, &parts.stats);
         let cp = store.load("p").unwrap().unwrap();
         assert_eq!((cp.source.as_str(), cp.records), ("after line 9", 4));
         assert!(cp.dead_letter.is_some());
@@ -364,39 +387,19 @@ mod tests {
     #[test]
     fn a_dead_letter_that_cannot_be_kept_stops_the_run_before_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let sink_cfg: SinkConfig = toml::from_str(&format!(
-            "type = \"jsonl\"\npath = {:?}",
-            dir.path().join("out.jsonl").display().to_string()
-        ))
-        .unwrap();
         // A dead-letter table that is not there and may not be created.
-        let dlq_cfg: SinkConfig = toml::from_str(&format!(
-            "type = \"sqlite\"\npath = {:?}\ncreate_table = false",
-            dir.path().join("dead.db").display().to_string()
-        ))
-        .unwrap();
-        let mut sink = crate::sinks::build(&sink_cfg).unwrap();
-        let mut dlq = crate::sinks::build(&dlq_cfg).unwrap();
-        sink.open(None).unwrap();
-        dlq.open(None).unwrap();
-        let store = Checkpoints::open(&dir.path().join("state")).unwrap();
-        let stats = Stats::default();
-        let clocks = Clocks::new(0);
-        let mut committer = Committer {
-            sink: sink.as_mut(),
-            dlq: dlq.as_mut(),
-            stats: &stats,
-            cp: Checkpoint::default(),
-            store: &store,
-            pipeline: "p",
-            clocks: &clocks,
-        };
+        let mut parts = Parts::new(
+            &dir,
+            "type = \"jsonl\"\npath = \"{dir}/out.jsonl\"",
+            "type = \"sqlite\"\npath = \"{dir}/dead.db\"\ncreate_table = false",
+        );
+        let mut committer = parts.committer();
         let batch = batch(&[person(Some(1), "ada", "line 2")]);
         let processed = Processed::start(&batch);
         let err = committer.commit(&batch, processed).unwrap_err();
         assert!(matches!(err, RunError::DeadLetter(_)), "{err}");
         // No checkpoint: the next run reads the batch again.
-        assert_eq!(store.load("p").unwrap(), None);
-        assert_eq!(stats.records_in.load(Ordering::Relaxed), 0);
+        assert_eq!(parts.store.load("p").unwrap(), None);
+        assert_eq!(parts.stats.records_in.load(Ordering::Relaxed), 0);
     }
 }
