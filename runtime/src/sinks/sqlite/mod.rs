@@ -44,7 +44,7 @@ pub struct SqliteSink {
 
 /// The table, fields and key of a written record, with the insert
 /// statement built for them: a record of the same shape goes straight to
-/// that statement, skipping the per-record checks of [`SqliteSink::write_one`].
+/// that statement, without the per-record checks of [`SqliteSink::write_one`].
 struct Shape {
     /// The target table.
     table: String,
