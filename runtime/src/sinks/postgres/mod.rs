@@ -129,7 +129,7 @@ impl PostgresSink {
             Ok(n) => n,
             Err(reason) => return Ok(Err(reason)),
         };
-        if plan::is_truncate(rec)
+        if crate::conventions::is_truncate(rec)
             && !self.tables.contains_key(&name)
             && self.describe(&name)?.is_none()
         {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use sluice_codec::{Operation, Record, Value};
 
-use crate::conventions::{self, OLD_KEY_HEADER, unchanged_columns};
+use crate::conventions::{self, OLD_KEY_HEADER, is_truncate, unchanged_columns};
 use crate::pg::values;
 
 /// A key: the text forms of the key columns.
@@ -207,8 +207,6 @@ pub fn add<'r>(
     }
     Ok(())
 }
-
-pub use crate::conventions::is_truncate;
 
 /// The key of a record.
 pub fn key_of(rec: &Record<'_>, key: &[String]) -> Result<Key, String> {
