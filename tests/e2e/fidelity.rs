@@ -159,6 +159,190 @@ fn key_moves_keep_values_postgres_did_not_send_into_postgres_and_sqlite() {
     }
 }
 
+/// A value too long for the target column is refused with the server's
+/// reason, never cut to fit: a text cast to `varchar(3)` is cut silently,
+/// assigned to a `varchar(3)` column it is refused. Snapshot rows, streamed
+/// rows and keys alike.
+#[test]
+fn over_long_values_are_dead_lettered_not_cut_to_fit_the_target_column() {
+    let pg = PgServer::start();
+    pg.exec(
+        "legacy",
+        "CREATE TABLE w (id text PRIMARY KEY, code text, bits text, ch text);
+         INSERT INTO w VALUES ('a', 'abc', '101', 'ab'), ('b', 'abcdef', '101', 'ab'),
+                              ('c', 'abc', '10101', 'ab'), ('d', 'abc', '101', 'abc'),
+                              ('eeee', 'abc', '101', 'ab');",
+    );
+    pg.exec(
+        "target",
+        "CREATE TABLE w (id varchar(3) PRIMARY KEY, code varchar(3), bits bit(3), ch char(2))",
+    );
+    let dir = Dir::new();
+    write_pipeline(
+        &dir,
+        &pg,
+        "too_long",
+        "\"w\"",
+        "",
+        &format!("type = \"postgres\"\nurl = \"{}\"", pg.url("target")),
+    );
+    caught_up(&dir);
+    // The same through the change stream, and an update that would make a
+    // kept row's value too long.
+    pg.exec(
+        "legacy",
+        "INSERT INTO w VALUES ('f', 'xyz', '111', 'xy'), ('g', 'wxyz', '111', 'xy');
+         UPDATE w SET code = 'abcd' WHERE id = 'a';",
+    );
+    caught_up(&dir);
+    let rows: Vec<String> = pg
+        .client("target")
+        .query(
+            "SELECT id || '|' || code || '|' || bits::text || '|' || ch FROM w ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, ["a|abc|101|ab", "f|xyz|111|xy"]);
+    let refused: Vec<(String, String)> = dir
+        .jsonl("dlq.jsonl")
+        .into_iter()
+        .map(|d| {
+            (
+                d["record"]["key"].as_str().unwrap_or_default().to_string(),
+                d["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let keys: Vec<&str> = refused.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["b", "c", "d", "eeee", "g", "a"], "{refused:?}");
+    for (key, message) in &refused {
+        let why = match key.as_str() {
+            "c" => "bit string length 5 does not match type bit(3)",
+            "d" => "value too long for type character(2)",
+            _ => "value too long for type character varying(3)",
+        };
+        assert!(message.contains(why), "{key}: {message}");
+    }
+}
+
+/// Snapshot batches go into PostgreSQL by `COPY` when their rows are new,
+/// with every value class intact (tabs, line breaks, backslashes, `\N` as
+/// text, arrays, bytea); a batch that meets keys the target already holds
+/// goes by `INSERT ... ON CONFLICT` instead and overwrites them; a table
+/// with rules is never copied into (`COPY` would not fire them): it takes
+/// plain inserts, and an upsert into it stops at the start with the reason
+/// (PostgreSQL refuses `ON CONFLICT` there).
+#[test]
+fn snapshots_go_in_by_copy_keep_every_value_and_fall_back_over_existing_rows() {
+    let pg = PgServer::start();
+    pg.exec("legacy", TYPES_DDL);
+    for i in 0..50 {
+        pg.exec("legacy", &type_rows(1 + 4 * i));
+    }
+    pg.exec(
+        "legacy",
+        "CREATE TABLE fresh AS SELECT * FROM v; ALTER TABLE fresh ADD PRIMARY KEY (id);
+         CREATE TABLE ruled (id bigint PRIMARY KEY, note text);
+         INSERT INTO ruled SELECT i, 'n' || i FROM generate_series(1, 150) i;",
+    );
+    // The target: `v` already holds some keys (stale values); every table
+    // notes the statements that wrote it; `ruled` has a rule.
+    pg.exec("target", TYPES_DDL);
+    pg.exec(
+        "target",
+        "CREATE TABLE fresh AS SELECT * FROM v; ALTER TABLE fresh ADD PRIMARY KEY (id);
+         CREATE TABLE ruled (id bigint PRIMARY KEY, note text);
+         CREATE TABLE audit (id bigint);
+         CREATE RULE log AS ON INSERT TO ruled DO ALSO INSERT INTO audit VALUES (NEW.id);
+         INSERT INTO v (id, t) SELECT i, 'stale' FROM generate_series(1, 200, 7) i;
+         CREATE TABLE seen (tbl text, statement text);
+         CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN INSERT INTO seen VALUES (TG_TABLE_NAME, split_part(current_query(), ' ', 1)); RETURN NULL; END $$;
+         CREATE TRIGGER n AFTER INSERT ON v FOR EACH STATEMENT EXECUTE FUNCTION note();
+         CREATE TRIGGER n AFTER INSERT ON fresh FOR EACH STATEMENT EXECUTE FUNCTION note();
+         CREATE TRIGGER n AFTER INSERT ON ruled FOR EACH STATEMENT EXECUTE FUNCTION note();",
+    );
+    let dir = Dir::new();
+    write_pipeline(
+        &dir,
+        &pg,
+        "copy_in",
+        // Batches of 256: `fresh` (200 rows) in one copy; then `v`, whose
+        // second batch tries a copy that meets the stale keys.
+        "\"fresh\", \"v\"",
+        "",
+        &format!("type = \"postgres\"\nurl = \"{}\"", pg.url("target")),
+    );
+    caught_up(&dir);
+    let ruled = Dir::new();
+    write_pipeline(
+        &ruled,
+        &pg,
+        "ruled_upsert",
+        "\"ruled\"",
+        "",
+        &format!("type = \"postgres\"\nurl = \"{}\"", pg.url("target")),
+    );
+    let out = run_until_caught_up(&ruled);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("table `public.ruled` has INSERT or UPDATE rules")
+            && stderr(&out).contains("mode = \"insert\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pg.count("target", "SELECT count(*) FROM ruled"), 0);
+    let ruled = Dir::new();
+    write_pipeline(
+        &ruled,
+        &pg,
+        "ruled_insert",
+        "\"ruled\"",
+        "",
+        &format!(
+            "type = \"postgres\"\nurl = \"{}\"\nmode = \"insert\"",
+            pg.url("target")
+        ),
+    );
+    caught_up(&ruled);
+    assert!(ruled.jsonl("dlq.jsonl").is_empty());
+    let text_of = |db: &str, table: &str| -> Vec<String> {
+        pg.client(db)
+            .query(
+                &format!("SELECT {table}::text FROM {table} ORDER BY id"),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    for table in ["v", "fresh", "ruled"] {
+        let source = text_of("legacy", table);
+        assert_eq!(source.len(), if table == "ruled" { 150 } else { 200 });
+        assert_eq!(text_of("target", table), source, "{table}");
+    }
+    let seen = |table: &str| -> Vec<String> {
+        pg.client("target")
+            .query(
+                "SELECT DISTINCT statement FROM seen WHERE tbl = $1 ORDER BY 1",
+                &[&table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(seen("fresh"), ["COPY"]);
+    assert_eq!(seen("v"), ["INSERT"]);
+    assert_eq!(seen("ruled"), ["INSERT"]);
+    assert_eq!(pg.count("target", "SELECT count(*) FROM audit"), 150);
+    assert!(dir.jsonl("dlq.jsonl").is_empty());
+}
+
 /// Every built-in type class, with edge values; `{id}` is the key.
 const TYPES_DDL: &str = "
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');

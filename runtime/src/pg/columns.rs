@@ -19,6 +19,13 @@ pub struct Column {
     /// `text` (or `text[]`) for enums, composites, ranges and types of
     /// extensions, whose definitions another database may not have.
     pub portable_type: String,
+    /// The type without its modifier, schema-qualified
+    /// (`pg_catalog."varchar"` for `character varying(40)`): what a value
+    /// given as text is cast to before it is assigned to the column. A
+    /// cast to `type_name` itself would cut an over-long text to fit
+    /// (`'abcdef'::varchar(3)` is `abc`); assignment to the column checks
+    /// the modifier and refuses it instead.
+    pub cast_type: String,
 }
 
 /// Columns, and the positions of the primary-key columns among them.
@@ -43,7 +50,8 @@ pub fn read_columns(
                     THEN format_type(t.typbasetype, t.typtypmod)
                   WHEN t.typcategory = 'A' THEN 'text[]'
                   ELSE 'text'
-                END
+                END,
+                quote_ident(tn.nspname) || '.' || quote_ident(t.typname)
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -73,6 +81,7 @@ pub fn read_columns(
             type_oid: r.get(1),
             type_name: r.get(2),
             portable_type: r.get(4),
+            cast_type: r.get(5),
         });
     }
     key.sort();

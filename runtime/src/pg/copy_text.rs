@@ -1,5 +1,6 @@
-//! Rows of `COPY ... TO STDOUT` in PostgreSQL's text format: fields split
-//! by tabs, `\N` for null, backslash escapes.
+//! Rows of `COPY` in PostgreSQL's text format: fields split by tabs, `\N`
+//! for null, backslash escapes. Read from `COPY ... TO STDOUT` (the
+//! snapshot), written for `COPY ... FROM STDIN` (the sink).
 
 /// Splits one row (without its newline) into fields, unescaping each.
 /// `out` is cleared and refilled; `None` stands for null.
@@ -13,6 +14,32 @@ pub fn parse_row(line: &[u8], out: &mut Vec<Option<String>>) -> Result<(), Strin
         out.push(Some(unescape(field)?));
     }
     Ok(())
+}
+
+/// Appends one field to a row being written: `\N` for null, else the
+/// text with backslash, tab, line feed and carriage return escaped (the
+/// characters that would end the field or the row). Fields are separated
+/// by the caller with `\t`, rows ended with `\n`.
+pub fn write_field(value: Option<&str>, out: &mut Vec<u8>) {
+    let Some(text) = value else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        out.extend_from_slice(escaped);
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
 }
 
 fn unescape(field: &[u8]) -> Result<String, String> {
@@ -107,6 +134,34 @@ mod tests {
         assert_eq!(row("\\101\\x42\\b"), vec![Some("AB\u{8}".into())]);
         assert_eq!(row("\\\\N"), vec![Some("\\N".into())]);
         assert_eq!(row("caf\u{e9}"), vec![Some("café".into())]);
+    }
+
+    #[test]
+    fn written_fields_read_back_as_they_were() {
+        let values = [
+            Some("plain"),
+            None,
+            Some(""),
+            Some("\\N"),
+            Some("tab\tLF\nCR\r back\\slash \\t"),
+            Some("ünïcødé \u{2028} 😀"),
+            Some("\\"),
+        ];
+        let mut line = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                line.push(b'\t');
+            }
+            write_field(*v, &mut line);
+        }
+        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+        let mut out = Vec::new();
+        parse_row(&line, &mut out).unwrap();
+        let back: Vec<Option<&str>> = out.iter().map(|v| v.as_deref()).collect();
+        assert_eq!(back, values);
+        let mut one = Vec::new();
+        write_field(Some("a\tb\\"), &mut one);
+        assert_eq!(one, b"a\\tb\\\\");
     }
 
     #[test]

@@ -78,12 +78,76 @@ pub fn from_text(type_oid: u32, text: &str) -> Value<'_> {
 /// it (`2024-01-02 03:04:05.123456+00`, offset optional: none means UTC).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     use chrono::{DateTime, NaiveDateTime};
+    if let Some(us) = iso_timestamp(text.as_bytes()) {
+        return Some(us);
+    }
     if let Ok(d) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
         return Some(d.timestamp_micros());
     }
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
         .ok()
         .map(|d| d.and_utc().timestamp_micros())
+}
+
+/// The shape PostgreSQL prints with `DateStyle = ISO`, read without
+/// chrono's general parser (a format string interpreted per value costs
+/// more than the rest of a snapshot row): `YYYY-MM-DD HH:MM:SS`, then up
+/// to six fraction digits, then an optional offset `+HH`, `+HH:MM` or
+/// `+HH:MM:SS`. Anything else (years past 9999, `BC`, `infinity`) is
+/// `None` and left to chrono; chrono checks the date and time here too.
+fn iso_timestamp(b: &[u8]) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveTime};
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(num(&b[0..4])?).ok()?,
+        num(&b[5..7])?,
+        num(&b[8..10])?,
+    )?;
+    let mut rest = &b[19..];
+    let mut micros = 0u32;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 6 {
+            return None;
+        }
+        micros = num(&frac[..n])? * 10u32.pow(6 - n as u32);
+        rest = &frac[n..];
+    }
+    let time = NaiveTime::from_hms_micro_opt(
+        num(&b[11..13])?,
+        num(&b[14..16])?,
+        num(&b[17..19])?,
+        micros,
+    )?;
+    let offset_s: i64 = match rest {
+        [] => 0,
+        [sign @ (b'+' | b'-'), tail @ ..] => {
+            let (h, m, s) = match tail {
+                [h1, h2] => ([*h1, *h2], [b'0', b'0'], [b'0', b'0']),
+                [h1, h2, b':', m1, m2] => ([*h1, *h2], [*m1, *m2], [b'0', b'0']),
+                [h1, h2, b':', m1, m2, b':', s1, s2] => ([*h1, *h2], [*m1, *m2], [*s1, *s2]),
+                _ => return None,
+            };
+            let secs = i64::from(num(&h)? * 3600 + num(&m)? * 60 + num(&s)?);
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let local = date.and_time(time).and_utc().timestamp_micros();
+    local.checked_sub(offset_s.checked_mul(1_000_000)?)
 }
 
 /// The bytes of a `bytea` in hex output form (`\x0a0b`).
@@ -238,6 +302,85 @@ fn canonical_text(s: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The shortcut agrees with chrono's general parser wherever it
+    /// answers, and leaves to it what it does not read.
+    #[test]
+    fn iso_timestamps_read_as_chrono_reads_them() {
+        use chrono::{DateTime, NaiveDateTime};
+        let chrono_only = |t: &str| {
+            DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z")
+                .map(|d| d.timestamp_micros())
+                .ok()
+                .or_else(|| {
+                    NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                        .ok()
+                        .map(|d| d.and_utc().timestamp_micros())
+                })
+        };
+        let mut checked = 0;
+        for date in [
+            "2024-02-29",
+            "1970-01-01",
+            "0001-01-01",
+            "9999-12-31",
+            "1899-12-31",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+        ] {
+            for time in [
+                "00:00:00", "23:59:59", "12:34:56", "24:00:00", "23:60:00", "7:00:00",
+            ] {
+                for frac in ["", ".5", ".123456", ".000001", ".1234567", "."] {
+                    for offset in [
+                        "",
+                        "+00",
+                        "-03",
+                        "+05:30",
+                        "-09:30:15",
+                        "+14",
+                        "+5",
+                        "Z",
+                        " UTC",
+                    ] {
+                        let t = format!("{date} {time}{frac}{offset}");
+                        // chrono cannot read an offset with seconds (which
+                        // PostgreSQL prints for old local mean times): the
+                        // same offset without them, 15 s later.
+                        let want = match offset.strip_suffix(":15") {
+                            Some(minutes) => chrono_only(&format!("{date} {time}{frac}{minutes}"))
+                                .map(|us| us + 15_000_000),
+                            None => chrono_only(&t),
+                        };
+                        let fast = iso_timestamp(t.as_bytes());
+                        if fast.is_some() {
+                            assert_eq!(fast, want, "{t}");
+                            checked += 1;
+                        }
+                        if fast.is_some() || !offset.ends_with(":15") {
+                            assert_eq!(parse_timestamp(&t), want, "{t}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            checked,
+            5 * 3 * 4 * 6,
+            "valid dates × times × fractions × offsets"
+        );
+        for odd in [
+            "infinity",
+            "-infinity",
+            "0044-03-15 00:00:00 BC",
+            "12024-01-01 00:00:00+00",
+            "2024-01-01T00:00:00+00",
+            "",
+        ] {
+            assert_eq!(iso_timestamp(odd.as_bytes()), None, "{odd}");
+        }
+    }
 
     #[test]
     fn text_converts_by_type() {

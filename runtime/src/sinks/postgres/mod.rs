@@ -1,7 +1,8 @@
 //! PostgreSQL sink: one transaction per batch; per table, one set-based
 //! `DELETE` and one `INSERT ... ON CONFLICT DO UPDATE` per column shape
-//! (values travel as text arrays and are cast to the column types);
-//! tables and columns created from the records when allowed.
+//! (values travel as text arrays and are cast to the column types), or a
+//! `COPY` when the rows are new ([`load`]); tables and columns created
+//! from the records when allowed.
 //!
 //! When a statement fails on a value (a cast the column refuses, a
 //! constraint), the batch is written again record by record, each in a
@@ -11,6 +12,7 @@
 //! is safe) for up to `retry_timeout_s`.
 
 mod config;
+mod load;
 mod plan;
 
 use std::collections::HashMap;
@@ -28,17 +30,24 @@ use super::{Refused, Sink, SinkCommit, SinkError};
 use crate::conventions::{key_columns, key_header};
 use crate::declared_types::DeclaredTypes;
 use crate::pg::columns::read_columns;
-use crate::pg::{self, TableName, values};
+use crate::pg::{self, TableName};
 use crate::sql::quote_ident;
 use plan::{Base, Key, RowOp, Segment, Target};
 
 /// A target table as the sink knows it.
 #[derive(Debug, Clone)]
 struct TargetTable {
-    /// Column name → SQL type.
+    /// Column name → the type a value (sent as text) is cast to: the
+    /// column's type without its modifier, so that assigning the value to
+    /// the column checks the modifier (an over-long text is refused, not
+    /// cut to fit).
     columns: Vec<(String, String)>,
     /// Key columns (empty: insert only).
     key: Vec<String>,
+    /// The table has `INSERT` or `UPDATE` rules (`CREATE RULE`): `COPY`
+    /// would not fire them, and PostgreSQL refuses `ON CONFLICT` on it, so
+    /// it is written with plain `INSERT` (`mode = "insert"`) or not at all.
+    has_rules: bool,
 }
 
 impl TargetTable {
@@ -55,6 +64,8 @@ pub struct PostgresSink {
     config: PostgresSinkConfig,
     client: Option<Client>,
     tables: HashMap<TableName, TargetTable>,
+    /// Per table, whether new rows are tried with `COPY`.
+    copy_gates: HashMap<TableName, load::CopyGate>,
     at: String,
     declared: Arc<DeclaredTypes>,
 }
@@ -77,6 +88,7 @@ impl PostgresSink {
             config,
             client: None,
             tables: HashMap::new(),
+            copy_gates: HashMap::new(),
             at,
             declared: Arc::default(),
         })
@@ -153,6 +165,11 @@ impl PostgresSink {
                 }
                 None => self.create(name, rec)?,
             };
+            if self.mode() == WriteMode::Upsert && table.has_rules {
+                return Err(Failed::Fatal(format!(
+                    "table `{name}` has INSERT or UPDATE rules (CREATE RULE), and PostgreSQL cannot upsert (`INSERT ... ON CONFLICT`) into such a table: use `mode = \"insert\"`, or turn the rules into triggers"
+                )));
+            }
             if self.mode() == WriteMode::Upsert && table.key.is_empty() {
                 return Err(Failed::Fatal(format!(
                     "table `{name}` has no primary key or unique index on the key, so upserts and deletes cannot find rows: add one, set `key`, or use `mode = \"insert\"`"
@@ -212,9 +229,19 @@ impl PostgresSink {
         } else {
             config_key
         };
+        let has_rules: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = $1 AND c.relname = $2 AND r.ev_type IN ('2', '3'))",
+                &[&name.schema, &name.name],
+            )
+            .map(|r| r.get(0))
+            .map_err(|e| Failed::Connection(e.to_string()))?;
         Ok(Some(TargetTable {
-            columns: columns.into_iter().map(|c| (c.name, c.type_name)).collect(),
+            columns: columns.into_iter().map(|c| (c.name, c.cast_type)).collect(),
             key,
+            has_rules,
         }))
     }
 
@@ -274,7 +301,12 @@ impl PostgresSink {
             ))
             .map_err(|e| Failed::Fatal(format!("cannot create table `{name}`: {e}")))?;
         tracing::info!(table = %name, columns = columns.len(), key = %key.join(","), "created table");
-        Ok(TargetTable { columns, key })
+        // As the catalog has it (the types to cast to, without modifiers).
+        let mut table = self.describe(name)?.ok_or_else(|| {
+            Failed::Fatal(format!("table `{name}` was created but cannot be found"))
+        })?;
+        table.key = key;
+        Ok(table)
     }
 
     /// The type of a column created for field `field` of `rec`: the type
@@ -300,26 +332,49 @@ impl PostgresSink {
     /// One attempt at the whole batch, set-based.
     fn write_batch(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, Failed> {
         let mut refused = Vec::new();
-        let mut names: Vec<Option<TableName>> = Vec::with_capacity(records.len());
+        // The batch's tables in first-seen order, and each record's place
+        // among them: looked up once per run of records of one stream.
+        let mut order: Vec<TableName> = Vec::new();
+        let mut at: Vec<Option<usize>> = Vec::with_capacity(records.len());
+        let mut last: Option<(&str, usize)> = None;
         for (i, rec) in records.iter().enumerate() {
+            if let Some((stream, k)) = last
+                && stream == rec.stream.as_ref()
+                && !crate::conventions::is_truncate(rec)
+                && self
+                    .tables
+                    .get(&order[k])
+                    .is_some_and(|t| rec.fields.iter().all(|(n, _)| t.type_of(n).is_some()))
+            {
+                at.push(Some(k));
+                continue;
+            }
+            last = None;
             match self.target(rec)? {
-                Ok(n) => names.push(n),
+                Ok(Some(name)) => {
+                    let k = match order.iter().position(|o| *o == name) {
+                        Some(k) => k,
+                        None => {
+                            order.push(name);
+                            order.len() - 1
+                        }
+                    };
+                    last = Some((rec.stream.as_ref(), k));
+                    at.push(Some(k));
+                }
+                Ok(None) => at.push(None),
                 Err(reason) => {
                     refused.push(Refused::new(i, reason));
-                    names.push(None);
+                    at.push(None);
                 }
             }
         }
-        // Plan per table, in first-seen order.
-        let mut order: Vec<TableName> = Vec::new();
-        let mut plans: HashMap<TableName, Vec<Segment<'_>>> = HashMap::new();
-        let mut inserts: HashMap<TableName, Vec<usize>> = HashMap::new();
+        // Plan per table.
+        let mut plans: Vec<Vec<Segment<'_>>> = order.iter().map(|_| Vec::new()).collect();
+        let mut inserts: Vec<Vec<usize>> = order.iter().map(|_| Vec::new()).collect();
         let insert_mode = self.mode() == WriteMode::Insert;
         for (i, rec) in records.iter().enumerate() {
-            let Some(name) = &names[i] else { continue };
-            if !plans.contains_key(name) && !inserts.contains_key(name) {
-                order.push(name.clone());
-            }
+            let Some(k) = at[i] else { continue };
             if insert_mode {
                 if rec.op == Operation::Delete {
                     refused.push(Refused::new(
@@ -327,10 +382,11 @@ impl PostgresSink {
                         "a delete cannot be applied in `mode = \"insert\"`".into(),
                     ));
                 } else {
-                    inserts.entry(name.clone()).or_default().push(i);
+                    inserts[k].push(i);
                 }
                 continue;
             }
+            let name = &order[k];
             let table = &self.tables[name];
             if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
                 refused.push(Refused::new(
@@ -343,28 +399,35 @@ impl PostgresSink {
                 continue;
             }
             let target = Target { key: &table.key };
-            if let Err(r) = plan::add(plans.entry(name.clone()).or_default(), &target, i, rec) {
+            if let Err(r) = plan::add(&mut plans[k], &target, i, rec) {
                 refused.push(Refused::new(r.record, r.reason));
             }
         }
         let tables = self.tables.clone();
         let url = self.config.url.clone();
-        let client = self.client()?;
-        let mut tx = client
-            .transaction()
-            .map_err(|e| Failed::Connection(e.to_string()))?;
-        for name in &order {
-            let table = &tables[name];
-            if let Some(rows) = inserts.get(name) {
-                let rows = rows.iter().map(|&i| field_texts(&records[i]));
-                insert_shapes(&mut tx, name, table, rows, false).map_err(|e| classify(&e, &url))?;
-                continue;
+        let mut gates = std::mem::take(&mut self.copy_gates);
+        let applied = (|| {
+            let client = self.client()?;
+            let mut tx = client
+                .transaction()
+                .map_err(|e| Failed::Connection(e.to_string()))?;
+            for (k, name) in order.iter().enumerate() {
+                let table = &tables[name];
+                if insert_mode {
+                    let rows = inserts[k].iter().map(|&i| field_texts(&records[i]));
+                    load::insert(&mut tx, name, table, rows).map_err(|e| e.into_failed(&url))?;
+                    continue;
+                }
+                let gate = gates.entry(name.clone()).or_default();
+                for seg in &plans[k] {
+                    apply_segment(&mut tx, name, table, seg, records, Some(&mut *gate))
+                        .map_err(|e| e.into_failed(&url))?;
+                }
             }
-            for seg in plans.get(name).map(Vec::as_slice).unwrap_or_default() {
-                apply_segment(&mut tx, name, table, seg).map_err(|e| e.into_failed(&url))?;
-            }
-        }
-        tx.commit().map_err(|e| classify(&e, &url))?;
+            tx.commit().map_err(|e| classify(&e, &url))
+        })();
+        self.copy_gates = gates;
+        applied?;
         // Every record not refused counts as written (several updates of
         // one key are one row but several records; a truncate of a table
         // that does not exist writes nothing).
@@ -415,8 +478,8 @@ impl PostgresSink {
                         return Err("a delete cannot be applied in `mode = \"insert\"`".into());
                     }
                     let rows = std::iter::once(field_texts(rec));
-                    return insert_shapes(&mut sp, name, table, rows, false)
-                        .map_err(|e| pg::explain(&e, &url));
+                    return load::insert(&mut sp, name, table, rows)
+                        .map_err(|e| e.into_reason(&url));
                 }
                 if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
                     return Err(format!("table `{name}` has no column `{}`", bad.0));
@@ -424,7 +487,8 @@ impl PostgresSink {
                 let mut segs = Vec::new();
                 plan::add(&mut segs, &Target { key: &table.key }, i, rec).map_err(|r| r.reason)?;
                 for seg in &segs {
-                    apply_segment(&mut sp, name, table, seg).map_err(|e| e.into_reason(&url))?;
+                    apply_segment(&mut sp, name, table, seg, records, None)
+                        .map_err(|e| e.into_reason(&url))?;
                 }
                 Ok(())
             })();
@@ -545,6 +609,8 @@ enum ApplyError {
     /// A row cannot be written without losing values (why; the batch is
     /// then written record by record, and the record refused).
     Unfillable(String),
+    /// A `COPY` stream broke off (the connection is gone).
+    Lost(String),
 }
 
 impl From<postgres::Error> for ApplyError {
@@ -560,6 +626,7 @@ impl ApplyError {
         match self {
             ApplyError::Db(e) => classify(&e, url),
             ApplyError::Unfillable(reason) => Failed::Data(reason),
+            ApplyError::Lost(message) => Failed::Connection(message),
         }
     }
 
@@ -567,19 +634,23 @@ impl ApplyError {
     fn into_reason(self, url: &str) -> String {
         match self {
             ApplyError::Db(e) => pg::explain(&e, url),
-            ApplyError::Unfillable(reason) => reason,
+            ApplyError::Unfillable(reason) | ApplyError::Lost(reason) => reason,
         }
     }
 }
 
 /// Applies one segment of a table's plan: truncate; the rows that moved or
 /// keep unchanged values read as they are; deletes (rows moved away,
-/// deleted, or replaced whole); then upserts.
+/// deleted, or replaced whole); then upserts. `gate`: whether the upserts
+/// may be tried with `COPY` when every one comes from a snapshot row or an
+/// insert (`records` are the batch's, which the plan's rows index).
 fn apply_segment(
     tx: &mut postgres::Transaction<'_>,
     name: &TableName,
     table: &TargetTable,
     seg: &Segment<'_>,
+    records: &[Record<'_>],
+    gate: Option<&mut load::CopyGate>,
 ) -> Result<(), ApplyError> {
     if seg.truncate {
         tx.batch_execute(&format!("TRUNCATE {}", name.quoted()))?;
@@ -605,8 +676,9 @@ fn apply_segment(
         read_rows(tx, name, table, &wanted)?
     };
     let mut deletes: Vec<&Key> = Vec::new();
-    let mut upserts: Vec<Vec<(&str, Option<String>)>> = Vec::new();
-    for (key, op, _) in &seg.rows {
+    let mut upserts: Vec<load::Row<'_>> = Vec::new();
+    let mut fresh = true;
+    for (key, op, last) in &seg.rows {
         let u = match op {
             RowOp::Delete => {
                 deletes.push(key);
@@ -614,14 +686,18 @@ fn apply_segment(
             }
             RowOp::Upsert(u) => u,
         };
+        fresh &= matches!(
+            records.get(*last).map(|r| r.op),
+            Some(Operation::Snapshot | Operation::Insert)
+        );
         if u.base != Base::Own {
             // Moved here or re-created: whatever this key held goes.
             deletes.push(key);
         }
-        let mut row: Vec<(&str, Option<String>)> = u
+        let mut row: load::Row<'_> = u
             .fields
             .iter()
-            .map(|(n, v)| (*n, values::to_text(v)))
+            .map(|(n, v)| (*n, load::Cell::Value(v)))
             .collect();
         // Only rows that moved or keep unchanged values have a base to look
         // up (no key copied for the others: every snapshot row).
@@ -635,7 +711,7 @@ fn apply_segment(
                 // The row moves with every column the record does not carry.
                 for ((col, _), v) in table.columns.iter().zip(old) {
                     if !row.iter().any(|(n, _)| *n == col.as_str()) {
-                        row.push((col.as_str(), v.clone()));
+                        row.push((col.as_str(), load::Cell::Text(v.clone())));
                     }
                 }
             }
@@ -655,8 +731,7 @@ fn apply_segment(
     if !deletes.is_empty() {
         delete_keys(tx, name, table, &deletes)?;
     }
-    insert_shapes(tx, name, table, upserts.into_iter(), true)?;
-    Ok(())
+    load::upsert(tx, name, table, upserts, gate.filter(|_| fresh))
 }
 
 /// Why a row whose unchanged values cannot be found is refused.
@@ -715,94 +790,11 @@ fn read_rows(
 }
 
 /// A record's fields as text, as the plan writes them.
-fn field_texts<'r>(rec: &'r Record<'r>) -> Vec<(&'r str, Option<String>)> {
+fn field_texts<'r>(rec: &'r Record<'r>) -> load::Row<'r> {
     rec.fields
         .iter()
-        .map(|(n, v)| (n.as_ref(), values::to_text(v)))
+        .map(|(n, v)| (n.as_ref(), load::Cell::Value(v)))
         .collect()
-}
-
-/// Inserts (or upserts) rows, one statement per column shape.
-fn insert_shapes<'r>(
-    tx: &mut postgres::Transaction<'_>,
-    name: &TableName,
-    table: &TargetTable,
-    rows: impl Iterator<Item = Vec<(&'r str, Option<String>)>>,
-    upsert: bool,
-) -> Result<(), postgres::Error> {
-    // Per shape: the column names and one text array per column.
-    type Columns = Vec<Vec<Option<String>>>;
-    let mut shapes: Vec<(Vec<&str>, Columns)> = Vec::new();
-    for fields in rows {
-        let at = match shapes.iter().position(|(c, _)| {
-            c.len() == fields.len() && c.iter().zip(&fields).all(|(a, (b, _))| a == b)
-        }) {
-            Some(at) => at,
-            None => {
-                shapes.push((
-                    fields.iter().map(|(n, _)| *n).collect(),
-                    vec![Vec::new(); fields.len()],
-                ));
-                shapes.len() - 1
-            }
-        };
-        for (a, (_, v)) in shapes[at].1.iter_mut().zip(fields) {
-            a.push(v);
-        }
-    }
-    for (cols, arrays) in shapes {
-        run_insert(tx, name, table, &cols, &arrays, upsert)?;
-    }
-    Ok(())
-}
-
-fn run_insert(
-    tx: &mut postgres::Transaction<'_>,
-    name: &TableName,
-    table: &TargetTable,
-    cols: &[&str],
-    arrays: &[Vec<Option<String>>],
-    upsert: bool,
-) -> Result<(), postgres::Error> {
-    if cols.is_empty() {
-        return Ok(());
-    }
-    let quoted: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
-    let aliases: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
-    let select: Vec<String> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("d.c{i}::{}", table.type_of(c).unwrap_or("text")))
-        .collect();
-    let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}::text[]")).collect();
-    let mut sql = format!(
-        "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS d({})",
-        name.quoted(),
-        quoted.join(", "),
-        select.join(", "),
-        params.join(", "),
-        aliases.join(", ")
-    );
-    if upsert && !table.key.is_empty() {
-        let keys: Vec<String> = table.key.iter().map(|k| quote_ident(k)).collect();
-        let sets: Vec<String> = cols
-            .iter()
-            .filter(|c| !table.key.iter().any(|k| k == *c))
-            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
-            .collect();
-        if sets.is_empty() {
-            sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
-        } else {
-            sql.push_str(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET {}",
-                keys.join(", "),
-                sets.join(", ")
-            ));
-        }
-    }
-    let refs: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-    tx.execute(sql.as_str(), &refs)?;
-    Ok(())
 }
 
 impl Sink for PostgresSink {

@@ -9,8 +9,6 @@
 //! not send (`sluice-unchanged`) must be found in the target, or the record
 //! is refused with the reason.
 
-use std::collections::HashMap;
-
 use sluice_codec::{Operation, Record, Value};
 
 use crate::conventions::{self, OLD_KEY_HEADER, is_truncate, unchanged_columns};
@@ -90,7 +88,9 @@ pub struct Segment<'r> {
     /// Keys in first-seen order with their final state and the index of
     /// the last record that set it.
     pub rows: Vec<(Key, RowOp<'r>, usize)>,
-    index: HashMap<Key, usize>,
+    /// Where each key is in `rows` (every row of a snapshot batch is a
+    /// new key: a fast hasher, seeded per process).
+    index: foldhash::HashMap<Key, usize>,
 }
 
 impl<'r> Segment<'r> {
