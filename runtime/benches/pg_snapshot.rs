@@ -74,7 +74,7 @@ fn main() {
     let mut src = postgres::Client::connect(&url("legacy"), postgres::NoTls).expect("connect");
     src.batch_execute(&format!(
         "{ddl};
-         INSERT INTO t SELECT i, 'name ' || md5(i::text), (i * 7919 % 10000000) / 100.0,
+         INSERT INTO t SELECT i, 'name ' || md5(i::text), (i::bigint * 7919 % 10000000) / 100.0,
                 timestamptz '2020-01-01 00:00:00+00' + i * interval '37 seconds' + (i % 1000) * interval '1 microsecond',
                 jsonb_build_object('i', i, 'tag', 'x' || (i % 97), 'ok', i % 2 = 0, 'note', CASE WHEN i % 10 = 0 THEN E'tab\\there' END)
          FROM generate_series(1, {rows}) i;
