@@ -177,6 +177,55 @@ fn plugin_new_creates_a_crate_that_builds_and_passes_its_own_test() {
     assert!(stderr(&bad).contains("is not a valid plugin name"));
 }
 
+/// `sluice plugin new --lang rust` needs no checkout of Sluice: the crate
+/// depends on the SDK the binary carries, written to the tools directory
+/// (here a fresh one), WIT included; `plugin build` writes it again when
+/// the tools directory lost it.
+#[test]
+fn a_rust_plugin_is_made_and_tested_from_the_binary_alone() {
+    let dir = Dir::new();
+    let tools = dir.path("tools");
+    let run = |args: &[&str]| {
+        sluice()
+            .current_dir(dir.tmp.path())
+            .env("SLUICE_TOOLS", &tools)
+            .env_remove("SLUICE_SDK_PATH")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["plugin", "new", "alone", "--lang", "rust"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(dir.path("alone/Cargo.toml")).unwrap();
+    let sdk = tools.join(format!("sdk/rust-{}/sluice-sdk", env!("CARGO_PKG_VERSION")));
+    assert!(manifest.contains(&sdk.display().to_string()), "{manifest}");
+    let checkout = root().canonicalize().unwrap().display().to_string();
+    assert!(!manifest.contains(&checkout), "{manifest}");
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "wit/plugin.wit",
+        "wit/connector.wit",
+    ] {
+        let p = sdk.join(f);
+        assert!(p.is_file() && !p.is_symlink(), "{}", p.display());
+    }
+    let sdk_manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
+    assert!(!sdk_manifest.contains("workspace"), "{sdk_manifest}");
+    let out = run(&["plugin", "test", "alone"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ok: 2 outcomes match"),
+        "{}",
+        stderr(&out)
+    );
+    // The tools directory cleaned: the next build puts the SDK back.
+    std::fs::remove_dir_all(tools.join("sdk")).unwrap();
+    let out = run(&["plugin", "build", "alone"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(sdk.join("src/lib.rs").is_file());
+}
+
 /// The `sluice` built with `--no-default-features` (scripts/test.sh builds
 /// it first and keeps it as `sluice-minimal` beside the full one).
 fn minimal() -> Command {

@@ -20,7 +20,8 @@ pub struct NewArgs {
     #[arg(long, value_enum, default_value_t = Language::Rust)]
     lang: Language,
     /// The Sluice Rust SDK to depend on (default: `$SLUICE_SDK_PATH`, else
-    /// the SDK of the tree this `sluice` was built from).
+    /// the SDK this `sluice` carries, written to
+    /// `~/.cache/sluice/tools/sdk/rust-VERSION/`).
     #[arg(long)]
     sdk: Option<PathBuf>,
     /// What the plugin is: a transform, or a source or sink connector
@@ -40,12 +41,11 @@ pub enum Kind {
     Sink,
 }
 
-const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk/rust");
-
 fn sdk_path(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let p = arg
-        .or_else(|| std::env::var_os("SLUICE_SDK_PATH").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(BUILT_FROM_SDK));
+    let Some(p) = arg.or_else(|| std::env::var_os("SLUICE_SDK_PATH").map(PathBuf::from)) else {
+        return crate::toolchain::rust_sdk::ensure()
+            .map_err(|e| anyhow::anyhow!("the Sluice Rust SDK: {e}"));
+    };
     if !p.join("Cargo.toml").is_file() {
         bail!(
             "the Sluice Rust SDK is not at `{}`: pass `--sdk PATH/TO/sluice/sdk/rust` or set SLUICE_SDK_PATH",

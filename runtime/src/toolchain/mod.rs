@@ -17,6 +17,7 @@ mod c;
 mod js;
 mod python;
 mod rust;
+pub mod rust_sdk;
 mod sdk_files;
 mod setup;
 
@@ -135,6 +136,9 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// The Rust SDK this binary carries could not be written out.
+    #[error("the Sluice Rust SDK: {0}")]
+    Sdk(String),
     /// A file could not be read or written.
     #[error("{what} `{path}`: {source}")]
     Io {

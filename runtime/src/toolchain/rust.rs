@@ -42,6 +42,14 @@ pub(super) fn build(dir: &Path, component: &Path) -> Result<(), BuildError> {
         });
     }
     let manifest = dir.join("Cargo.toml");
+    // A plugin made by `sluice plugin new` depends on the SDK this binary
+    // writes out: put it (back) in place if the tools directory lost it.
+    let sdk_home = super::tools_dir().join("sdk");
+    if std::fs::read_to_string(&manifest)
+        .is_ok_and(|m| m.contains(&sdk_home.display().to_string().replace('\\', "/")))
+    {
+        super::rust_sdk::ensure().map_err(BuildError::Sdk)?;
+    }
     let mut cmd = Command::new("cargo");
     cmd.args(["build", "--release", "--target", "wasm32-wasip2"])
         .args(["--message-format", "json-render-diagnostics"])

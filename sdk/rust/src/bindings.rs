@@ -1,5 +1,7 @@
-//! The one place the guest side generates bindings from `wit/`: the world
-//! of the plugin kind the crate's features choose.
+//! The one place the guest side generates bindings from `wit/` (inside the
+//! crate: in the repository a link to the top-level `wit/`, in the copy
+//! `sluice plugin new` writes out the files themselves): the world of the
+//! plugin kind the crate's features choose.
 
 #![allow(missing_docs, clippy::all)]
 
@@ -18,7 +20,7 @@ compile_error!(
 
 #[cfg(feature = "transform")]
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "wit",
     world: "transformer",
     pub_export_macro: true,
     export_macro_name: "__export_transformer",
@@ -27,7 +29,7 @@ wit_bindgen::generate!({
 
 #[cfg(all(feature = "source", not(feature = "transform"), not(feature = "sink")))]
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "wit",
     world: "source-connector",
     pub_export_macro: true,
     export_macro_name: "__export_source_connector",
@@ -37,7 +39,7 @@ wit_bindgen::generate!({
 
 #[cfg(all(feature = "sink", not(feature = "transform"), not(feature = "source")))]
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "wit",
     world: "sink-connector",
     pub_export_macro: true,
     export_macro_name: "__export_sink_connector",
