@@ -1,4 +1,5 @@
-//! The documentation: links between files resolve.
+//! The repository as a newcomer clones it: links between the docs
+//! resolve, and no build artefact is tracked.
 
 use std::path::Path;
 use std::process::Command;
@@ -105,5 +106,29 @@ fn docs_named_in_the_sources_exist() {
         missing.is_empty(),
         "docs that do not exist:\n{}",
         missing.join("\n")
+    );
+}
+
+/// Build artefacts stay out of git: compiled Python, npm's `node_modules`,
+/// native Node addons, WASM components and shared libraries are made by
+/// the project's scripts and the toolchain, never tracked.
+#[test]
+fn no_build_artefacts_are_tracked() {
+    let artefacts: Vec<String> = tracked(".")
+        .into_iter()
+        .filter(|f| {
+            f.split('/')
+                .any(|part| part == "__pycache__" || part == "node_modules")
+                || [
+                    ".pyc", ".node", ".wasm", ".so", ".dylib", ".dll", ".o", ".a",
+                ]
+                .iter()
+                .any(|ext| f.ends_with(ext))
+        })
+        .collect();
+    assert!(
+        artefacts.is_empty(),
+        "build artefacts tracked by git:\n{}",
+        artefacts.join("\n")
     );
 }
