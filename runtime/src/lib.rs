@@ -13,6 +13,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod control;
 pub mod conventions;
 pub mod declared_types;
 #[cfg(feature = "kafka")]
@@ -22,6 +23,7 @@ pub mod pg;
 pub mod pipeline;
 pub mod plugin;
 pub mod reload;
+pub mod shadow;
 pub mod sinks;
 pub mod sources;
 pub mod sql;

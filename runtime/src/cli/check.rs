@@ -4,8 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Pipeline;
-use crate::pipeline::{dead_letter_config, plugin_specs};
+use crate::pipeline::dead_letter_config;
 use crate::plugin::PluginHost;
+use crate::plugin::plugin_specs;
 use crate::{sinks, sources};
 
 pub(super) fn check(path: &Path) -> anyhow::Result<ExitCode> {

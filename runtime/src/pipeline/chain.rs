@@ -6,8 +6,8 @@ use std::ops::Range;
 use sluice_codec::Record;
 
 use super::dead_letter::{DeadLetter, Kind};
-use super::shadow::Shadow;
 use crate::plugin::{CallError, LoadedPlugin, StageOutput, TransformSlot};
+use crate::shadow::Shadow;
 use crate::sources::SourceBatch;
 use crate::value_json::write_record_json;
 

@@ -10,35 +10,32 @@
 mod chain;
 pub mod checkpoint;
 mod commit;
-pub mod control;
 pub mod dead_letter;
 mod profile;
 pub mod run_lock;
-pub mod shadow;
 mod summary;
 
 use profile::Clocks;
 pub use profile::{Profile, StageProfile};
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub(crate) use crate::control::LiveChange;
+pub use crate::control::{Control, Request, Stats, SwapTiming, TransformStatus};
 pub use chain::{Processed, run_stage};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
-pub(crate) use control::LiveChange;
-pub use control::{Control, Request, TransformStatus};
 pub use dead_letter::{DeadLetter, Kind};
 pub use summary::{PluginSummary, Summary};
 
-use crate::config::{Pipeline, toml_to_json};
-use crate::plugin::{LoadedPlugin, PluginError, PluginHost, PluginSpec, TransformSlot};
+use crate::config::Pipeline;
+use crate::plugin::{LoadedPlugin, PluginError, PluginHost, TransformSlot, plugin_specs};
 use crate::reload::{Reloader, StageMsg};
+use crate::shadow::{Shadow, ShadowReport};
 use crate::sinks::{self, SinkConfig, SinkError};
 use crate::sources::{self, SourceBatch, SourceError, Stopped};
-use shadow::{Shadow, ShadowReport};
 
 /// A pipeline run that failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,49 +60,6 @@ pub enum RunError {
     Internal(String),
 }
 
-/// Live counters, shared with the progress display.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Records read from the source (including malformed ones).
-    pub records_in: AtomicU64,
-    /// Records written to the sink.
-    pub written: AtomicU64,
-    /// Records dropped on purpose by plugins.
-    pub dropped: AtomicU64,
-    /// Records sent to the dead-letter sink.
-    pub dead_lettered: AtomicU64,
-    /// Extra records created by `emit`.
-    pub expanded: AtomicU64,
-    /// Progress in the source's units (bytes or rows).
-    pub progress: AtomicU64,
-    /// Committed positions to the source; lag and state from it.
-    pub source: sources::SourceFeedback,
-    /// Dead letters by `stage: code`.
-    pub reasons: Mutex<BTreeMap<String, u64>>,
-    /// Plugin versions swapped in while running.
-    pub reloads: AtomicU64,
-    /// Candidate versions refused while running.
-    pub reload_failures: AtomicU64,
-    /// Every swap: when the new version went live and how long the record
-    /// path paused for it.
-    pub swaps: Mutex<Vec<SwapTiming>>,
-    /// The connector plugins among the source and sinks, for `/status`.
-    pub connectors: Mutex<Vec<Arc<crate::connector::status::ConnectorStatus>>>,
-}
-
-/// One version swap on the record path.
-#[derive(Debug, Clone)]
-pub struct SwapTiming {
-    /// The transform.
-    pub transform: String,
-    /// The version that went live.
-    pub version: String,
-    /// When it went live.
-    pub at: Instant,
-    /// How long the transform thread paused to swap.
-    pub pause: std::time::Duration,
-}
-
 /// Everything a run needs, loaded and checked.
 pub struct Prepared {
     /// The pipeline file.
@@ -119,22 +73,6 @@ pub struct Prepared {
     pub slots: Vec<TransformSlot>,
     /// The dead-letter sink config actually used.
     pub dead_letter: SinkConfig,
-}
-
-/// The spec of each transform of a pipeline.
-pub fn plugin_specs(p: &Pipeline) -> Vec<PluginSpec> {
-    p.config
-        .transforms
-        .iter()
-        .map(|t| PluginSpec {
-            name: t.name.clone(),
-            path: t.plugin.clone(),
-            config_json: toml_to_json(&t.config),
-            grants: t.grants.clone(),
-            limits: p.config.runtime.limits_for(t),
-            canary: t.canary.clone(),
-        })
-        .collect()
 }
 
 /// The dead-letter sink of a pipeline (the default is a JSONL file in the

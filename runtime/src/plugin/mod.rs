@@ -21,6 +21,22 @@ pub use host::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
 pub use sandbox::{Grants, Limits};
 pub use slot::{StageOutput, StageRecordError, TransformSlot, apply_outcomes};
 
+/// The spec of each transform of a pipeline.
+pub fn plugin_specs(p: &crate::config::Pipeline) -> Vec<PluginSpec> {
+    p.config
+        .transforms
+        .iter()
+        .map(|t| PluginSpec {
+            name: t.name.clone(),
+            path: t.plugin.clone(),
+            config_json: crate::config::toml_to_json(&t.config),
+            grants: t.grants.clone(),
+            limits: p.config.runtime.limits_for(t),
+            canary: t.canary.clone(),
+        })
+        .collect()
+}
+
 /// Runs a plugin's canary records, if its spec has some.
 pub fn check_canary_of(plugin: &LoadedPlugin) -> Result<(), PluginError> {
     let Some(canary) = &plugin.spec().canary else {

@@ -21,9 +21,9 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::config::Pipeline;
 use crate::config::toml_to_json;
-use crate::pipeline::shadow::AutoPromote;
-use crate::pipeline::{Control, LiveChange, Request, plugin_specs};
-use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
+use crate::control::{Control, LiveChange, Request};
+use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec, plugin_specs};
+use crate::shadow::AutoPromote;
 
 /// What the reloader tells a transform thread.
 pub enum StageMsg {
@@ -415,14 +415,14 @@ fn candidate(host: &PluginHost, spec: &PluginSpec) -> Result<Swap, crate::plugin
     })
 }
 
+/// What a re-read pipeline file changes: the transforms' new specs and
+/// shadows, or `None` when nothing changed.
+type Reread = Option<(Vec<PluginSpec>, Vec<Option<ShadowSpec>>)>;
+
 /// Re-reads the pipeline file. `Ok(Some(specs))`: the transforms' new specs
 /// (only transforms may change live); `Ok(None)`: unchanged; `Err`: the
 /// change is refused, with the reason.
-#[allow(clippy::type_complexity)]
-fn reload_pipeline(
-    running: &Pipeline,
-    live: &[Live],
-) -> Result<Option<(Vec<PluginSpec>, Vec<Option<ShadowSpec>>)>, String> {
+fn reload_pipeline(running: &Pipeline, live: &[Live]) -> Result<Reread, String> {
     let mut new = Pipeline::load(&running.path)
         .map_err(|e| format!("pipeline file not applied, the running configuration stays: {e}"))?;
     // What the command line changed is not a change of the file.
@@ -472,4 +472,153 @@ fn reload_pipeline(
         .zip(live)
         .any(|((s, sh), l)| *s != l.spec || *sh != l.shadow);
     Ok(changed.then_some((specs, shadows)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"name = "p"
+[source]
+type = "csv"
+path = "in.csv"
+
+[[transforms]]
+name = "map"
+plugin = "map.wasm"
+config = { rename = { a = "b" } }
+
+[[transforms]]
+name = "check"
+plugin = "check.wasm"
+
+[sink]
+type = "jsonl"
+path = "out.jsonl"
+"#;
+
+    /// The reloader's view of a pipeline just started.
+    fn live_of(p: &Pipeline) -> Vec<Live> {
+        plugin_specs(p)
+            .into_iter()
+            .zip(shadow_specs(p))
+            .map(|(spec, shadow)| Live {
+                spec,
+                file_hash: None,
+                history: Vec::new(),
+                wanted: None,
+                shadow,
+                shadow_dirty: false,
+                shadow_hash: None,
+            })
+            .collect()
+    }
+
+    /// Writes `text` as the pipeline file and asks the reloader what to do.
+    fn reread(
+        path: &Path,
+        running: &Pipeline,
+        live: &[Live],
+        text: &str,
+    ) -> Result<Reread, String> {
+        std::fs::write(path, text).unwrap();
+        reload_pipeline(running, live)
+    }
+
+    #[test]
+    fn a_pipeline_file_change_applies_to_transforms_only_and_never_in_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let running = Pipeline::load(&path).unwrap();
+        let live = live_of(&running);
+        // Saved again unchanged (comments and spacing aside): nothing to do.
+        let same = format!(
+            "# edited\n{}",
+            BASE.replace("type = \"csv\"", "type  =  \"csv\"")
+        );
+        assert!(reread(&path, &running, &live, &same).unwrap().is_none());
+        // A transform's config: its new spec, the other's unchanged.
+        let (specs, shadows) = reread(
+            &path,
+            &running,
+            &live,
+            &BASE.replace("a = \"b\"", "a = \"c\""),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            specs[0].config_json.contains("\"c\""),
+            "{}",
+            specs[0].config_json
+        );
+        assert_ne!(specs[0], live[0].spec);
+        assert_eq!(specs[1], live[1].spec);
+        assert_eq!(shadows, [None, None]);
+        // A shadow added to `check`: the same specs, a shadow with its rule
+        // and the transform's config.
+        // (In TOML the shadow's table follows its transform.)
+        let text = BASE.replace(
+            "plugin = \"check.wasm\"\n",
+            "plugin = \"check.wasm\"\n[transforms.shadow]\nplugin = \"check-v2.wasm\"\npromote_after = 500\nmax_difference = 0.02\n",
+        );
+        let (specs, shadows) = reread(&path, &running, &live, &text).unwrap().unwrap();
+        assert_eq!(specs[1], live[1].spec);
+        let shadow = shadows[1].as_ref().unwrap();
+        assert!(shadow.spec.path.ends_with("check-v2.wasm"));
+        assert_eq!(shadow.spec.config_json, live[1].spec.config_json);
+        assert_eq!(
+            shadow.auto,
+            Some(AutoPromote {
+                after: 500,
+                max_difference: 0.02
+            })
+        );
+        // What cannot change live is refused, every part named, and
+        // nothing applied (the transform's change neither).
+        let e = reread(
+            &path,
+            &running,
+            &live,
+            &BASE
+                .replace("out.jsonl", "other.jsonl")
+                .replace("in.csv", "other.csv")
+                .replace("a = \"b\"", "a = \"c\""),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("[source], [sink]") && e.contains("nothing was applied"),
+            "{e}"
+        );
+        let swapped = BASE
+            .replace("name = \"map\"", "name = \"tmp\"")
+            .replace("name = \"check\"", "name = \"map\"")
+            .replace("name = \"tmp\"", "name = \"check\"");
+        let e = reread(&path, &running, &live, &swapped).unwrap_err();
+        assert!(e.contains("the list of [[transforms]]"), "{e}");
+        let e = reread(&path, &running, &live, "name = ").unwrap_err();
+        assert!(e.contains("the running configuration stays"), "{e}");
+    }
+
+    /// `--until-caught-up` changes the running source's settings, not the
+    /// file's: the file read again is not a change of `[source]`.
+    #[test]
+    fn the_command_line_is_not_a_change_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let text = BASE.replace(
+            "type = \"csv\"\npath = \"in.csv\"",
+            "type = \"jsonl\"\npath = \"in.jsonl\"\nfollow = true",
+        );
+        std::fs::write(&path, &text).unwrap();
+        let mut running = Pipeline::load(&path).unwrap();
+        running.config.source.set_until_caught_up();
+        assert_ne!(
+            running.config.source,
+            Pipeline::load(&path).unwrap().config.source
+        );
+        let live = live_of(&running);
+        assert!(reread(&path, &running, &live, &text).unwrap().is_none());
+    }
 }

@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use super::Stats;
+mod stats;
+
+pub use stats::{Stats, SwapTiming};
 
 /// The status of one transform.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -23,7 +25,7 @@ pub struct TransformStatus {
     /// Why the last candidate was refused, if it was.
     pub last_refusal: Option<String>,
     /// The candidate running in shadow, and how its outcomes compare.
-    pub shadow: Option<super::shadow::ShadowReport>,
+    pub shadow: Option<crate::shadow::ShadowReport>,
     /// Set to promote the shadow at the next batch.
     #[serde(skip)]
     pub promote: bool,
