@@ -11,6 +11,9 @@
 //! 10000; the target must then hold exactly the source's rows (compared by
 //! PostgreSQL, as text). `SLUICE_BENCH_ROUNDS` rounds (default 3); the
 //! median of each is reported with its ratio to the pipe's.
+//! `SLUICE_BENCH_BASELINE=PATH` also times another `sluice` binary (an
+//! earlier build) at batch 1000 in each round, for a before/after in the
+//! same run.
 //!
 //! Run: `cargo bench -p sluice-runtime --bench pg_snapshot`.
 
@@ -85,7 +88,15 @@ fn main() {
     let mut dst = postgres::Client::connect(&url("target"), postgres::NoTls).expect("connect");
     dst.batch_execute(ddl).expect("target");
 
-    let sluice = env!("CARGO_BIN_EXE_sluice");
+    let sluice = env!("CARGO_BIN_EXE_sluice").to_string();
+    let baseline = std::env::var("SLUICE_BENCH_BASELINE").ok();
+    let mut runs: Vec<(String, String, usize)> = vec![
+        ("Sluice, batch 1000".into(), sluice.clone(), 1000),
+        ("Sluice, batch 10000".into(), sluice.clone(), 10_000),
+    ];
+    if let Some(b) = &baseline {
+        runs.push((format!("baseline {b}, batch 1000"), b.clone(), 1000));
+    }
     let pipelines: Vec<(usize, PathBuf)> = [1000usize, 10_000]
         .iter()
         .map(|&batch| {
@@ -119,7 +130,7 @@ fn main() {
         "PostgreSQL -> PostgreSQL, {rows} rows (bigint key, text, numeric, timestamptz, jsonb), no plugins, one server, {rounds} round(s)"
     );
     let mut pipe_times = Vec::new();
-    let mut sluice_times: Vec<Vec<Duration>> = vec![Vec::new(); pipelines.len()];
+    let mut sluice_times: Vec<Vec<Duration>> = vec![Vec::new(); runs.len()];
     for round in 1..=rounds {
         empty(&mut dst);
         let t = Instant::now();
@@ -134,10 +145,13 @@ fn main() {
         assert_eq!(digest(&mut dst), want, "the COPY pipe copied the table");
         println!("  round {round}: COPY pipe {:.2} s", took.as_secs_f64());
         pipe_times.push(took);
-        for (i, (batch, p)) in pipelines.iter().enumerate() {
+        for (i, (label, binary, batch)) in runs.iter().enumerate() {
+            let Some((_, p)) = pipelines.iter().find(|(b, _)| b == batch) else {
+                continue;
+            };
             empty(&mut dst);
             let t = Instant::now();
-            let out = Command::new(sluice)
+            let out = Command::new(binary)
                 .args([
                     "run",
                     p.to_str().expect("utf-8"),
@@ -156,7 +170,7 @@ fn main() {
             );
             assert_eq!(digest(&mut dst), want, "Sluice copied the table exactly");
             println!(
-                "  round {round}: Sluice, batch {batch}: {:.2} s ({:.2}x the pipe's speed)",
+                "  round {round}: {label}: {:.2} s ({:.2}x the pipe's speed)",
                 took.as_secs_f64(),
                 pipe_times[pipe_times.len() - 1].as_secs_f64() / took.as_secs_f64()
             );
@@ -169,10 +183,10 @@ fn main() {
         pipe.as_secs_f64(),
         rows as f64 / pipe.as_secs_f64()
     );
-    for ((batch, _), times) in pipelines.iter().zip(sluice_times) {
+    for ((label, _, _), times) in runs.iter().zip(sluice_times) {
         let m = median(times);
         println!(
-            "median: Sluice, batch {batch}: {:.2} s = {:.0} rows/s = {:.2}x the pipe's speed",
+            "median: {label}: {:.2} s = {:.0} rows/s = {:.2}x the pipe's speed",
             m.as_secs_f64(),
             rows as f64 / m.as_secs_f64(),
             pipe.as_secs_f64() / m.as_secs_f64()
