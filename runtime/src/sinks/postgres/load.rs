@@ -26,7 +26,7 @@ use sluice_codec::Value;
 
 use super::{ApplyError, TargetTable};
 use crate::pg::{TableName, copy_text, values};
-use crate::sql::quote_ident;
+use crate::sql::{on_conflict, quote_ident};
 
 /// A value to write: a record's, or one read from the table as text.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,21 +288,7 @@ fn run_insert(
         aliases.join(", ")
     );
     if upsert && !table.key.is_empty() {
-        let keys: Vec<String> = table.key.iter().map(|k| quote_ident(k)).collect();
-        let sets: Vec<String> = cols
-            .iter()
-            .filter(|c| !table.key.iter().any(|k| k == *c))
-            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
-            .collect();
-        if sets.is_empty() {
-            sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
-        } else {
-            sql.push_str(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET {}",
-                keys.join(", "),
-                sets.join(", ")
-            ));
-        }
+        sql.push_str(&on_conflict(&table.key, cols.iter().copied()));
     }
     let arrays: Vec<Vec<Option<String>>> = shape
         .values

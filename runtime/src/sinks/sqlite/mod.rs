@@ -20,7 +20,7 @@ use crate::conventions::{
     unchanged_columns,
 };
 use crate::declared_types::{DeclaredTypes, sqlite_type};
-use crate::sql::quote_ident;
+use crate::sql::{on_conflict, quote_ident};
 
 /// The SQLite sink.
 pub struct SqliteSink {
@@ -596,22 +596,10 @@ impl SqliteSink {
         }
         sql.push(')');
         if upsert {
-            let keys: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
-            let sets: Vec<String> = rec
-                .fields
-                .iter()
-                .filter(|(n, _)| !key.iter().any(|k| k == n))
-                .map(|(n, _)| format!("{0} = excluded.{0}", quote_ident(n)))
-                .collect();
-            if sets.is_empty() {
-                sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
-            } else {
-                sql.push_str(&format!(
-                    " ON CONFLICT ({}) DO UPDATE SET {}",
-                    keys.join(", "),
-                    sets.join(", ")
-                ));
-            }
+            sql.push_str(&on_conflict(
+                key,
+                rec.fields.iter().map(|(n, _)| n.as_ref()),
+            ));
         }
         sql
     }
