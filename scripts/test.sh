@@ -26,6 +26,11 @@ cargo build --release --locked -p sluice-runtime --bin sluice
 "$target_dir/release/sluice" plugin setup rust python js c
 cargo test --release --locked --workspace \
     --exclude sluice-fixture-misbehave --exclude sluice-fixture-other-world
+# The Python SDK's batch encoding, natively (it runs inside components in
+# the end-to-end tests).
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s sdk/python/tests
+# The same for the JavaScript SDK, by Node (which `plugin setup js` needs too).
+node --test sdk/js/tests/
 # The SDK's connector glue is compiled only for a source or a sink.
 cargo test --release --locked -p sluice-sdk --no-default-features --features source --lib
 # Connectors are their own workspaces (as a vendor's would be): their unit

@@ -179,50 +179,102 @@ export class Writer {
   }
 }
 
-// `asFloat`: a number is written as a float even when it is whole (the
-// field was a float when it arrived).
-export function putValue(w, v, where, asFloat = false) {
-  if (v === null || v === undefined) {
-    w.u8(0);
-  } else if (typeof v === "string") {
-    w.u8(4);
-    w.str(v);
-  } else if (typeof v === "number") {
-    if (!asFloat && Number.isSafeInteger(v)) {
-      w.u8(2);
-      w.i64(v);
-    } else {
-      w.u8(3);
-      w.f64(v);
-    }
-  } else if (typeof v === "boolean") {
-    w.u8(1);
-    w.u8(v ? 1 : 0);
-  } else if (typeof v === "bigint") {
-    if (v < I64_MIN || v > I64_MAX) throw new RangeError(`${where}: integer ${v} does not fit in 64 bits`);
-    w.u8(2);
-    w.i64(v);
-  } else if (v instanceof Float) {
-    w.u8(3);
-    w.f64(v.value);
-  } else if (v instanceof Uint8Array) {
-    w.u8(5);
-    w.bytes(v);
-  } else if (v instanceof Timestamp) {
-    w.u8(6);
-    w.i64(Math.trunc(v.micros));
-  } else if (v instanceof Date) {
-    w.u8(6);
-    w.i64(v.getTime() * 1000);
-  } else if (v instanceof Json) {
-    w.u8(7);
-    w.str(v.text);
-  } else if (typeof v === "object") {
-    w.u8(7);
-    w.str(JSON.stringify(v));
-  } else {
-    throw new TypeError(`${where}: a ${typeof v} cannot be a Sluice value`);
+// Batches and outcomes are built as binary strings (one character per
+// byte) and turned into bytes once, natively: QuickJS has no TextEncoder,
+// but it has `encodeURIComponent`/`unescape` (a string's UTF-8 bytes as
+// such a string) and `btoa`/`Uint8Array.fromBase64`. A byte loop in
+// JavaScript costs more per character than these calls cost per string.
+const CH = String.fromCharCode;
+const SCRATCH = new DataView(new ArrayBuffer(8));
+const SCRATCH_BYTES = new Uint8Array(SCRATCH.buffer);
+
+/** `n` as four little-endian bytes, a binary string. */
+export function u32s(n) {
+  return CH(n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24);
+}
+
+/** The UTF-8 bytes of `s` as a binary string; a lone surrogate becomes U+FFFD. */
+export function utf8s(s) {
+  try {
+    return unescape(encodeURIComponent(s));
+  } catch {
+    return unescape(encodeURIComponent(s.toWellFormed()));
   }
+}
+
+function scratch8() {
+  const b = SCRATCH_BYTES;
+  return CH(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
+}
+
+/** A 64-bit integer (a safe integer number or a bigint), eight bytes. */
+export function i64s(v) {
+  if (typeof v === "number") {
+    const lo = v % 4294967296;
+    SCRATCH.setUint32(0, lo < 0 ? lo + 4294967296 : lo, true);
+    SCRATCH.setInt32(4, Math.floor(v / 4294967296), true);
+  } else {
+    SCRATCH.setBigInt64(0, v, true);
+  }
+  return scratch8();
+}
+
+function f64s(v) {
+  SCRATCH.setFloat64(0, v, true);
+  return scratch8();
+}
+
+const NAMES = new Map();
+
+/** `len:u32 utf8` of a string that repeats (names, streams): cached. */
+export function nameS(s) {
+  let e = NAMES.get(s);
+  if (e === undefined) {
+    const u = utf8s(String(s));
+    e = u32s(u.length) + u;
+    if (NAMES.size >= 4096) NAMES.clear();
+    NAMES.set(s, e);
+  }
+  return e;
+}
+
+/** `len:u32 utf8` of any string. */
+export function strS(s) {
+  const u = utf8s(s);
+  return u32s(u.length) + u;
+}
+
+/** A binary string's bytes. */
+export function bytesOf(s) {
+  return s.length === 0 ? new Uint8Array(0) : Uint8Array.fromBase64(btoa(s));
+}
+
+/** One value, tag first, as a binary string (the encoding of codec/FORMAT.md). */
+export function valueS(v, field, asFloat = false) {
+  if (typeof v === "string") {
+    const u = utf8s(v);
+    return "\x04" + u32s(u.length) + u;
+  }
+  if (v === null || v === undefined) return "\x00";
+  if (typeof v === "number") {
+    return !asFloat && Number.isSafeInteger(v) ? "\x02" + i64s(v) : "\x03" + f64s(v);
+  }
+  if (typeof v === "boolean") return v ? "\x01\x01" : "\x01\x00";
+  if (typeof v === "bigint") {
+    if (v < I64_MIN || v > I64_MAX) throw new RangeError(`${where(field)}: integer ${v} does not fit in 64 bits`);
+    return "\x02" + i64s(v);
+  }
+  if (v instanceof Float) return "\x03" + f64s(v.value);
+  if (v instanceof Uint8Array) return "\x05" + u32s(v.length) + (v.length === 0 ? "" : atob(v.toBase64()));
+  if (v instanceof Timestamp) return "\x06" + i64s(Math.trunc(v.micros));
+  if (v instanceof Date) return "\x06" + i64s(v.getTime() * 1000);
+  if (v instanceof Json) return "\x07" + strS(v.text);
+  if (typeof v === "object") return "\x07" + strS(JSON.stringify(v));
+  throw new TypeError(`${where(field)}: a ${typeof v} cannot be a Sluice value`);
+}
+
+function where(field) {
+  return field === null ? "the record key" : `field \`${field}\``;
 }
 
 export { OP_CODES };

@@ -17,7 +17,7 @@
 // (or your `processBatch`) and encodes the outcomes: the concepts and names
 // are those of the Rust SDK.
 
-import { Float, Json, MalformedBatch, OPERATIONS, OP_CODES, Timestamp, Writer, putValue, utf8Decode } from "./codec.js";
+import { Float, Json, MalformedBatch, OPERATIONS, OP_CODES, Timestamp, Writer, bytesOf, i64s, nameS, strS, u32s, valueS } from "./codec.js";
 import * as log from "./log.js";
 
 export { Float, Json, OPERATIONS, Timestamp, log };
@@ -219,20 +219,51 @@ function toBytes(v) {
   return w.finish().slice(4);
 }
 
+// The batch's bytes as a string of one character per byte (two native
+// passes: QuickJS has `toBase64` and `atob`).
+function latin1Of(b) {
+  return b.length === 0 ? "" : atob(b.toBase64());
+}
+
+const HIGH = /[\x80-\xff]/g;
+
 // One function with local reads: method calls cost more than the reads
-// themselves in QuickJS, so the decoder is written out inline.
+// themselves in QuickJS, so the decoder is written out inline. Strings are
+// cut out of the batch read as Latin-1 (`L`): a native substring, and UTF-8
+// decoding only for a string that holds a byte above 0x7f (`high` is the
+// next such byte of the batch, found by one native search at a time).
+// Field names repeat record after record: while a record's fields start as
+// the previous record's did (same names, text values), one native
+// comparison reads a field's name and tag.
 function decodeBatchInline(b, view) {
   const size = b.length;
   let p = 0;
   const fail = (what) => {
     throw new MalformedBatch(`${what} at byte ${p}`);
   };
+  if (size < 5 || b[0] !== 1) throw new MalformedBatch(`batch encoding version ${b[0]} is not 1`);
+  const L = latin1Of(b);
+  let high = -1;
+  // The text of bytes [from, to), already bounds-checked.
+  const text = (from, to) => {
+    const s = L.substring(from, to);
+    if (high < from) {
+      HIGH.lastIndex = from;
+      high = HIGH.test(L) ? HIGH.lastIndex - 1 : size;
+    }
+    if (high >= to) return s;
+    try {
+      return decodeURIComponent(escape(s));
+    } catch {
+      throw new MalformedBatch(`invalid UTF-8 in the string at byte ${from}`);
+    }
+  };
   const str = () => {
     if (p + 4 > size) fail("truncated string length");
     const n = view.getUint32(p, true);
     p += 4;
     if (p + n > size) fail("truncated string");
-    const s = n === 0 ? "" : utf8Decode(b, p, p + n);
+    const s = n === 0 ? "" : text(p, p + n);
     p += n;
     return s;
   };
@@ -286,10 +317,13 @@ function decodeBatchInline(b, view) {
         return fail(`unknown value tag ${tag}`);
     }
   };
-  if (size < 5 || b[0] !== 1) throw new MalformedBatch(`batch encoding version ${b[0]} is not 1`);
   const count = view.getUint32(1, true);
   p = 5;
   const out = new Array(count);
+  // The previous record's leading text fields: the Latin-1 form of each
+  // one's `len name tag` bytes, and its name.
+  const shapeBytes = [];
+  const shapeNames = [];
   for (let i = 0; i < count; i++) {
     if (p + 4 > size) fail("truncated record length");
     const end = p + 4 + view.getUint32(p, true);
@@ -321,10 +355,50 @@ function decodeBatchInline(b, view) {
     const fn = view.getUint32(p, true);
     p += 4;
     const fields = new Map();
-    for (let k = 0; k < fn; k++) {
+    let k = 0;
+    if (shapeBytes.length <= fn) {
+      for (; k < shapeBytes.length; k++) {
+        const prefix = shapeBytes[k];
+        if (!L.startsWith(prefix, p)) break;
+        const at = p + prefix.length;
+        if (at + 4 > size) fail("truncated string length");
+        p = at + 4;
+        const to = p + view.getUint32(at, true);
+        if (to > size) fail("truncated string");
+        // `text(p, to)`, inline: a call costs more than the rest here.
+        let v = L.substring(p, to);
+        if (high < to) {
+          if (high < p) {
+            HIGH.lastIndex = p;
+            high = HIGH.test(L) ? HIGH.lastIndex - 1 : size;
+          }
+          if (high < to) v = text(p, to);
+        }
+        fields.set(shapeNames[k], v);
+        p = to;
+      }
+    }
+    for (; k < fn; k++) {
+      const start = p;
       const name = str();
+      if (p < size && b[p] === 4) {
+        if (k < shapeBytes.length) {
+          shapeBytes[k] = L.substring(start, p + 1);
+          shapeNames[k] = name;
+        } else if (k === shapeBytes.length) {
+          shapeBytes.push(L.substring(start, p + 1));
+          shapeNames.push(name);
+        }
+      } else if (k < shapeBytes.length) {
+        shapeBytes.length = k;
+        shapeNames.length = k;
+      }
       fields.set(name, value());
       if (isFloat) (r._floats ??= new Set()).add(name);
+    }
+    if (shapeBytes.length > fn) {
+      shapeBytes.length = fn;
+      shapeNames.length = fn;
     }
     r._fields = fields;
     if (p !== end) fail("a record's length does not match its contents");
@@ -340,40 +414,33 @@ export function decodeBatch(bytes) {
   return decodeBatchInline(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
-function encodeRecord(w, r) {
+// `len:u32 record`, as a binary string (codec.js says why strings).
+function encodeRecord(r) {
   if (!(r instanceof Record)) throw new TypeError(`emit takes Record objects, got ${typeof r}`);
-  w.u32(0);
-  const start = w.len;
-  w.u8(OP_CODES[r._op]);
-  w.str(r._stream);
-  w.str(r.position ?? "");
-  if (r.eventTime === null || r.eventTime === undefined) {
-    w.u8(0);
-  } else {
-    w.u8(1);
-    w.i64(r.eventTime);
+  let s = OP_BYTES[r._op] + nameS(r._stream) + strS(r.position ?? "");
+  s += r.eventTime === null || r.eventTime === undefined ? "\x00" : "\x01" + i64s(r.eventTime);
+  s += valueS(r._key, null);
+  s += u32s(r._headers.length);
+  for (const [n, v] of r._headers) s += nameS(n) + u32s(v.length) + (v.length === 0 ? "" : atob(v.toBase64()));
+  const fields = r._fields;
+  s += u32s(fields.size);
+  const floats = r._floats;
+  const parts = [s];
+  for (const [n, v] of fields) {
+    parts.push(nameS(n));
+    parts.push(typeof v === "string" ? "\x04" + strS(v) : valueS(v, n, floats !== null && floats.has(n)));
   }
-  putValue(w, r._key, "the record key");
-  w.u32(r._headers.length);
-  for (const [n, v] of r._headers) {
-    w.str(n);
-    w.bytes(v);
-  }
-  w.u32(r._fields.size);
-  for (const [n, v] of r._fields) {
-    w.str(n);
-    putValue(w, v, `field \`${n}\``, r._floats !== null && r._floats.has(n));
-  }
-  w.putU32At(start - 4, w.len - start);
+  s = parts.join("");
+  return u32s(s.length) + s;
 }
+
+const OP_BYTES = Object.fromEntries(Object.entries(OP_CODES).map(([k, v]) => [k, String.fromCharCode(v)]));
 
 /** Encodes records as a batch (what a source connector's `poll` returns). */
 export function encodeBatch(records) {
-  const w = new Writer(1024 + records.length * 64);
-  w.u8(1);
-  w.u32(records.length);
-  for (const r of records) encodeRecord(w, r);
-  return w.finish();
+  const parts = ["\x01" + u32s(records.length)];
+  for (const r of records) parts.push(encodeRecord(r));
+  return bytesOf(parts.join(""));
 }
 
 /** Encodes one outcome per record. */
@@ -382,43 +449,32 @@ export function encodeOutcomes(records, outcomes) {
   if (outcomes.length !== records.length) {
     throw new Error(`processBatch returned ${outcomes.length} outcomes for ${records.length} records`);
   }
-  const w = new Writer(1024 + records.length * 8);
-  w.u8(1);
-  w.u32(records.length);
+  const parts = ["\x01" + u32s(records.length)];
   for (let i = 0; i < records.length; i++) {
     const rec = records[i];
     const oc = outcomes[i];
     if (oc === undefined || oc === null || oc === KEEP || oc === rec) {
-      if (rec._changed) {
-        w.u8(1);
-        encodeRecord(w, rec);
-      } else {
-        w.u8(0);
-      }
+      parts.push(rec._changed ? "\x01" + encodeRecord(rec) : "\x00");
     } else if (oc === DROP) {
-      w.u8(3);
+      parts.push("\x03");
     } else if (oc instanceof Reject) {
-      w.u8(4);
-      w.str(oc.code);
-      if (oc.field === null) {
-        w.u8(0);
-      } else {
-        w.u8(1);
-        w.str(oc.field);
-      }
-      w.str(oc.message);
+      parts.push(
+        "\x04" +
+          strS(String(oc.code)) +
+          (oc.field === null ? "\x00" : "\x01" + strS(String(oc.field))) +
+          strS(String(oc.message)),
+      );
     } else if (oc instanceof Emit || Array.isArray(oc)) {
       const rs = Array.isArray(oc) ? oc : oc.records;
-      w.u8(2);
-      w.u32(rs.length);
-      for (const r of rs) encodeRecord(w, r);
+      parts.push("\x02" + u32s(rs.length));
+      for (const r of rs) parts.push(encodeRecord(r));
     } else {
       throw new TypeError(
         `process returned ${JSON.stringify(oc)}: return KEEP (or nothing), DROP, reject(...), emit(...) or an array of records`,
       );
     }
   }
-  return w.finish();
+  return bytesOf(parts.join(""));
 }
 
 export { MalformedBatch };

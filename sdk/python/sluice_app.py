@@ -4,6 +4,7 @@ plugin module (``plugin.py``) and the SDK. Plugin authors do not edit it.
 """
 
 import json
+import struct
 import sys
 import traceback
 
@@ -71,7 +72,7 @@ def _encode_outcomes(records, outcomes):
         )
     out = bytearray(b"\x01")
     out += _U32.pack(len(records))
-    for (rec, start, end), oc in zip(records, outcomes):
+    for rec, oc in zip(records, outcomes):
         if oc is None or oc is sluice_sdk.KEEP or oc is rec:
             if rec._changed:
                 out.append(1)
@@ -130,10 +131,10 @@ class Transform(wit_world.exports.Transform):
             raise Err(BatchError_NotInitialized())
         try:
             records = _codec.decode_batch(batch)
-        except (_codec.MalformedBatch, ValueError, IndexError, UnicodeDecodeError) as e:
+        except (_codec.MalformedBatch, ValueError, IndexError, struct.error) as e:
             raise Err(BatchError_MalformedBatch(str(e)))
         try:
-            outcomes = _plugin.process_batch([r for r, _, _ in records])
+            outcomes = _plugin.process_batch(records)
             return _encode_outcomes(records, outcomes)
         except Exception as e:
             raise Err(BatchError_Other(_describe(e)))

@@ -32,7 +32,7 @@ class Sink(wit_world.exports.Sink):
         if _plugin is None:
             raise _glue.fatal("`write` before a successful `open`")
         try:
-            records = [r for r, _, _ in _codec.decode_batch(batch)]
+            records = _codec.decode_batch(batch)
         except Exception as e:
             raise _glue.fatal("malformed batch: %s" % e)
         try:

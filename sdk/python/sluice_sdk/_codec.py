@@ -33,102 +33,167 @@ def _datetime_to_micros(dt):
     return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
 
 
+_NAME_CACHE_MAX = 4096
+
+
 def decode_batch(buf):
-    """Returns ``[(record, start, end)]``: each record with its byte span."""
-    mv = memoryview(buf)
-    if len(mv) < 5 or mv[0] != 1:
+    """Returns the batch's records, in order.
+
+    Field names repeat record after record: their text is looked up by their
+    bytes instead of decoded again (a cache bounded at 4096 names), and
+    while a record's fields start as the previous record's did (same names,
+    text values), each is read with one comparison. Only the bytes decide:
+    a shape entry is the exact encoding of a name and the text tag.
+    """
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)
+    size = len(buf)
+    if size < 5 or buf[0] != 1:
         raise MalformedBatch(
-            "batch encoding version %r is not 1" % (mv[0] if len(mv) else None)
+            "batch encoding version %r is not 1" % (buf[0] if size else None)
         )
-    (count,) = _U32.unpack_from(mv, 1)
+    u32 = _U32.unpack_from
+    (count,) = u32(buf, 1)
     pos = 5
     out = []
-    u32 = _U32.unpack_from
+    append = out.append
+    names = _NAMES
+    ops = OPERATIONS
+    n_ops = len(ops)
+    new = object.__new__
+    shape = []
+    startswith = buf.startswith
     for _ in range(count):
-        (length,) = u32(mv, pos)
+        if pos + 4 > size:
+            raise MalformedBatch("the batch ends before record %d" % len(out))
+        (length,) = u32(buf, pos)
         pos += 4
         end = pos + length
-        if end > len(mv):
+        if end > size:
             raise MalformedBatch("record at byte %d runs past the batch end" % pos)
-        out.append((_decode_record(mv, pos, end), pos, end))
-        pos = end
-    if pos != len(mv):
-        raise MalformedBatch("%d bytes trail the last record" % (len(mv) - pos))
+        op = buf[pos]
+        if op >= n_ops:
+            raise MalformedBatch("unknown operation code %d" % op)
+        (n,) = u32(buf, pos + 1)
+        pos += 5
+        stream = buf[pos : pos + n].decode()
+        pos += n
+        (n,) = u32(buf, pos)
+        pos += 4
+        position = buf[pos : pos + n].decode()
+        pos += n
+        if buf[pos]:
+            (event_time,) = _I64.unpack_from(buf, pos + 1)
+            pos += 9
+        else:
+            event_time = None
+            pos += 1
+        if buf[pos]:
+            key, pos = _decode_value(buf, pos)
+        else:
+            key = None
+            pos += 1
+        (hcount,) = u32(buf, pos)
+        pos += 4
+        headers = []
+        for _ in range(hcount):
+            (n,) = u32(buf, pos)
+            pos += 4
+            name = buf[pos : pos + n].decode()
+            pos += n
+            (n,) = u32(buf, pos)
+            pos += 4
+            headers.append((name, buf[pos : pos + n]))
+            pos += n
+        (fcount,) = u32(buf, pos)
+        pos += 4
+        fields = {}
+        i = 0
+        if len(shape) <= fcount:
+            # The previous record's fields, each with its encoded name and
+            # a text tag: while the bytes here start the same, one
+            # comparison reads the name and the tag.
+            for prefix, name, skip in shape:
+                if not startswith(prefix, pos):
+                    break
+                (n,) = u32(buf, pos + skip - 4)
+                pos += skip
+                fields[name] = buf[pos : pos + n].decode()
+                pos += n
+                i += 1
+        while i < fcount:
+            (n,) = u32(buf, pos)
+            start = pos
+            pos += 4 + n
+            raw = buf[start + 4 : pos]
+            name = names.get(raw)
+            if name is None:
+                if len(names) >= _NAME_CACHE_MAX:
+                    names.clear()
+                name = names[raw] = raw.decode()
+            if buf[pos] == 4:
+                entry = (buf[start : pos + 1], name, pos + 5 - start)
+                if i < len(shape):
+                    shape[i] = entry
+                elif i == len(shape):
+                    shape.append(entry)
+                (n,) = u32(buf, pos + 1)
+                pos += 5
+                fields[name] = buf[pos : pos + n].decode()
+                pos += n
+            else:
+                if i < len(shape):
+                    del shape[i:]
+                fields[name], pos = _decode_value(buf, pos)
+            i += 1
+        if len(shape) > fcount:
+            del shape[fcount:]
+        if pos != end:
+            raise MalformedBatch("record length does not match its contents")
+        r = new(Record)
+        r._fields = fields
+        r._stream = stream
+        r._op = ops[op]
+        r._key = key
+        r._headers = headers
+        r.position = position
+        r.event_time = event_time
+        r._changed = False
+        append(r)
+    if pos != size:
+        raise MalformedBatch("%d bytes trail the last record" % (size - pos))
     return out
 
 
-def _decode_record(mv, pos, end):
-    u32 = _U32.unpack_from
-    op = mv[pos]
-    pos += 1
-    if op >= len(OPERATIONS):
-        raise MalformedBatch("unknown operation code %d" % op)
-    (n,) = u32(mv, pos)
-    pos += 4
-    stream = str(mv[pos : pos + n], "utf-8")
-    pos += n
-    (n,) = u32(mv, pos)
-    pos += 4
-    position = str(mv[pos : pos + n], "utf-8")
-    pos += n
-    if mv[pos]:
-        (event_time,) = _I64.unpack_from(mv, pos + 1)
-        pos += 9
-    else:
-        event_time = None
-        pos += 1
-    key, pos = _decode_value(mv, pos)
-    (hcount,) = u32(mv, pos)
-    pos += 4
-    headers = []
-    for _ in range(hcount):
-        (n,) = u32(mv, pos)
-        pos += 4
-        name = str(mv[pos : pos + n], "utf-8")
-        pos += n
-        (n,) = u32(mv, pos)
-        pos += 4
-        headers.append((name, bytes(mv[pos : pos + n])))
-        pos += n
-    (fcount,) = u32(mv, pos)
-    pos += 4
-    fields = {}
-    for _ in range(fcount):
-        (n,) = u32(mv, pos)
-        pos += 4
-        name = str(mv[pos : pos + n], "utf-8")
-        pos += n
-        fields[name], pos = _decode_value(mv, pos)
-    if pos != end:
-        raise MalformedBatch("record length does not match its contents")
-    return Record._decoded(OPERATIONS[op], stream, position, event_time, key, headers, fields)
+_NAMES = {}
 
 
-def _decode_value(mv, pos):
-    tag = mv[pos]
+def _decode_value(buf, pos):
+    """One value at ``pos`` of the batch bytes: ``(value, next position)``."""
+    tag = buf[pos]
     pos += 1
     if tag == 4:
-        (n,) = _U32.unpack_from(mv, pos)
+        (n,) = _U32.unpack_from(buf, pos)
         pos += 4
-        return str(mv[pos : pos + n], "utf-8"), pos + n
+        return buf[pos : pos + n].decode(), pos + n
     if tag == 2:
-        return _I64.unpack_from(mv, pos)[0], pos + 8
+        return _I64.unpack_from(buf, pos)[0], pos + 8
     if tag == 0:
         return None, pos
     if tag == 3:
-        return _F64.unpack_from(mv, pos)[0], pos + 8
+        return _F64.unpack_from(buf, pos)[0], pos + 8
     if tag == 1:
-        return mv[pos] != 0, pos + 1
+        return buf[pos] != 0, pos + 1
     if tag == 5:
-        (n,) = _U32.unpack_from(mv, pos)
+        (n,) = _U32.unpack_from(buf, pos)
         pos += 4
-        return bytes(mv[pos : pos + n]), pos + n
+        return buf[pos : pos + n], pos + n
     if tag == 6:
-        return _micros_to_datetime(_I64.unpack_from(mv, pos)[0]), pos + 8
+        return _micros_to_datetime(_I64.unpack_from(buf, pos)[0]), pos + 8
     if tag == 7:
-        (n,) = _U32.unpack_from(mv, pos)
+        (n,) = _U32.unpack_from(buf, pos)
         pos += 4
-        return Json(str(mv[pos : pos + n], "utf-8")), pos + n
+        return Json(buf[pos : pos + n].decode()), pos + n
     raise MalformedBatch("unknown value tag %d" % tag)
 
 
@@ -175,22 +240,45 @@ def _put_value(out, v, where):
         )
 
 
+_TAG_LEN = struct.Struct("<BI")
+_TAG_I64 = struct.Struct("<Bq")
+_NAME_BYTES = {}
+
+
+def _name_bytes(name):
+    """``len:u32 name`` for a field name (cached: names repeat)."""
+    b = _NAME_BYTES.get(name)
+    if b is None:
+        if not isinstance(name, str):
+            raise TypeError("a field name must be a str, not a %s" % type(name).__name__)
+        if len(_NAME_BYTES) >= _NAME_CACHE_MAX:
+            _NAME_BYTES.clear()
+        e = name.encode("utf-8")
+        b = _NAME_BYTES[name] = _U32.pack(len(e)) + e
+    return b
+
+
 def encode_record(out, rec):
     """Appends ``len:u32 record[len]`` for ``rec``."""
     if not isinstance(rec, Record):
         raise TypeError("emit takes Record objects, got a %s" % type(rec).__name__)
     start = len(out)
     out += b"\0\0\0\0"
-    out.append(_OP_CODES[rec.op])
-    _put_str(out, rec.stream)
+    out.append(_OP_CODES[rec._op])
+    b = rec._stream.encode()
+    out += _U32.pack(len(b))
+    out += b
     _put_str(out, rec.position)
     if rec.event_time is None:
         out.append(0)
     else:
         out.append(1)
         out += _I64.pack(rec.event_time)
-    _put_value(out, rec.key, "the record key")
-    headers = rec.headers
+    if rec._key is None:
+        out.append(0)
+    else:
+        _put_value(out, rec._key, "the record key")
+    headers = rec._headers
     out += _U32.pack(len(headers))
     for name, value in headers:
         _put_str(out, name)
@@ -198,7 +286,19 @@ def encode_record(out, rec):
         out += value
     fields = rec._fields
     out += _U32.pack(len(fields))
+    names = _NAME_BYTES
+    tag_len = _TAG_LEN.pack
     for name, value in fields.items():
-        _put_str(out, name)
-        _put_value(out, value, "field `%s`" % name)
+        out += names.get(name) or _name_bytes(name)
+        t = type(value)
+        if t is str:
+            b = value.encode()
+            out += tag_len(4, len(b))
+            out += b
+        elif value is None:
+            out.append(0)
+        elif t is int and _I64_MIN <= value <= _I64_MAX:
+            out += _TAG_I64.pack(2, value)
+        else:
+            _put_value(out, value, "field `%s`" % name)
     _U32.pack_into(out, start, len(out) - start - 4)
