@@ -209,7 +209,10 @@ pub trait Sink: Send {
     /// when the sink can (JSONL truncates to the committed length).
     fn open(&mut self, state: Option<&str>) -> Result<(), SinkError>;
 
-    /// Writes and commits one batch.
+    /// Writes and commits one batch. Every record is either written or
+    /// refused: `written` plus the number of refusals is the batch's length,
+    /// and each refusal names a different record, in batch order, with a
+    /// reason (`test_support::write_checked` checks this in sink tests).
     fn write(&mut self, records: &[Record<'_>]) -> Result<SinkCommit, SinkError>;
 
     /// Called once before [`Sink::open`] with the column types the source
@@ -234,5 +237,90 @@ pub trait Sink: Send {
         &self,
     ) -> Option<std::sync::Arc<crate::connector::status::ConnectorStatus>> {
         None
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! What every sink promises about its answer to a write, checked in the
+    //! sinks' unit tests (sources have theirs in `sources::test_support`).
+
+    use super::*;
+
+    /// `sink.write(records)`, with the answer checked by [`check_commit`].
+    pub fn write_checked(
+        sink: &mut dyn Sink,
+        records: &[Record<'_>],
+    ) -> Result<SinkCommit, SinkError> {
+        let commit = sink.write(records)?;
+        check_commit(&commit, records.len());
+        Ok(commit)
+    }
+
+    /// Panics unless every record of a batch of `len` is either written or
+    /// refused, each refusal naming a different record of the batch, in
+    /// order, with a reason.
+    pub fn check_commit(commit: &SinkCommit, len: usize) {
+        let indexes: Vec<usize> = commit.refused.iter().map(|r| r.index).collect();
+        assert!(
+            indexes.windows(2).all(|w| w[0] < w[1]),
+            "refusals out of order or repeated: {indexes:?}"
+        );
+        assert!(
+            indexes.iter().all(|&i| i < len),
+            "a refusal names no record of the batch of {len}: {indexes:?}"
+        );
+        assert_eq!(
+            usize::try_from(commit.written).unwrap_or(usize::MAX) + indexes.len(),
+            len,
+            "written ({}) + refused ({}) is not the batch's length",
+            commit.written,
+            indexes.len()
+        );
+        assert!(
+            commit.refused.iter().all(|r| !r.reason.trim().is_empty()),
+            "a refusal without a reason: {:?}",
+            commit.refused
+        );
+    }
+
+    #[test]
+    fn a_commit_that_loses_or_double_counts_a_record_is_caught() {
+        let refused = |index| Refused {
+            index,
+            reason: "why".into(),
+            code: None,
+            by: None,
+        };
+        let ok = SinkCommit {
+            written: 2,
+            refused: vec![refused(1)],
+            state: None,
+        };
+        check_commit(&ok, 3);
+        for (written, indexes, len) in [
+            (2, vec![1], 4),    // one record neither written nor refused
+            (3, vec![1], 3),    // one counted twice
+            (1, vec![1, 1], 3), // one refused twice
+            (1, vec![2, 0], 3), // out of order
+            (2, vec![3], 3),    // outside the batch
+        ] {
+            let bad = SinkCommit {
+                written,
+                refused: indexes.into_iter().map(refused).collect(),
+                state: None,
+            };
+            let caught = std::panic::catch_unwind(|| check_commit(&bad, len));
+            assert!(caught.is_err(), "{bad:?} of {len} passed");
+        }
+        let silent = SinkCommit {
+            written: 0,
+            refused: vec![Refused {
+                reason: " ".into(),
+                ..refused(0)
+            }],
+            state: None,
+        };
+        assert!(std::panic::catch_unwind(|| check_commit(&silent, 1)).is_err());
     }
 }

@@ -104,6 +104,7 @@ impl Sink for JsonlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sinks::test_support::write_checked;
 
     fn rec(i: i64) -> Record<'static> {
         let mut r = Record {
@@ -125,12 +126,12 @@ mod tests {
         };
         let mut s = JsonlSink::new(cfg.clone());
         s.open(None).expect("open");
-        let c = s.write(&[rec(1)]).expect("write");
+        let c = write_checked(&mut s, &[rec(1)]).expect("write");
         assert_eq!(c.state.as_deref(), Some("bytes=8"));
-        s.write(&[rec(2)]).expect("write (not checkpointed)");
+        write_checked(&mut s, &[rec(2)]).expect("write (not checkpointed)");
         let mut s = JsonlSink::new(cfg);
         s.open(Some("bytes=8")).expect("reopen");
-        s.write(&[rec(3)]).expect("write");
+        write_checked(&mut s, &[rec(3)]).expect("write");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             "{\"i\":1}\n{\"i\":3}\n"
@@ -157,7 +158,7 @@ mod tests {
         let batch = [rec(1), gone, moved];
         let mut s = JsonlSink::new(cfg(None));
         s.open(None).expect("open");
-        let c = s.write(&batch).expect("write");
+        let c = write_checked(&mut s, &batch).expect("write");
         assert_eq!(c.written, 1);
         let refused: Vec<usize> = c.refused.iter().map(|r| r.index).collect();
         assert_eq!(refused, vec![1, 2]);
@@ -170,7 +171,7 @@ mod tests {
         // With metadata every record is written, its operation with it.
         let mut s = JsonlSink::new(cfg(Some(true)));
         s.open(None).expect("open");
-        let c = s.write(&batch).expect("write");
+        let c = write_checked(&mut s, &batch).expect("write");
         assert_eq!((c.written, c.refused.len()), (3, 0));
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 4);

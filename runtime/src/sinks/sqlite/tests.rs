@@ -2,6 +2,7 @@ use std::borrow::Cow;
 
 use super::*;
 use crate::conventions::{KEY_HEADER, TRUNCATE_HEADER};
+use crate::sinks::test_support::write_checked;
 
 fn rec(id: i64, name: &str) -> Record<'static> {
     let mut r = Record {
@@ -39,10 +40,12 @@ fn creates_the_table_and_upserts_by_key() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut s = sink(&dir, "key = [\"id\"]");
     assert_eq!(
-        s.write(&[rec(1, "a"), rec(2, "b")]).expect("write").written,
+        write_checked(&mut s, &[rec(1, "a"), rec(2, "b")])
+            .expect("write")
+            .written,
         2
     );
-    s.write(&[rec(1, "A")]).expect("repeat absorbed");
+    write_checked(&mut s, &[rec(1, "A")]).expect("repeat absorbed");
     assert_eq!(
         rows(&dir, "SELECT id || name FROM people ORDER BY id"),
         ["1A", "2b"]
@@ -53,12 +56,12 @@ fn creates_the_table_and_upserts_by_key() {
 fn deletes_by_key_and_adds_columns_for_new_fields() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut s = sink(&dir, "key = [\"id\"]");
-    s.write(&[rec(1, "a"), rec(2, "b")]).expect("write");
+    write_checked(&mut s, &[rec(1, "a"), rec(2, "b")]).expect("write");
     let mut del = rec(1, "");
     del.op = Operation::Delete;
     let mut wider = rec(3, "c");
     wider.set("email", Value::Text("c@x.io".into()));
-    s.write(&[del, wider]).expect("write");
+    write_checked(&mut s, &[del, wider]).expect("write");
     assert_eq!(
         rows(
             &dir,
@@ -78,9 +81,7 @@ fn refused_records_are_returned_and_the_rest_committed() {
     let mut s = sink(&dir, "key = [\"id\"]");
     let mut no_key = rec(0, "x");
     no_key.remove("id");
-    let c = s
-        .write(&[rec(1, "a"), rec(2, ""), no_key, rec(3, "c")])
-        .expect("write");
+    let c = write_checked(&mut s, &[rec(1, "a"), rec(2, ""), no_key, rec(3, "c")]).expect("write");
     assert_eq!(c.written, 2);
     assert_eq!(c.refused.len(), 2);
     assert_eq!(c.refused[0].index, 1);
@@ -108,8 +109,7 @@ fn upsert_into_a_table_without_a_unique_key_is_refused_up_front() {
             .expect("ddl");
     }
     let mut s = sink(&dir, "key = [\"id\"]");
-    let err = s
-        .write(&[rec(1, "a")])
+    let err = write_checked(&mut s, &[rec(1, "a")])
         .expect_err("no unique key")
         .to_string();
     assert!(
@@ -125,13 +125,13 @@ fn upsert_into_a_table_without_a_unique_key_is_refused_up_front() {
 fn a_source_truncate_empties_the_table_and_a_key_change_moves_the_row() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut s = sink(&dir, "key = [\"id\"]");
-    s.write(&[rec(1, "a"), rec(2, "b")]).expect("write");
+    write_checked(&mut s, &[rec(1, "a"), rec(2, "b")]).expect("write");
     let mut moved = rec(9, "b2");
     moved.op = Operation::Update;
     moved
         .headers
         .push((OLD_KEY_HEADER.into(), br#"{"id":2}"#.to_vec().into()));
-    s.write(&[moved]).expect("write");
+    write_checked(&mut s, &[moved]).expect("write");
     assert_eq!(
         rows(&dir, "SELECT id || name FROM people ORDER BY id"),
         vec!["1a", "9b2"]
@@ -144,7 +144,7 @@ fn a_source_truncate_empties_the_table_and_a_key_change_moves_the_row() {
     truncate
         .headers
         .push((TRUNCATE_HEADER.into(), b"1".to_vec().into()));
-    let c = s.write(&[truncate, rec(3, "c")]).expect("write");
+    let c = write_checked(&mut s, &[truncate, rec(3, "c")]).expect("write");
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     assert_eq!(rows(&dir, "SELECT id || name FROM people"), vec!["3c"]);
 }
@@ -158,11 +158,14 @@ fn without_a_configured_key_the_key_the_source_names_is_used() {
         r.headers.push((KEY_HEADER.into(), b"id".to_vec().into()));
         r
     };
-    s.write(&[
-        keyed(rec(1, "a"), Operation::Snapshot),
-        keyed(rec(2, "b"), Operation::Snapshot),
-        keyed(rec(1, "a2"), Operation::Update),
-    ])
+    write_checked(
+        &mut s,
+        &[
+            keyed(rec(1, "a"), Operation::Snapshot),
+            keyed(rec(2, "b"), Operation::Snapshot),
+            keyed(rec(1, "a2"), Operation::Update),
+        ],
+    )
     .expect("write");
     let mut moved = keyed(rec(9, "b2"), Operation::Update);
     moved
@@ -171,7 +174,7 @@ fn without_a_configured_key_the_key_the_source_names_is_used() {
     let mut gone = keyed(Record::default(), Operation::Delete);
     gone.stream = "people".into();
     gone.set("id", Value::Int(1));
-    let c = s.write(&[moved, gone]).expect("write");
+    let c = write_checked(&mut s, &[moved, gone]).expect("write");
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     assert_eq!(
         rows(&dir, "SELECT id || name FROM people ORDER BY id"),
@@ -188,7 +191,7 @@ fn without_a_configured_key_the_key_the_source_names_is_used() {
     // Records without a key, and no key configured: plain inserts.
     let mut other = rec(5, "x");
     other.stream = "log".into();
-    s.write(&[other.clone(), other]).expect("write");
+    write_checked(&mut s, &[other.clone(), other]).expect("write");
     assert_eq!(rows(&dir, "SELECT count(*) || '' FROM log"), vec!["2"]);
 }
 
@@ -217,22 +220,24 @@ fn a_moved_key_keeps_the_values_the_source_did_not_send_even_when_moved_twice_or
     first.set("big", Value::Text("x".repeat(10_000).into()));
     let mut other = rec(5, "e");
     other.set("big", Value::Text("five".into()));
-    s.write(&[first, other]).expect("write");
+    write_checked(&mut s, &[first, other]).expect("write");
     // 1 → 2 → 3 in one batch, then 1 re-used by a new row, and 5 moved
     // onto a key whose stale row must not survive.
     let mut re_used = rec(1, "new");
     re_used.set("big", Value::Text("fresh".into()));
     let mut stale = rec(7, "stale");
     stale.set("big", Value::Null);
-    s.write(&[stale]).expect("write");
-    let c = s
-        .write(&[
+    write_checked(&mut s, &[stale]).expect("write");
+    let c = write_checked(
+        &mut s,
+        &[
             update_without_big(2, "b", Some(1)),
             update_without_big(3, "c", Some(2)),
             re_used,
             update_without_big(7, "moved", Some(5)),
-        ])
-        .expect("write");
+        ],
+    )
+    .expect("write");
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     assert_eq!(
         rows(
@@ -249,14 +254,16 @@ fn unchanged_values_without_a_row_to_keep_them_from_are_refused_not_nulled() {
     let mut s = sink(&dir, "key = [\"id\"]");
     let mut kept = rec(1, "a");
     kept.set("big", Value::Text("x".into()));
-    s.write(&[kept]).expect("write");
-    let c = s
-        .write(&[
+    write_checked(&mut s, &[kept]).expect("write");
+    let c = write_checked(
+        &mut s,
+        &[
             update_without_big(1, "a2", None),
             update_without_big(4, "never written", None),
             update_without_big(6, "moved from nothing", Some(40)),
-        ])
-        .expect("write");
+        ],
+    )
+    .expect("write");
     let refused: Vec<usize> = c.refused.iter().map(|r| r.index).collect();
     assert_eq!(refused, vec![1, 2]);
     assert!(
@@ -304,7 +311,7 @@ fn created_columns_take_the_types_the_source_declares() {
     r.set("seen", Value::Text("infinity".into()));
     r.set("score", Value::Null);
     r.set("extra", Value::Int(3));
-    s.write(&[r]).expect("write");
+    write_checked(&mut s, &[r]).expect("write");
     assert_eq!(
         rows(
             &dir,
@@ -327,7 +334,7 @@ fn field_names_that_collide_or_cannot_be_columns_are_refused_not_fatal() {
     let mut s = sink(&dir, "key = [\"id\"]");
     let mut first = rec(1, "a");
     first.set("email", Value::Text("a@x".into()));
-    s.write(&[first]).expect("write");
+    write_checked(&mut s, &[first]).expect("write");
     // `Email` is the column `email` in SQLite.
     let mut other_case = rec(2, "b");
     other_case.set("Email", Value::Text("b@x".into()));
@@ -336,8 +343,7 @@ fn field_names_that_collide_or_cannot_be_columns_are_refused_not_fatal() {
     let mut both = rec(4, "d");
     both.set("note", Value::Int(1));
     both.set("NOTE", Value::Int(2));
-    let c = s
-        .write(&[other_case, nul, both, rec(5, "e")])
+    let c = write_checked(&mut s, &[other_case, nul, both, rec(5, "e")])
         .expect("the batch is written, not failed");
     let refused: Vec<usize> = c.refused.iter().map(|r| r.index).collect();
     assert_eq!(refused, vec![1, 2], "{:?}", c.refused);
@@ -367,8 +373,9 @@ fn records_shaped_like_the_last_one_are_still_checked_one_by_one() {
     del.op = Operation::Delete;
     let mut other_table = rec(7, "t");
     other_table.stream = "elsewhere".into();
-    let c = s
-        .write(&[
+    let c = write_checked(
+        &mut s,
+        &[
             rec(1, "a"),
             null_key,
             rec(2, "b"),
@@ -376,8 +383,9 @@ fn records_shaped_like_the_last_one_are_still_checked_one_by_one() {
             rec(3, "c"),
             del,
             rec(4, "d"),
-        ])
-        .expect("write");
+        ],
+    )
+    .expect("write");
     // The null key is refused alone; the record with unchanged columns
     // updates the row of key 2 (kept: `big` is not a column here, and
     // the row exists); the delete removes key 1.
@@ -397,8 +405,7 @@ fn records_shaped_like_the_last_one_are_still_checked_one_by_one() {
     // names the table even when the fields are the same.
     let dir2 = tempfile::tempdir().expect("tmp");
     let mut s2 = sink(&dir2, "key = [\"id\"]");
-    s2.write(&[rec(1, "a"), other_table, rec(2, "b")])
-        .expect("write");
+    write_checked(&mut s2, &[rec(1, "a"), other_table, rec(2, "b")]).expect("write");
     let conn = Connection::open(dir2.path().join("out.db")).expect("open");
     let count = |t: &str| -> i64 {
         conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
