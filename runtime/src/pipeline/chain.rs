@@ -201,3 +201,197 @@ pub fn run_stage(
         }
     }
 }
+
+#[cfg(all(test, feature = "toolchain"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_codec::{BatchWriter, Value};
+
+    use super::*;
+    use crate::plugin::{Grants, Limits, PluginHost, PluginSpec, StageRecordError};
+
+    /// A slot around a component that traps on every call (the tests that
+    /// hand `run_stage` a result never call it).
+    fn slot(dir: &tempfile::TempDir) -> TransformSlot {
+        let path = dir.path().join("traps.wasm");
+        std::fs::write(&path, crate::plugin::wat_tests::component("")).unwrap();
+        let host = PluginHost::new(None).unwrap();
+        let plugin = host
+            .load(PluginSpec {
+                name: "clean".into(),
+                path,
+                config_json: "{}".into(),
+                grants: Grants::default(),
+                limits: Limits::default(),
+                canary: None,
+            })
+            .unwrap();
+        TransformSlot::new(Arc::new(plugin)).unwrap()
+    }
+
+    fn record(i: i64) -> Record<'static> {
+        let mut r = Record {
+            stream: "people".into(),
+            position: format!("line {}", i + 2).into(),
+            ..Record::default()
+        };
+        r.set("id", Value::Int(i));
+        r
+    }
+
+    /// Records encoded one after another, with their spans.
+    fn encode(records: &[Record<'_>]) -> (Vec<u8>, Vec<Range<u32>>) {
+        let mut w = BatchWriter::default();
+        for r in records {
+            w.push(r);
+        }
+        let data = w.finish();
+        let mut reader = sluice_codec::BatchReader::new(&data).unwrap();
+        let mut spans = Vec::new();
+        while let Some((at, bytes)) = reader.next_slice().unwrap() {
+            spans.push(at as u32..(at + bytes.len()) as u32);
+        }
+        (data, spans)
+    }
+
+    fn source_batch(n: i64) -> SourceBatch {
+        let (data, spans) = encode(&(0..n).map(record).collect::<Vec<_>>());
+        SourceBatch {
+            data,
+            spans,
+            malformed: vec![],
+            resume: "4".into(),
+        }
+    }
+
+    fn ids(p: &Processed, batch: &SourceBatch) -> Vec<i64> {
+        let data = p.data(batch);
+        p.spans
+            .iter()
+            .map(|s| {
+                let r = Record::decode(&data[s.start as usize..s.end as usize]).unwrap();
+                match r.get("id") {
+                    Some(Value::Int(i)) => *i,
+                    other => panic!("id {other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outcomes_become_the_next_batch_dead_letters_and_counts_with_their_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slot = slot(&dir);
+        let batch = source_batch(4);
+        let mut p = Processed::start(&batch);
+        // Record 0 kept as 10, record 1 rejected, record 2 dropped,
+        // record 3 emitted twice (30, 31).
+        let (out, spans) = encode(&[record(10), record(30), record(31)]);
+        let ran = StageOutput {
+            batch: out,
+            spans,
+            from_input: vec![0, 3, 3],
+            rejected: vec![StageRecordError {
+                input: 1,
+                code: "bad\u{1b}[31m".into(),
+                field: Some("id".into()),
+                message: "x".repeat(5000),
+            }],
+            dropped: vec![2],
+        };
+        run_stage(&mut slot, None, 0, &batch, &mut p, Some(ran));
+        assert_eq!(ids(&p, &batch), vec![10, 30, 31]);
+        assert_eq!(p.origins, vec![0, 3, 3]);
+        assert_eq!((p.dropped, p.expanded), (1, 1));
+        assert_eq!(p.versions.len(), 1);
+        assert_eq!(p.versions[0].0, "clean");
+        assert_eq!(p.dead.len(), 1);
+        let d = &p.dead[0];
+        assert_eq!(d.kind, Kind::Rejected);
+        assert_eq!(d.position, "line 3");
+        assert_eq!(d.stream, "people");
+        assert_eq!(d.stage, "clean");
+        assert_eq!(d.plugin_version.as_deref(), Some(p.versions[0].1.as_str()));
+        // What the plugin says is cleaned: no terminal escapes, bounded.
+        assert_eq!(d.code, "bad\\u{1b}[31m");
+        assert!(d.message.len() < 5000, "{}", d.message.len());
+        assert_eq!(
+            d.record.as_deref(),
+            Some(r#"{"stream":"people","op":"insert","position":"line 3","fields":{"id":1}}"#)
+        );
+        // At the first stage the record received is the source's own.
+        assert_eq!(d.input, None);
+        assert!(!p.abandoned);
+    }
+
+    #[test]
+    fn a_later_stage_dead_letters_with_what_it_received_and_maps_origins_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slot = slot(&dir);
+        let batch = source_batch(3);
+        let mut p = Processed::start(&batch);
+        // After an earlier stage: source records 2 and 0 survive, changed.
+        let (data, spans) = encode(&[record(20), record(0)]);
+        p.data = Some(data);
+        p.spans = spans;
+        p.origins = vec![2, 0];
+        let ran = StageOutput {
+            rejected: vec![StageRecordError {
+                input: 0,
+                code: "too_big".into(),
+                field: None,
+                message: "20 is too big".into(),
+            }],
+            batch: encode(&[record(0)]).0,
+            spans: encode(&[record(0)]).1,
+            from_input: vec![1],
+            dropped: vec![],
+        };
+        run_stage(&mut slot, None, 1, &batch, &mut p, Some(ran));
+        assert_eq!(p.origins, vec![0]);
+        assert_eq!(p.dead.len(), 1);
+        let d = &p.dead[0];
+        assert_eq!((d.position.as_str(), d.field.as_deref()), ("line 4", None));
+        assert_eq!(
+            d.record.as_deref(),
+            Some(r#"{"stream":"people","op":"insert","position":"line 4","fields":{"id":2}}"#)
+        );
+        assert_eq!(
+            d.input.as_deref(),
+            Some(r#"{"stream":"people","op":"insert","position":"line 22","fields":{"id":20}}"#)
+        );
+    }
+
+    #[test]
+    fn a_plugin_that_fails_twice_dead_letters_every_record_of_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slot = slot(&dir);
+        let batch = source_batch(3);
+        let mut p = Processed::start(&batch);
+        run_stage(&mut slot, None, 0, &batch, &mut p, None);
+        assert!(p.spans.is_empty() && p.origins.is_empty());
+        assert_eq!(p.dead.len(), 3);
+        for (i, d) in p.dead.iter().enumerate() {
+            assert_eq!(d.kind, Kind::PluginFailed);
+            assert_eq!(d.code, "trap");
+            assert_eq!(d.position, format!("line {}", i + 2));
+            assert!(d.message.contains("after one retry"), "{}", d.message);
+        }
+        assert_eq!((slot.retries, slot.failures), (1, 1));
+    }
+
+    #[test]
+    fn a_batch_with_nothing_left_does_not_reach_the_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slot = slot(&dir);
+        let batch = source_batch(2);
+        let mut p = Processed::start(&batch);
+        p.spans.clear();
+        p.origins.clear();
+        run_stage(&mut slot, None, 0, &batch, &mut p, None);
+        assert!(p.dead.is_empty() && p.versions.is_empty());
+        assert_eq!(slot.failures, 0);
+    }
+}

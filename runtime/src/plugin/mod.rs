@@ -13,7 +13,7 @@ pub mod untrusted;
 
 #[cfg(all(test, feature = "toolchain"))]
 #[allow(clippy::unwrap_used)]
-mod wat_tests;
+pub(crate) mod wat_tests;
 
 pub use cache::content_hash;
 pub use error::{CallError, PluginError};

@@ -6,8 +6,9 @@ use wit_bindgen_core::wit_parser::Resolve;
 
 use super::{CallError, Grants, Limits, PluginHost, PluginSpec};
 
-/// A `transformer` component whose `process` runs `body`, then traps.
-fn component(body: &str) -> Vec<u8> {
+/// A `transformer` component whose `process` runs `body`, then traps (also
+/// used by the pipeline's stage tests as a plugin that always fails).
+pub(crate) fn component(body: &str) -> Vec<u8> {
     let wat = format!(
         r#"(module
   (memory (export "memory") 1)
