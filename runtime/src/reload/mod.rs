@@ -621,4 +621,123 @@ path = "out.jsonl"
         let live = live_of(&running);
         assert!(reread(&path, &running, &live, &text).unwrap().is_none());
     }
+
+    /// The reloader's loop, run against files of WAT components (which
+    /// need the toolchain feature's component encoder).
+    #[cfg(feature = "toolchain")]
+    mod running {
+        use super::*;
+        use crate::plugin::wat_tests::component;
+
+        /// The next message to the transform thread within `wait`, if any.
+        fn next_msg(rx: &Receiver<StageMsg>, wait: Duration) -> Option<StageMsg> {
+            rx.recv_timeout(wait).ok()
+        }
+
+        /// Waits until `done` holds (the reloader polls every 100 ms), at most 10 s.
+        fn eventually(done: impl Fn() -> bool) -> bool {
+            let until = Instant::now() + Duration::from_secs(10);
+            while !done() {
+                if Instant::now() > until {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            true
+        }
+
+        fn live_version(msg: Option<StageMsg>) -> String {
+            match msg {
+                Some(StageMsg::Live(swap)) => swap.plugin.version().to_string(),
+                Some(StageMsg::Shadow(..)) => panic!("a shadow, not a live version"),
+                Some(StageMsg::EndShadow) => panic!("an end of shadow, not a live version"),
+                None => panic!("no message to the transform thread"),
+            }
+        }
+
+        #[test]
+        fn the_reloader_swaps_in_a_new_file_keeps_the_live_version_for_a_broken_one_and_rolls_back()
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let wasm = dir.path().join("map.wasm");
+            std::fs::write(&wasm, component("")).unwrap();
+            let path = dir.path().join("p.toml");
+            std::fs::write(
+                &path,
+                "name = \"p\"\n[source]\ntype = \"csv\"\npath = \"in.csv\"\n\n\
+                 [[transforms]]\nname = \"map\"\nplugin = \"map.wasm\"\n\n\
+                 [sink]\ntype = \"jsonl\"\npath = \"out.jsonl\"\n",
+            )
+            .unwrap();
+            let running = Pipeline::load(&path).unwrap();
+            let host = Arc::new(PluginHost::new(None).unwrap());
+            let first = Arc::new(host.load(plugin_specs(&running)[0].clone()).unwrap());
+            let first_version = first.version().to_string();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let done = AtomicBool::new(false);
+            let control = Control::new();
+            control.transforms().push(crate::control::TransformStatus {
+                name: "map".into(),
+                ..Default::default()
+            });
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    Reloader {
+                        pipeline: running,
+                        host: host.clone(),
+                        swaps: vec![tx],
+                        live: vec![first],
+                        done: &done,
+                        control: &control,
+                        watch: false,
+                    }
+                    .run()
+                });
+                let wait = Duration::from_secs(10);
+                // The first pass finds the file as it was loaded: nothing to do.
+                assert!(next_msg(&rx, Duration::from_millis(500)).is_none());
+                // Nothing to roll back to yet.
+                let refused = control.rollback("map").unwrap_err();
+                assert!(refused.contains("no earlier version"), "{refused}");
+
+                // A new build of the file goes live.
+                std::fs::write(&wasm, component("(drop (i32.const 1))")).unwrap();
+                control.reload.store(true, Ordering::Relaxed);
+                let second = live_version(next_msg(&rx, wait));
+                assert_ne!(second, first_version);
+
+                // A broken file is refused: no message, the refusal in status.
+                std::fs::write(&wasm, b"\0asm broken").unwrap();
+                control.reload.store(true, Ordering::Relaxed);
+                let failures = || control.stats.reload_failures.load(Ordering::Relaxed);
+                assert!(eventually(|| failures() == 1), "{} failures", failures());
+                assert!(next_msg(&rx, Duration::from_millis(300)).is_none());
+                let why = control.transforms()[0].last_refusal.clone().unwrap();
+                assert!(!why.is_empty());
+                // Asking again for the same broken file refuses it again.
+                control.reload.store(true, Ordering::Relaxed);
+                assert!(eventually(|| failures() == 2), "{} failures", failures());
+                assert!(next_msg(&rx, Duration::from_millis(300)).is_none());
+
+                // A rollback returns to the first version, then there is none left.
+                assert_eq!(control.rollback("map"), Ok(first_version.clone()));
+                assert_eq!(live_version(next_msg(&rx, wait)), first_version);
+                assert!(control.rollback("map").is_err());
+                assert!(
+                    control
+                        .rollback("nope")
+                        .unwrap_err()
+                        .contains("no transform")
+                );
+
+                // A good file again goes live and clears the refusal.
+                std::fs::write(&wasm, component("(drop (i32.const 2))")).unwrap();
+                control.reload.store(true, Ordering::Relaxed);
+                let third = live_version(next_msg(&rx, wait));
+                assert!(third != first_version && third != second);
+                assert_eq!(control.transforms()[0].last_refusal, None);
+                done.store(true, Ordering::Relaxed);
+            });
+        }
+    }
 }
