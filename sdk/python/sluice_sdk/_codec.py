@@ -60,7 +60,7 @@ def decode_batch(buf):
     names = _NAMES
     ops = OPERATIONS
     n_ops = len(ops)
-    new = object.__new__
+    decoded = Record._decoded
     shape = []
     startswith = buf.startswith
     for _ in range(count):
@@ -150,16 +150,7 @@ def decode_batch(buf):
             del shape[fcount:]
         if pos != end:
             raise MalformedBatch("record length does not match its contents")
-        r = new(Record)
-        r._fields = fields
-        r._stream = stream
-        r._op = ops[op]
-        r._key = key
-        r._headers = headers
-        r.position = position
-        r.event_time = event_time
-        r._changed = False
-        append(r)
+        append(decoded(ops[op], stream, position, event_time, key, headers, fields))
     if pos != size:
         raise MalformedBatch("%d bytes trail the last record" % (size - pos))
     return out
