@@ -19,6 +19,8 @@
 //! a regex on the email, dedupe by upsert) and `copy`
 //! (`benches/reference/copy.toml`: CSV -> SQLite, no transform).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -215,32 +217,17 @@ fn main() {
             "build/plugins/{p}.wasm is missing: run scripts/build-plugins.sh first"
         );
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--locked", "-p", "sluice-runtime"])
-        .args([
-            "-p",
+    let bin = support::build(
+        &root,
+        &[
+            "sluice-runtime",
             "sluice-example-legacy-crm",
-            "-p",
             "sluice-bench-reference",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(built.success(), "cargo build failed");
-    let bin = std::env::current_exe()
-        .expect("exe")
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
+        ],
+    );
     let work = tempfile::tempdir().expect("tempdir");
     let data = work.path().join("data/customers.csv");
-    let (_, out) = measure(
-        Command::new(bin.join("legacy-crm"))
-            .args(["generate", "--rows", &rows_n.to_string(), "--out"])
-            .arg(&data),
-    );
+    let out = support::generate_export(&bin, rows_n, &data);
     eprint!("{out}");
 
     let jobs = [

@@ -16,6 +16,8 @@
 //! `sluice plugin setup rust python js`). Environment: `SLUICE_BENCH_ROWS`
 //! (default 50 000), `SLUICE_BENCH_ROUNDS` (default 3; medians).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -173,33 +175,10 @@ fn main() {
     };
     let rows_n = env_num("SLUICE_BENCH_ROWS", 50_000);
     let rounds = env_num("SLUICE_BENCH_ROUNDS", 3).max(1);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "sluice-example-legacy-crm",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(built.success(), "cargo build failed");
-    let bin = std::env::current_exe()
-        .expect("exe")
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
+    let bin = support::build(&root, &["sluice-example-legacy-crm"]);
     let work = tempfile::tempdir().expect("tempdir");
     let export = work.path().join("customers.csv");
-    let generated = Command::new(bin.join("legacy-crm"))
-        .args(["generate", "--rows", &rows_n.to_string(), "--out"])
-        .arg(&export)
-        .output()
-        .expect("legacy-crm generate");
-    assert!(generated.status.success(), "legacy-crm generate failed");
+    support::generate_export(&bin, rows_n, &export);
     let records = read_export(&export);
     let batches: Vec<Vec<u8>> = records
         .chunks(BATCH)
