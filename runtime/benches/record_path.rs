@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sluice_codec::{BatchWriter, Operation, Record, Value};
 use sluice_runtime::config::{Pipeline, toml_to_json};
 use sluice_runtime::plugin::{
-    Grants, Limits, PluginHost, PluginSpec, TransformSlot, apply_outcomes,
+    Candidate, Grants, Limits, PluginHost, PluginSpec, TransformSlot, apply_outcomes,
 };
 use sluice_sdk::{Config, Transform};
 
@@ -192,7 +192,8 @@ fn main() {
                     },
                 })
                 .unwrap_or_else(|e| panic!("{e} (run scripts/build-plugins.sh first)"));
-            TransformSlot::new(Arc::new(plugin)).expect("init")
+            let started = Candidate::restart(Arc::new(plugin)).expect("init");
+            TransformSlot::with_instance(started.plugin, started.instance)
         })
         .collect();
     let mut native = Native {

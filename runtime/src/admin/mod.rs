@@ -5,8 +5,8 @@
 //! | `GET /status` | pipeline counters, pause state, each transform's live and kept versions, records per version, the last refused candidate |
 //! | `GET /metrics` | Prometheus text: the shared metric names (`records_in_total`, `records_out_total`, `records_rejected_total`, `errors_total{stage}`...) |
 //! | `POST /reload` | reload the pipeline file and every plugin (like SIGHUP) |
-//! | `POST /rollback/{transform}` | make the previous version of a transform live again |
-//! | `POST /promote/{transform}` | make the transform's shadow live at its next batch |
+//! | `POST /rollback/{transform}` | make the previous version of a transform live again (between two batches; answers with the version now live) |
+//! | `POST /promote/{transform}` | make the transform's shadow live (between two batches; answers with its version) |
 //! | `POST /pause`, `POST /resume` | hold back / let through new batches from the source |
 //! | `POST /stop` | stop gracefully (like SIGTERM) |
 //!
@@ -224,12 +224,20 @@ async fn promote(
     State(s): State<AppState>,
     Path(transform): Path<String>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    match s.control.promote(&transform) {
-        Ok(version) => (
-            StatusCode::ACCEPTED,
-            Json(json!({"transform": transform, "promoting": version})),
+    let control = s.control.clone();
+    let t = transform.clone();
+    // The stage answers between two batches: wait off the async workers.
+    let answer = tokio::task::spawn_blocking(move || control.promote(&t)).await;
+    match answer {
+        Ok(Ok(version)) => (
+            StatusCode::OK,
+            Json(json!({"transform": transform, "live": version})),
         ),
-        Err(e) => (StatusCode::CONFLICT, Json(json!({"error": e}))),
+        Ok(Err(e)) => (StatusCode::CONFLICT, Json(json!({"error": e}))),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        ),
     }
 }
 

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::Pipeline;
 use crate::pipeline::dead_letter_config;
-use crate::plugin::PluginHost;
-use crate::plugin::plugin_specs;
+use crate::plugin::{Candidate, PluginHost, plugin_specs};
 use crate::{sinks, sources};
 
 pub(super) fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -48,13 +47,13 @@ pub(super) fn check(path: &Path) -> anyhow::Result<ExitCode> {
             for spec in plugin_specs(&pipeline) {
                 let name = spec.name.clone();
                 let grants = spec.grants.describe();
-                let result = host.load(spec).and_then(|p| {
-                    p.instantiate()?;
-                    Ok(format!(
+                // The path a run and a reload take: load, canary, start.
+                let result = Candidate::build(&host, &spec).map(|c| {
+                    format!(
                         " ({}, {} KiB, grants: {grants})",
-                        p.version(),
-                        p.size / 1024
-                    ))
+                        c.plugin.version(),
+                        c.plugin.size / 1024
+                    )
                 });
                 report(
                     format!("transform `{name}`"),

@@ -1,9 +1,17 @@
-//! The control plane of a running pipeline: stop, pause, reload, rollback,
-//! and the live status that `/status` and `sluice ctl status` show.
+//! The control plane of a running pipeline: the stop, pause and reload
+//! flags, the commands each transform's stage takes between two batches
+//! (reload, shadow, promote, rollback), and the live status that `/status`
+//! and `sluice ctl status` show.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::mpsc::Sender as Reply;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::plugin::{Candidate, LoadedPlugin};
+use crate::shadow::AutoPromote;
 
 use serde::Serialize;
 
@@ -11,7 +19,8 @@ mod stats;
 
 pub use stats::{Stats, SwapTiming};
 
-/// The status of one transform.
+/// The status of one transform, as its stage publishes it (and the
+/// reloader, for a candidate it refused before it reached the stage).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TransformStatus {
     /// Transform name.
@@ -20,27 +29,69 @@ pub struct TransformStatus {
     pub live: String,
     /// Versions kept loaded for a rollback, oldest first.
     pub previous: Vec<String>,
+    /// A candidate waiting for its trial batch, if one is.
+    pub pending: Option<String>,
     /// Input records per version, in the order the versions went live.
     pub records_by_version: Vec<(String, u64)>,
     /// Why the last candidate was refused, if it was.
     pub last_refusal: Option<String>,
+    /// The version of the last candidate refused on its trial batch.
+    pub refused_version: Option<String>,
     /// The candidate running in shadow, and how its outcomes compare.
     pub shadow: Option<crate::shadow::ShadowReport>,
-    /// Set to promote the shadow at the next batch.
+    /// The versions kept loaded, the live one last (what a rollback
+    /// restarts, and what the reloader compares the files with).
     #[serde(skip)]
-    pub promote: bool,
+    pub loaded: Vec<Arc<LoadedPlugin>>,
 }
 
-/// A request to the reloader that needs an answer.
+impl TransformStatus {
+    /// The live version, if the stage has published one.
+    pub fn live_plugin(&self) -> Option<&Arc<LoadedPlugin>> {
+        self.loaded.last()
+    }
+}
+
+/// What a transform's stage is asked to do between two batches (or at
+/// once, when no batch is in flight). The stage is the only owner of its
+/// live version: every change of it goes through one of these.
 #[derive(Debug)]
-pub enum Request {
-    /// Make the previous version of a transform live again.
-    Rollback {
-        /// The transform.
-        transform: String,
-        /// The new live version, or why not.
-        reply: Sender<Result<String, String>>,
-    },
+pub enum Command {
+    /// A reloaded version: it becomes live after its first batch ran on it
+    /// without failing (its trial). A newer one replaces one still waiting.
+    Live(Candidate),
+    /// Run this candidate in shadow of the live version (replacing any).
+    Shadow(Candidate, Option<AutoPromote>),
+    /// Stop the shadow.
+    EndShadow,
+    /// Make the shadow live. Answers with its version, or why not.
+    Promote(Reply<Result<String, String>>),
+    /// Make the previous version live again, this candidate being a fresh
+    /// instance of it. Refused if the live version changed since the
+    /// candidate was made. Answers with the version now live, or why not.
+    Rollback(Candidate, Reply<Result<String, String>>),
+}
+
+/// How the rest of the process reaches one transform's stage.
+#[derive(Debug, Clone)]
+pub struct StageHandle {
+    /// The transform's name.
+    pub name: String,
+    commands: Sender<Command>,
+}
+
+impl StageHandle {
+    /// A handle sending to `commands`.
+    pub fn new(name: String, commands: Sender<Command>) -> Self {
+        StageHandle { name, commands }
+    }
+
+    /// Sends a command; an error means the stage's thread is gone.
+    pub fn send(&self, command: Command) -> Result<(), String> {
+        self.commands
+            .send(command)
+            .map_err(|_| format!("the thread of transform `{}` is gone", self.name))
+    }
 }
 
 /// Shared by the pipeline threads, the signal handler and the admin API.
@@ -55,21 +106,13 @@ pub struct Control {
     /// Live counters.
     pub stats: Stats,
     transforms: Mutex<Vec<TransformStatus>>,
-    requests: Mutex<Option<Sender<Request>>>,
-    /// What the transform threads changed on their own, in order, for the
-    /// reloader: (transform index, change).
-    live_changes: Mutex<Vec<(usize, LiveChange)>>,
+    stages: Mutex<Vec<StageHandle>>,
 }
 
-/// A change of the live version made by a transform thread, not by the
-/// reloader.
-#[derive(Debug)]
-pub(crate) enum LiveChange {
-    /// The shadow was promoted: this version is live now.
-    Promoted(std::sync::Arc<crate::plugin::LoadedPlugin>),
-    /// The candidate of this version failed its trial batch: it never went live.
-    TrialFailed(String),
-}
+/// How long an operator's command waits for its stage: a stage answers
+/// between two batches, so at most one batch (bounded by the plugin's
+/// deadline) late.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 impl Control {
     /// A fresh control plane.
@@ -87,58 +130,64 @@ impl Control {
         self.transforms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A transform thread changed what is live.
-    pub(crate) fn report(&self, stage: usize, change: LiveChange) {
-        self.live_changes
+    /// The running stages, in chain order (none when no run is going on).
+    pub fn stages(&self) -> Vec<StageHandle> {
+        self.stages
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((stage, change));
+            .clone()
     }
 
-    /// The changes reported since the last call, in order.
-    pub(crate) fn take_live_changes(&self) -> Vec<(usize, LiveChange)> {
-        std::mem::take(&mut *self.live_changes.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Sets the stages of the run starting (or none when it ended).
+    pub(crate) fn set_stages(&self, stages: Vec<StageHandle>) {
+        *self.stages.lock().unwrap_or_else(|p| p.into_inner()) = stages;
     }
 
-    /// Where requests for the reloader go, while it runs.
-    pub(crate) fn set_requests(&self, tx: Option<Sender<Request>>) {
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = tx;
-    }
-
-    /// Asks for the shadow of `transform` to become live at its next batch.
-    pub fn promote(&self, transform: &str) -> Result<String, String> {
-        let mut ts = self.transforms();
-        let t = ts
-            .iter_mut()
-            .find(|t| t.name == transform)
-            .ok_or_else(|| format!("no transform named `{transform}`"))?;
-        let Some(shadow) = &t.shadow else {
-            return Err(format!("transform `{transform}` has no shadow"));
-        };
-        t.promote = true;
-        Ok(shadow.version.clone())
-    }
-
-    /// Asks the reloader to roll `transform` back to its previous version;
-    /// waits for the answer.
-    pub fn rollback(&self, transform: &str) -> Result<String, String> {
-        let (reply, answer) = std::sync::mpsc::channel();
-        let sent = self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|tx| {
-                tx.send(Request::Rollback {
-                    transform: transform.to_string(),
-                    reply,
-                })
-            });
-        match sent {
-            Some(Ok(())) => answer
-                .recv_timeout(std::time::Duration::from_secs(30))
-                .map_err(|_| "the reloader did not answer".to_string())?,
-            _ => Err("the pipeline has no transforms or is not running".into()),
+    fn stage(&self, transform: &str) -> Result<(usize, StageHandle), String> {
+        let stages = self.stages();
+        if stages.is_empty() {
+            return Err("the pipeline has no transforms or is not running".into());
         }
+        stages
+            .into_iter()
+            .enumerate()
+            .find(|(_, s)| s.name == transform)
+            .ok_or_else(|| format!("no transform named `{transform}`"))
+    }
+
+    /// Makes the shadow of `transform` live, between two batches; waits for
+    /// the stage's answer (the version now live).
+    pub fn promote(&self, transform: &str) -> Result<String, String> {
+        let (_, stage) = self.stage(transform)?;
+        let (reply, answer) = std::sync::mpsc::channel();
+        stage.send(Command::Promote(reply))?;
+        answer
+            .recv_timeout(ANSWER_WITHIN)
+            .map_err(|_| format!("transform `{transform}` did not answer"))?
+    }
+
+    /// Makes the previous version of `transform` live again, between two
+    /// batches. Its instance is started here, off the record path; waits
+    /// for the stage's answer (the version now live).
+    pub fn rollback(&self, transform: &str) -> Result<String, String> {
+        let (i, stage) = self.stage(transform)?;
+        let previous = {
+            let ts = self.transforms();
+            let loaded = ts.get(i).map(|t| t.loaded.as_slice()).unwrap_or_default();
+            match loaded {
+                [.., previous, _live] => previous.clone(),
+                _ => {
+                    return Err(format!(
+                        "transform `{transform}` has no earlier version loaded"
+                    ));
+                }
+            }
+        };
+        let candidate = Candidate::restart(previous).map_err(|e| e.to_string())?;
+        let (reply, answer) = std::sync::mpsc::channel();
+        stage.send(Command::Rollback(candidate, reply))?;
+        answer
+            .recv_timeout(ANSWER_WITHIN)
+            .map_err(|_| format!("transform `{transform}` did not answer"))?
     }
 }

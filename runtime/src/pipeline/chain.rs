@@ -228,7 +228,8 @@ mod tests {
                 canary: None,
             })
             .unwrap();
-        TransformSlot::new(Arc::new(plugin)).unwrap()
+        let c = crate::plugin::Candidate::restart(Arc::new(plugin)).unwrap();
+        TransformSlot::with_instance(c.plugin, c.instance)
     }
 
     fn record(i: i64) -> Record<'static> {

@@ -2,10 +2,12 @@
 //! letters, checkpoints after each committed batch, a graceful stop.
 //!
 //! One thread per stage: the source reads and encodes batches; each
-//! transform runs on a thread of its own (`chain::run_stage`); the calling
-//! thread writes the sink and the dead-letter sink, then saves the
-//! checkpoint (`commit`). Channels hold at most `runtime.channel_capacity`
-//! batches, so a slow sink slows the source.
+//! transform runs on a thread of its own, owned by its `stage` (the one
+//! owner of the transform's live version, taking commands between two
+//! batches); the calling thread writes the sink and the dead-letter sink,
+//! then saves the checkpoint (`commit`). Channels hold at most
+//! `runtime.channel_capacity` batches, so a slow sink slows the source.
+//! [`run`] only wires these threads, the reloader and the stop watch.
 
 mod chain;
 pub mod checkpoint;
@@ -13,6 +15,7 @@ mod commit;
 pub mod dead_letter;
 mod profile;
 pub mod run_lock;
+mod stage;
 mod summary;
 
 use profile::Clocks;
@@ -20,22 +23,22 @@ pub use profile::{Profile, StageProfile};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
-pub(crate) use crate::control::LiveChange;
-pub use crate::control::{Control, Request, Stats, SwapTiming, TransformStatus};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+pub use crate::control::{Command, Control, StageHandle, Stats, SwapTiming, TransformStatus};
 pub use chain::{Processed, run_stage};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpoints};
 pub use dead_letter::{DeadLetter, Kind};
 pub use summary::{PluginSummary, Summary};
 
 use crate::config::Pipeline;
-use crate::plugin::{LoadedPlugin, PluginError, PluginHost, TransformSlot, plugin_specs};
-use crate::reload::{Reloader, StageMsg};
-use crate::shadow::{Shadow, ShadowReport};
+use crate::plugin::{Candidate, PluginError, PluginHost, TransformSlot, plugin_specs};
+use crate::reload::Reloader;
 use crate::sinks::{self, SinkConfig, SinkError};
 use crate::sources::{self, SourceBatch, SourceError, Stopped};
+use stage::Stage;
 
 /// A pipeline run that failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +70,9 @@ pub struct Prepared {
     /// The plugin host (keeps the engine alive; the reloader loads
     /// candidates with it).
     pub host: Arc<PluginHost>,
-    /// The loaded plugins, in chain order.
-    pub plugins: Vec<Arc<LoadedPlugin>>,
-    /// One started instance per plugin.
-    pub slots: Vec<TransformSlot>,
+    /// The first version of each transform, in chain order: built,
+    /// canary-checked and started like any later version.
+    pub first: Vec<Candidate>,
     /// The dead-letter sink config actually used.
     pub dead_letter: SinkConfig,
 }
@@ -87,23 +89,19 @@ pub fn dead_letter_config(p: &Pipeline) -> SinkConfig {
     })
 }
 
-/// Loads every plugin and starts one instance of each.
+/// Builds the first version of every transform (the candidate path a
+/// reload takes too: load, canary, start).
 pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {
     let host = Arc::new(PluginHost::new(Some(pipeline.cache_dir.clone()))?);
-    let mut plugins = Vec::new();
-    let mut slots = Vec::new();
-    for spec in plugin_specs(&pipeline) {
-        let plugin = Arc::new(host.load(spec)?);
-        crate::plugin::check_canary_of(&plugin)?;
-        slots.push(TransformSlot::new(plugin.clone())?);
-        plugins.push(plugin);
-    }
+    let first = plugin_specs(&pipeline)
+        .iter()
+        .map(|spec| Candidate::build(&host, spec))
+        .collect::<Result<Vec<_>, _>>()?;
     let dead_letter = dead_letter_config(&pipeline);
     Ok(Prepared {
         pipeline,
         host,
-        plugins,
-        slots,
+        first,
         dead_letter,
     })
 }
@@ -122,6 +120,16 @@ struct SetOnDrop<'a>(&'a AtomicBool);
 impl Drop for SetOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Forgets the run's stages when dropped: after the run, commands to a
+/// transform are refused instead of going to a thread that is gone.
+struct ClearStages<'a>(&'a Control);
+
+impl Drop for ClearStages<'_> {
+    fn drop(&mut self) {
+        self.0.set_stages(Vec::new());
     }
 }
 
@@ -163,9 +171,8 @@ pub fn run(
     let Prepared {
         pipeline,
         host,
-        slots,
+        first,
         dead_letter,
-        ..
     } = prepared;
     let rt = &pipeline.config.runtime;
     let store = Checkpoints::open(&pipeline.state_dir)?;
@@ -205,17 +212,13 @@ pub fn run(
     } else if let Some(c) = &checkpoint {
         tracing::info!(pipeline = %pipeline.name, position = %c.source, records = c.records, "resuming from checkpoint");
     }
-    *control.transforms() = slots
+    *control.transforms() = first
         .iter()
-        .map(|s| TransformStatus {
-            name: s.plugin().name().to_string(),
-            live: s.plugin().version().to_string(),
-            records_by_version: s.records_by_version.clone(),
+        .map(|c| TransformStatus {
+            name: c.plugin.name().to_string(),
             ..Default::default()
         })
         .collect();
-    let initial_plugins: Vec<Arc<LoadedPlugin>> =
-        slots.iter().map(|s| s.plugin().clone()).collect();
     let total = source.size_hint();
     observer.start(total, 0);
 
@@ -227,11 +230,10 @@ pub fn run(
     let watch = rt.watch;
     let interrupter = host.clone();
     let reload_pipeline = pipeline.clone();
-    let clocks = &Clocks::new(slots.len());
+    let clocks = &Clocks::new(first.len());
     let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
         let _done_on_exit = SetOnDrop(&done);
-        let (to_first, mut upstream): (SyncSender<InFlight>, Receiver<InFlight>) =
-            sync_channel(capacity);
+        let (to_first, mut upstream): (Sender<InFlight>, Receiver<InFlight>) = bounded(capacity);
         // A stop interrupts the plugin calls in progress instead of
         // waiting for them (a plugin can take up to its deadline).
         std::thread::Builder::new()
@@ -274,130 +276,30 @@ pub fn run(
         // One thread per transform: on 2 cores the stages, the source and
         // the sink share the CPU instead of queueing behind one thread.
         let mut stage_threads = Vec::new();
-        let mut swap_senders = Vec::new();
-        for (stage, mut slot) in slots.into_iter().enumerate() {
-            let (tx, rx): (SyncSender<InFlight>, Receiver<InFlight>) = sync_channel(capacity);
-            let (swap_tx, messages) = std::sync::mpsc::channel::<StageMsg>();
-            swap_senders.push(swap_tx);
+        let mut handles = Vec::new();
+        for (index, candidate) in first.into_iter().enumerate() {
+            let (tx, rx): (Sender<InFlight>, Receiver<InFlight>) = bounded(capacity);
+            let (commands_tx, commands) = unbounded::<Command>();
+            handles.push(StageHandle::new(
+                candidate.plugin.name().to_string(),
+                commands_tx,
+            ));
             let input = std::mem::replace(&mut upstream, rx);
+            let stage = Stage::start(index, candidate, control);
+            let clock = &clocks.stages[index];
             let handle = std::thread::Builder::new()
-                .name(format!("sluice-t{stage}"))
-                .spawn_scoped(scope, move || {
-                    let mut shadow: Option<Shadow> = None;
-                    let mut pending: Option<crate::reload::Swap> = None;
-                    let clock = &clocks.stages[stage];
-                    let mut t = Instant::now();
-                    while let Ok((batch, mut processed)) = input.recv() {
-                        t = clock.waiting_in.add_since(t);
-                        // Between two batches: take what the reloader sent.
-                        let mut retired = Vec::new();
-                        while let Ok(msg) = messages.try_recv() {
-                            match msg {
-                                // The newest candidate wins; it goes live once it
-                                // has run a batch without failing.
-                                StageMsg::Live(swap) => pending = Some(swap),
-                                StageMsg::Shadow(swap, auto) => {
-                                    let report = ShadowReport { version: swap.plugin.version().to_string(), ..Default::default() };
-                                    shadow = Some(Shadow {
-                                        slot: TransformSlot::with_instance(swap.plugin, swap.instance),
-                                        report,
-                                        auto,
-                                    });
-                                }
-                                StageMsg::EndShadow => shadow = None,
-                            }
-                        }
-                        let promote = control.transforms().get_mut(stage).is_some_and(|st| std::mem::take(&mut st.promote));
-                        if shadow.as_ref().is_some_and(|s| promote || s.ready_to_promote())
-                            && let Some(s) = shadow.take()
-                        {
-                            tracing::info!(transform = %slot.plugin().name(), version = %s.report.version, compared = s.report.compared, differing = s.report.differing, "promoting the shadow");
-                            let (plugin, instance) = s.slot.into_parts();
-                            match instance.map(Ok).unwrap_or_else(|| plugin.instantiate()) {
-                                Ok(instance) => {
-                                    control.report(stage, LiveChange::Promoted(plugin.clone()));
-                                    retired.extend(swap_in(&mut slot, plugin, instance, Instant::now(), stats));
-                                }
-                                Err(e) => tracing::error!(error = %e, "cannot start the shadow to promote it"),
-                            }
-                        }
-                        let mut ran = None;
-                        if !processed.spans.is_empty()
-                            && let Some(swap) = pending.take()
-                        {
-                            let data = processed.data.as_ref().unwrap_or(&batch.data);
-                            let mut trial = TransformSlot::with_instance(swap.plugin.clone(), swap.instance);
-                            match trial.try_once(data, &processed.spans) {
-                                Ok(out) => {
-                                    let (plugin, instance) = trial.into_parts();
-                                    if let Some(instance) = instance {
-                                        retired.extend(swap_in(&mut slot, plugin, instance, swap.ready_at, stats));
-                                        // The trial counted its records on the new version.
-                                        if let Some((_, n)) = slot.records_by_version.last_mut() {
-                                            *n += processed.spans.len() as u64;
-                                        }
-                                        ran = Some(out);
-                                    }
-                                }
-                                // Interrupted by a stop: not the candidate's fault.
-                                Err(crate::plugin::CallError::Stopped) => {}
-                                Err(e) => {
-                                    stats.reload_failures.fetch_add(1, Ordering::Relaxed);
-                                    control.report(stage, LiveChange::TrialFailed(swap.plugin.version().to_string()));
-                                    let why = format!("version {} failed its first batch: {e}", swap.plugin.version());
-                                    tracing::error!(transform = %slot.plugin().name(), error = %why, "candidate refused; the running version stays live");
-                                    if let Some(st) = control.transforms().get_mut(stage) {
-                                        st.last_refusal = Some(why);
-                                    }
-                                }
-                            }
-                        }
-                        let swapped = !retired.is_empty();
-                        let inputs = processed.spans.len() as u64;
-                        run_stage(&mut slot, shadow.as_mut(), stage, &batch, &mut processed, ran);
-                        if processed.abandoned {
-                            // Stopping: neither this batch nor any after it
-                            // may reach the sink, or the checkpoint would
-                            // move past it.
-                            tracing::info!(transform = %slot.plugin().name(), "stopping: the batch in the plugin was interrupted; the next run reads it again");
-                            break;
-                        }
-                        metrics::counter!(
-                            "plugin_records_total",
-                            "transform" => slot.plugin().name().to_string(),
-                            "version" => slot.plugin().version().to_string()
-                        )
-                        .increment(inputs);
-                        if let Some(st) = control.transforms().get_mut(stage) {
-                            if swapped {
-                                st.live = slot.plugin().version().to_string();
-                                st.previous = slot
-                                    .previous()
-                                    .iter()
-                                    .map(|p| p.version().to_string())
-                                    .collect();
-                            }
-                            st.records_by_version.clone_from(&slot.records_by_version);
-                            st.shadow = shadow.as_ref().map(|s| s.report.clone());
-                        }
-                        t = clock.work.add_since(t);
-                        if tx.send((batch, processed)).is_err() {
-                            break;
-                        }
-                        t = clock.waiting_out.add_since(t);
-                        drop(retired);
-                    }
-                    slot
-                })
+                .name(format!("sluice-t{index}"))
+                .spawn_scoped(scope, move || stage.run(input, tx, commands, clock))
                 .map_err(|e| RunError::Internal(format!("cannot start a transform thread: {e}")))?;
             stage_threads.push(handle);
         }
-        if !swap_senders.is_empty() {
+        control.set_stages(handles.clone());
+        let _no_stages_on_exit = ClearStages(control);
+        if !handles.is_empty() {
             let reloader = Reloader {
                 pipeline: reload_pipeline,
                 host: host.clone(),
-                swaps: swap_senders,
-                live: initial_plugins,
+                stages: handles,
                 done: &done,
                 control,
                 watch,
@@ -461,40 +363,4 @@ pub fn run(
         stop.load(Ordering::Relaxed),
         committed_before,
     ))
-}
-
-/// Makes a version live in `slot` (between batches), records the pause.
-fn swap_in(
-    slot: &mut TransformSlot,
-    plugin: Arc<LoadedPlugin>,
-    instance: crate::plugin::PluginInstance,
-    ready_at: Instant,
-    stats: &Stats,
-) -> Option<crate::plugin::PluginInstance> {
-    let paused = Instant::now();
-    let from = slot.plugin().version().to_string();
-    let retired = slot.swap(plugin, instance);
-    let pause = paused.elapsed();
-    stats.reloads.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("reloads_total", "transform" => slot.plugin().name().to_string())
-        .increment(1);
-    stats
-        .swaps
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(SwapTiming {
-            transform: slot.plugin().name().to_string(),
-            version: slot.plugin().version().to_string(),
-            at: Instant::now(),
-            pause,
-        });
-    tracing::info!(
-        transform = %slot.plugin().name(),
-        from = %from,
-        to = %slot.plugin().version(),
-        pause_us = pause.as_micros() as u64,
-        ready_to_live_us = ready_at.elapsed().as_micros() as u64,
-        "new version live"
-    );
-    retired
 }

@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub(crate) mod cache;
+mod candidate;
 mod error;
 pub mod golden;
 pub(crate) mod host;
@@ -16,6 +17,7 @@ pub mod untrusted;
 pub(crate) mod wat_tests;
 
 pub use cache::content_hash;
+pub use candidate::Candidate;
 pub use error::{CallError, PluginError};
 pub use host::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec};
 pub use sandbox::{Grants, Limits};

@@ -55,14 +55,7 @@ pub struct TransformSlot {
 }
 
 impl TransformSlot {
-    /// A slot with a first instance already started (so that `init`
-    /// problems show at start).
-    pub fn new(plugin: Arc<LoadedPlugin>) -> Result<Self, super::PluginError> {
-        let instance = plugin.instantiate()?;
-        Ok(Self::with_instance(plugin, instance))
-    }
-
-    /// A slot around an instance started elsewhere (a reload candidate).
+    /// A slot around a started instance (a [`super::Candidate`]'s).
     pub fn with_instance(plugin: Arc<LoadedPlugin>, instance: PluginInstance) -> Self {
         TransformSlot {
             records_by_version: vec![(plugin.version().to_string(), 0)],
@@ -104,6 +97,22 @@ impl TransformSlot {
         if self.previous.len() > Self::HISTORY {
             self.previous.remove(0);
         }
+        self.records_by_version
+            .push((self.plugin.version().to_string(), 0));
+        old_instance
+    }
+
+    /// Makes the newest kept version live again with `instance`, a fresh
+    /// instance of it (the caller checked it is). The version rolled back
+    /// from is not kept: a second rollback goes one version further back.
+    /// Returns the old instance, for the caller to drop off the pause;
+    /// with no version kept, nothing changes and `instance` comes back.
+    pub fn roll_back(&mut self, instance: PluginInstance) -> Option<PluginInstance> {
+        let Some(previous) = self.previous.pop() else {
+            return Some(instance);
+        };
+        self.plugin = previous;
+        let old_instance = self.instance.replace(instance);
         self.records_by_version
             .push((self.plugin.version().to_string(), 0));
         old_instance

@@ -1,39 +1,36 @@
 //! Hot reload: watch the plugin files and the pipeline file, build a
-//! candidate version off the record path, and hand it to its transform
-//! thread, which swaps it in between two batches.
+//! candidate version off the record path, and hand it to its transform's
+//! stage, which tries it on its next batch and swaps it in between two
+//! batches.
 //!
 //! A candidate goes live only if it loads (a complete, valid component of
-//! the right world) and its `init` succeeds with its config. Otherwise the
-//! running version stays live and the refusal is logged and counted. A
+//! the right world), its `init` succeeds with its config and its canary
+//! records pass, then its trial batch. Otherwise the running version stays
+//! live and the refusal is logged, counted and shown in the status. A
 //! pipeline-file change that cannot be applied live (source, sink,
 //! dead-letter sink, runtime settings, or the list of transforms) is refused
 //! as a whole, never half applied.
+//!
+//! The reloader knows files, not live versions: which version is live, kept
+//! for a rollback, on trial or in shadow is the stage's to know
+//! (`pipeline/stage.rs`). The reloader remembers, per transform, what it
+//! last built from the files, so that it acts on changes only.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::config::Pipeline;
 use crate::config::toml_to_json;
-use crate::control::{Control, LiveChange, Request};
-use crate::plugin::{LoadedPlugin, PluginHost, PluginInstance, PluginSpec, plugin_specs};
+use crate::control::{Command, Control, StageHandle};
+use crate::plugin::{Candidate, PluginHost, PluginSpec, plugin_specs};
 use crate::shadow::AutoPromote;
-
-/// What the reloader tells a transform thread.
-pub enum StageMsg {
-    /// Make this version live at the next batch.
-    Live(Swap),
-    /// Run this candidate in shadow (replacing any shadow).
-    Shadow(Swap, Option<AutoPromote>),
-    /// Stop the shadow.
-    EndShadow,
-}
 
 /// A transform's shadow as configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,47 +68,51 @@ pub fn shadow_specs(p: &Pipeline) -> Vec<Option<ShadowSpec>> {
         .collect()
 }
 
-/// A started candidate for one transform, ready to be swapped in.
-pub struct Swap {
-    /// The new version.
-    pub plugin: Arc<LoadedPlugin>,
-    /// Its started instance (`init` done).
-    pub instance: PluginInstance,
-    /// When the candidate was ready (to measure the time to go live).
-    pub ready_at: Instant,
-}
-
 /// What the reloader needs.
 pub struct Reloader<'a> {
     /// The running pipeline (its file is watched).
     pub pipeline: Pipeline,
     /// The plugin host shared with the transform threads.
     pub host: Arc<PluginHost>,
-    /// One sender per transform thread, in chain order.
-    pub swaps: Vec<Sender<StageMsg>>,
-    /// The live version of each transform at start.
-    pub live: Vec<Arc<LoadedPlugin>>,
+    /// The transforms' stages, in chain order.
+    pub stages: Vec<StageHandle>,
     /// Set when the run is over.
     pub done: &'a AtomicBool,
-    /// Reload requests, rollbacks, status.
+    /// The reload flag, the counters and the status.
     pub control: &'a Control,
     /// Watch files (else only SIGHUP and `POST /reload` reload).
     pub watch: bool,
 }
 
-/// The live state of one transform as the reloader knows it.
-struct Live {
+/// What the reloader knows of one transform: what the files say, and what
+/// it last built from them.
+struct Watched {
+    /// The transform's spec as the pipeline file gives it now.
     spec: PluginSpec,
-    file_hash: Option<String>,
-    /// The versions that went live, the live one last.
-    history: Vec<Arc<LoadedPlugin>>,
-    /// A spec from a changed pipeline file, not live yet.
-    wanted: Option<PluginSpec>,
+    /// The spec and file hash of the last version built (at first, the
+    /// version loaded at start): the same again is not rebuilt.
+    built: (PluginSpec, Option<String>),
+    /// The version last sent to the stage, until it went live or was
+    /// refused on its trial batch.
+    sent: Option<String>,
     /// The configured shadow.
     shadow: Option<ShadowSpec>,
     /// The shadow must be (re)built and sent, or ended.
     shadow_dirty: bool,
     shadow_hash: Option<String>,
+}
+
+impl Watched {
+    fn new(spec: PluginSpec, loaded_hash: Option<String>, shadow: Option<ShadowSpec>) -> Self {
+        Watched {
+            built: (spec.clone(), loaded_hash),
+            spec,
+            sent: None,
+            shadow_dirty: shadow.is_some(),
+            shadow_hash: None,
+            shadow,
+        }
+    }
 }
 
 fn file_hash(path: &Path) -> Option<String> {
@@ -121,36 +122,35 @@ fn file_hash(path: &Path) -> Option<String> {
 }
 
 impl Reloader<'_> {
-    /// Runs until `stop` is set or the transform threads are gone.
+    /// Runs until the run is over.
     pub fn run(self) {
         let Reloader {
             pipeline,
             host,
-            swaps,
-            live: initial,
+            stages,
             done,
             control,
             watch,
         } = self;
         let stats = &control.stats;
-        let mut live: Vec<Live> = plugin_specs(&pipeline)
+        let loaded: Vec<Option<String>> = {
+            let ts = control.transforms();
+            (0..stages.len())
+                .map(|i| {
+                    ts.get(i)
+                        .and_then(|t| t.live_plugin())
+                        .map(|p| p.content_hash().to_string())
+                })
+                .collect()
+        };
+        let mut live: Vec<Watched> = plugin_specs(&pipeline)
             .into_iter()
-            .zip(initial)
+            .zip(loaded)
             .zip(shadow_specs(&pipeline))
-            .map(|((spec, plugin), shadow)| Live {
-                // What was loaded, not what is on disk now: a change made
-                // before the watcher was ready is found by the first pass.
-                file_hash: Some(plugin.content_hash().to_string()),
-                spec,
-                history: vec![plugin],
-                wanted: None,
-                shadow_dirty: shadow.is_some(),
-                shadow_hash: None,
-                shadow,
-            })
+            // What was loaded, not what is on disk now: a change made
+            // before the watcher was ready is found by the first pass.
+            .map(|((spec, hash), shadow)| Watched::new(spec, hash, shadow))
             .collect();
-        let (request_tx, requests) = std::sync::mpsc::channel::<Request>();
-        control.set_requests(Some(request_tx));
         let (tx, events) = std::sync::mpsc::channel::<DebounceEventResult>();
         let mut debouncer = None;
         if watch {
@@ -162,7 +162,7 @@ impl Reloader<'_> {
             }
         }
         let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut rewatch = |live: &[Live], debouncer: &mut Option<_>| {
+        let mut rewatch = |live: &[Watched], debouncer: &mut Option<_>| {
             let Some(d) = debouncer.as_mut() else { return };
             let d: &mut notify_debouncer_full::Debouncer<_, _> = d;
             let dirs = live
@@ -188,32 +188,27 @@ impl Reloader<'_> {
         };
         rewatch(&live, &mut debouncer);
         let pipeline_path = std::path::absolute(&pipeline.path).unwrap_or(pipeline.path.clone());
+        let refuse = |i: usize, why: String| {
+            stats.reload_failures.fetch_add(1, Ordering::Relaxed);
+            if let Some(st) = control.transforms().get_mut(i) {
+                st.last_refusal = Some(why);
+            }
+        };
         // The first pass checks everything once the watches are set.
         let mut first_pass = true;
         while !done.load(Ordering::Relaxed) {
-            for (i, change) in control.take_live_changes() {
-                let Some(l) = live.get_mut(i) else { continue };
-                match change {
-                    // A promoted shadow is live now: a rollback returns to
-                    // the version before it.
-                    LiveChange::Promoted(plugin) => {
-                        l.history.push(plugin);
-                        if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
-                            l.history.remove(0);
+            // A version refused on its trial batch was not applied: the
+            // same files may be tried again.
+            {
+                let ts = control.transforms();
+                for (l, st) in live.iter_mut().zip(ts.iter()) {
+                    if l.sent.is_some() && l.sent == st.refused_version {
+                        l.sent = None;
+                        if let Some(p) = st.live_plugin() {
+                            l.built = (p.spec().clone(), Some(p.content_hash().to_string()));
                         }
-                    }
-                    // A candidate refused on its trial batch never went live:
-                    // what is live is the version before it.
-                    LiveChange::TrialFailed(version) => {
-                        if l.history.len() > 1
-                            && l.history.last().is_some_and(|p| p.version() == version)
-                        {
-                            l.history.pop();
-                            if let Some(p) = l.history.last() {
-                                l.spec = p.spec().clone();
-                                l.file_hash = Some(p.content_hash().to_string());
-                            }
-                        }
+                    } else if l.sent.as_deref() == Some(st.live.as_str()) {
+                        l.sent = None;
                     }
                 }
             }
@@ -221,42 +216,23 @@ impl Reloader<'_> {
                 if !std::mem::take(&mut l.shadow_dirty) {
                     continue;
                 }
-                let msg = match &l.shadow {
-                    None => StageMsg::EndShadow,
-                    Some(s) => match candidate(&host, &s.spec) {
-                        Ok(swap) => {
-                            tracing::info!(transform = %l.spec.name, version = %swap.plugin.version(), "shadow candidate ready");
+                let command = match &l.shadow {
+                    None => Command::EndShadow,
+                    Some(s) => match Candidate::build(&host, &s.spec) {
+                        Ok(c) => {
+                            tracing::info!(transform = %l.spec.name, version = %c.plugin.version(), "shadow candidate ready");
                             l.shadow_hash = file_hash(&s.spec.path);
-                            StageMsg::Shadow(swap, s.auto)
+                            Command::Shadow(c, s.auto)
                         }
                         Err(e) => {
-                            stats.reload_failures.fetch_add(1, Ordering::Relaxed);
                             tracing::error!(transform = %l.spec.name, error = %e, "shadow candidate refused");
-                            if let Some(st) = control.transforms().get_mut(i) {
-                                st.last_refusal = Some(e.to_string());
-                            }
+                            refuse(i, e.to_string());
                             continue;
                         }
                     },
                 };
-                if swaps[i].send(msg).is_err() {
-                    break;
-                }
-            }
-            while let Ok(req) = requests.try_recv() {
-                match req {
-                    Request::Rollback { transform, reply } => {
-                        let answer = rollback(&mut live, &swaps, &transform);
-                        match &answer {
-                            Ok(v) => {
-                                tracing::info!(transform = %transform, version = %v, "rolling back at the next batch");
-                            }
-                            Err(e) => {
-                                tracing::warn!(transform = %transform, error = %e, "rollback refused")
-                            }
-                        }
-                        let _ = reply.send(answer);
-                    }
+                if stages[i].send(command).is_err() {
+                    return;
                 }
             }
             let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
@@ -278,8 +254,7 @@ impl Reloader<'_> {
                         for ((l, spec), shadow) in live.iter_mut().zip(specs).zip(shadows) {
                             if l.spec != spec {
                                 touched.insert(spec.path.clone());
-                                // Live only if the candidate succeeds.
-                                l.wanted = Some(spec);
+                                l.spec = spec;
                             }
                             if l.shadow != shadow {
                                 l.shadow = shadow;
@@ -304,37 +279,30 @@ impl Reloader<'_> {
                 }
             }
             for (i, l) in live.iter_mut().enumerate() {
-                let target = l.wanted.take().unwrap_or_else(|| l.spec.clone());
-                if !all && !touched.contains(&target.path) && !touched.contains(&l.spec.path) {
+                if !all && !touched.contains(&l.spec.path) && !touched.contains(&l.built.0.path) {
                     continue;
                 }
-                let hash = file_hash(&target.path);
-                if target == l.spec && hash.is_some() && hash == l.file_hash {
+                let target = (l.spec.clone(), file_hash(&l.spec.path));
+                if target.1.is_some() && target == l.built {
                     continue; // Same file, same config: nothing to do.
                 }
-                match candidate(&host, &target) {
-                    Ok(swap) => {
-                        tracing::info!(transform = %l.spec.name, version = %swap.plugin.version(), "candidate ready; swapping it in at the next batch");
-                        l.spec = target;
-                        l.file_hash = hash;
-                        l.history.push(swap.plugin.clone());
-                        if l.history.len() > crate::plugin::TransformSlot::HISTORY + 1 {
-                            l.history.remove(0);
-                        }
+                match Candidate::build(&host, &target.0) {
+                    Ok(c) => {
+                        tracing::info!(transform = %l.spec.name, version = %c.plugin.version(), "candidate ready; trying it on the next batch");
+                        l.built = target;
+                        l.sent = Some(c.plugin.version().to_string());
                         if let Some(st) = control.transforms().get_mut(i) {
                             st.last_refusal = None;
+                            st.refused_version = None;
                         }
-                        if swaps[i].send(StageMsg::Live(swap)).is_err() {
-                            break;
+                        if stages[i].send(Command::Live(c)).is_err() {
+                            return;
                         }
                     }
                     Err(e) => {
-                        stats.reload_failures.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("reload_failures_total", "transform" => l.spec.name.clone()).increment(1);
                         tracing::error!(transform = %l.spec.name, error = %e, "candidate refused; the running version stays live");
-                        if let Some(st) = control.transforms().get_mut(i) {
-                            st.last_refusal = Some(e.to_string());
-                        }
+                        refuse(i, e.to_string());
                     }
                 }
             }
@@ -368,53 +336,6 @@ fn recv(events: &Receiver<DebounceEventResult>) -> Option<BTreeSet<PathBuf>> {
     }
 }
 
-/// Swaps the previous version of `transform` back in (a fresh instance of
-/// it, started off the record path).
-fn rollback(
-    live: &mut [Live],
-    swaps: &[Sender<StageMsg>],
-    transform: &str,
-) -> Result<String, String> {
-    let i = live
-        .iter()
-        .position(|l| l.spec.name == transform)
-        .ok_or_else(|| format!("no transform named `{transform}`"))?;
-    let l = &mut live[i];
-    if l.history.len() < 2 {
-        return Err(format!(
-            "transform `{transform}` has no earlier version loaded"
-        ));
-    }
-    let previous = l.history[l.history.len() - 2].clone();
-    let instance = previous.instantiate().map_err(|e| e.to_string())?;
-    let version = previous.version().to_string();
-    l.history.pop();
-    // The rolled-back version and its config are live now; the files on
-    // disk are applied again only when they change (or on a reload).
-    l.spec = previous.spec().clone();
-    l.file_hash = file_hash(&l.spec.path);
-    swaps[i]
-        .send(StageMsg::Live(Swap {
-            plugin: previous,
-            instance,
-            ready_at: Instant::now(),
-        }))
-        .map_err(|_| "the transform thread is gone".to_string())?;
-    Ok(version)
-}
-
-/// Loads and starts a candidate off the record path.
-fn candidate(host: &PluginHost, spec: &PluginSpec) -> Result<Swap, crate::plugin::PluginError> {
-    let plugin = Arc::new(host.load(spec.clone())?);
-    crate::plugin::check_canary_of(&plugin)?;
-    let instance = plugin.instantiate()?;
-    Ok(Swap {
-        plugin,
-        instance,
-        ready_at: Instant::now(),
-    })
-}
-
 /// What a re-read pipeline file changes: the transforms' new specs and
 /// shadows, or `None` when nothing changed.
 type Reread = Option<(Vec<PluginSpec>, Vec<Option<ShadowSpec>>)>;
@@ -422,7 +343,7 @@ type Reread = Option<(Vec<PluginSpec>, Vec<Option<ShadowSpec>>)>;
 /// Re-reads the pipeline file. `Ok(Some(specs))`: the transforms' new specs
 /// (only transforms may change live); `Ok(None)`: unchanged; `Err`: the
 /// change is refused, with the reason.
-fn reload_pipeline(running: &Pipeline, live: &[Live]) -> Result<Reread, String> {
+fn reload_pipeline(running: &Pipeline, live: &[Watched]) -> Result<Reread, String> {
     let mut new = Pipeline::load(&running.path)
         .map_err(|e| format!("pipeline file not applied, the running configuration stays: {e}"))?;
     // What the command line changed is not a change of the file.
@@ -499,19 +420,11 @@ path = "out.jsonl"
 "#;
 
     /// The reloader's view of a pipeline just started.
-    fn live_of(p: &Pipeline) -> Vec<Live> {
+    fn live_of(p: &Pipeline) -> Vec<Watched> {
         plugin_specs(p)
             .into_iter()
             .zip(shadow_specs(p))
-            .map(|(spec, shadow)| Live {
-                spec,
-                file_hash: None,
-                history: Vec::new(),
-                wanted: None,
-                shadow,
-                shadow_dirty: false,
-                shadow_hash: None,
-            })
+            .map(|(spec, shadow)| Watched::new(spec, None, shadow))
             .collect()
     }
 
@@ -519,7 +432,7 @@ path = "out.jsonl"
     fn reread(
         path: &Path,
         running: &Pipeline,
-        live: &[Live],
+        live: &[Watched],
         text: &str,
     ) -> Result<Reread, String> {
         std::fs::write(path, text).unwrap();
@@ -623,16 +536,14 @@ path = "out.jsonl"
     }
 
     /// The reloader's loop, run against files of WAT components (which
-    /// need the toolchain feature's component encoder).
+    /// need the toolchain feature's component encoder). The test plays the
+    /// stage: it receives the commands and publishes the status.
     #[cfg(feature = "toolchain")]
     mod running {
         use super::*;
+        use crate::control::TransformStatus;
         use crate::plugin::wat_tests::component;
-
-        /// The next message to the transform thread within `wait`, if any.
-        fn next_msg(rx: &Receiver<StageMsg>, wait: Duration) -> Option<StageMsg> {
-            rx.recv_timeout(wait).ok()
-        }
+        use std::time::Instant;
 
         /// Waits until `done` holds (the reloader polls every 100 ms), at most 10 s.
         fn eventually(done: impl Fn() -> bool) -> bool {
@@ -646,18 +557,22 @@ path = "out.jsonl"
             true
         }
 
-        fn live_version(msg: Option<StageMsg>) -> String {
-            match msg {
-                Some(StageMsg::Live(swap)) => swap.plugin.version().to_string(),
-                Some(StageMsg::Shadow(..)) => panic!("a shadow, not a live version"),
-                Some(StageMsg::EndShadow) => panic!("an end of shadow, not a live version"),
-                None => panic!("no message to the transform thread"),
+        /// The candidate of the next command, which must be `Live`.
+        fn live_candidate(rx: &crossbeam_channel::Receiver<Command>) -> Candidate {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Command::Live(c)) => c,
+                Ok(other) => panic!("{other:?}, not a live version"),
+                Err(_) => panic!("no command to the stage"),
             }
         }
 
+        /// No command within `wait`.
+        fn quiet(rx: &crossbeam_channel::Receiver<Command>, wait: Duration) -> bool {
+            rx.recv_timeout(wait).is_err()
+        }
+
         #[test]
-        fn the_reloader_swaps_in_a_new_file_keeps_the_live_version_for_a_broken_one_and_rolls_back()
-        {
+        fn the_reloader_sends_a_new_file_refuses_a_broken_one_and_retries_one_refused_on_trial() {
             let dir = tempfile::tempdir().unwrap();
             let wasm = dir.path().join("map.wasm");
             std::fs::write(&wasm, component("")).unwrap();
@@ -671,70 +586,73 @@ path = "out.jsonl"
             .unwrap();
             let running = Pipeline::load(&path).unwrap();
             let host = Arc::new(PluginHost::new(None).unwrap());
-            let first = Arc::new(host.load(plugin_specs(&running)[0].clone()).unwrap());
-            let first_version = first.version().to_string();
-            let (tx, rx) = std::sync::mpsc::channel();
+            let first = Candidate::build(&host, &plugin_specs(&running)[0]).unwrap();
+            let first_version = first.plugin.version().to_string();
+            let (tx, rx) = crossbeam_channel::unbounded();
             let done = AtomicBool::new(false);
             let control = Control::new();
-            control.transforms().push(crate::control::TransformStatus {
-                name: "map".into(),
-                ..Default::default()
-            });
+            // What the stage publishes at start.
+            let publish = |live: &Arc<crate::plugin::LoadedPlugin>| {
+                let mut ts = control.transforms();
+                ts.resize_with(1, TransformStatus::default);
+                ts[0].name = "map".into();
+                ts[0].live = live.version().to_string();
+                ts[0].loaded = vec![live.clone()];
+            };
+            publish(&first.plugin);
             std::thread::scope(|scope| {
                 scope.spawn(|| {
                     Reloader {
                         pipeline: running,
                         host: host.clone(),
-                        swaps: vec![tx],
-                        live: vec![first],
+                        stages: vec![StageHandle::new("map".into(), tx)],
                         done: &done,
                         control: &control,
                         watch: false,
                     }
                     .run()
                 });
-                let wait = Duration::from_secs(10);
                 // The first pass finds the file as it was loaded: nothing to do.
-                assert!(next_msg(&rx, Duration::from_millis(500)).is_none());
-                // Nothing to roll back to yet.
-                let refused = control.rollback("map").unwrap_err();
-                assert!(refused.contains("no earlier version"), "{refused}");
+                assert!(quiet(&rx, Duration::from_millis(500)));
 
-                // A new build of the file goes live.
+                // A new build of the file is sent to the stage.
                 std::fs::write(&wasm, component("(drop (i32.const 1))")).unwrap();
                 control.reload.store(true, Ordering::Relaxed);
-                let second = live_version(next_msg(&rx, wait));
-                assert_ne!(second, first_version);
+                let second = live_candidate(&rx);
+                assert_ne!(second.plugin.version(), first_version);
+                // Asked again with nothing changed: nothing is sent.
+                control.reload.store(true, Ordering::Relaxed);
+                assert!(quiet(&rx, Duration::from_millis(400)));
 
-                // A broken file is refused: no message, the refusal in status.
+                // The stage refuses it on its trial batch: a reload tries
+                // the same file again.
+                control.transforms()[0].refused_version = Some(second.plugin.version().to_string());
+                control.reload.store(true, Ordering::Relaxed);
+                let again = live_candidate(&rx);
+                assert_eq!(again.plugin.version(), second.plugin.version());
+                assert_eq!(control.transforms()[0].refused_version, None);
+                // This time it goes live.
+                publish(&again.plugin);
+
+                // A broken file is refused: nothing sent, the refusal in status.
                 std::fs::write(&wasm, b"\0asm broken").unwrap();
                 control.reload.store(true, Ordering::Relaxed);
                 let failures = || control.stats.reload_failures.load(Ordering::Relaxed);
                 assert!(eventually(|| failures() == 1), "{} failures", failures());
-                assert!(next_msg(&rx, Duration::from_millis(300)).is_none());
+                assert!(quiet(&rx, Duration::from_millis(300)));
                 let why = control.transforms()[0].last_refusal.clone().unwrap();
                 assert!(!why.is_empty());
                 // Asking again for the same broken file refuses it again.
                 control.reload.store(true, Ordering::Relaxed);
                 assert!(eventually(|| failures() == 2), "{} failures", failures());
-                assert!(next_msg(&rx, Duration::from_millis(300)).is_none());
+                assert!(quiet(&rx, Duration::from_millis(300)));
 
-                // A rollback returns to the first version, then there is none left.
-                assert_eq!(control.rollback("map"), Ok(first_version.clone()));
-                assert_eq!(live_version(next_msg(&rx, wait)), first_version);
-                assert!(control.rollback("map").is_err());
-                assert!(
-                    control
-                        .rollback("nope")
-                        .unwrap_err()
-                        .contains("no transform")
-                );
-
-                // A good file again goes live and clears the refusal.
+                // A good file again is sent and clears the refusal.
                 std::fs::write(&wasm, component("(drop (i32.const 2))")).unwrap();
                 control.reload.store(true, Ordering::Relaxed);
-                let third = live_version(next_msg(&rx, wait));
-                assert!(third != first_version && third != second);
+                let third = live_candidate(&rx);
+                let third = third.plugin.version().to_string();
+                assert!(third != first_version && third != second.plugin.version());
                 assert_eq!(control.transforms()[0].last_refusal, None);
                 done.store(true, Ordering::Relaxed);
             });

@@ -168,7 +168,11 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
     let name = pipeline.name.clone();
     let batch_size = pipeline.config.runtime.batch_size;
     let prepared = pipeline::prepare(pipeline)?;
-    let mut slots = prepared.slots;
+    let mut slots: Vec<crate::plugin::TransformSlot> = prepared
+        .first
+        .into_iter()
+        .map(|c| crate::plugin::TransformSlot::with_instance(c.plugin, c.instance))
+        .collect();
     let spill_dir = tempfile::Builder::new().prefix("sluice-verify").tempdir()?;
     let dir = spill_dir.path();
 
