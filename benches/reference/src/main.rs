@@ -159,11 +159,17 @@ fn main() -> anyhow::Result<()> {
 
     let tx = db.transaction()?;
     let mut insert = tx.prepare(&sql)?;
+    let file = std::fs::File::open(&cli.input)
+        .with_context(|| format!("cannot read {}", cli.input.display()))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b';')
         .flexible(true)
-        .from_path(&cli.input)
-        .with_context(|| format!("cannot read {}", cli.input.display()))?;
+        .from_reader(LineCounting {
+            inner: file,
+            at: 0,
+            newlines: std::collections::VecDeque::new(),
+            counted: 0,
+        });
     let names: Vec<String> = reader.byte_headers()?.iter().map(decode).collect();
     let width = names.len();
     let mut rejects = match &cli.rejects {
@@ -189,7 +195,8 @@ fn main() -> anyhow::Result<()> {
     let mut row = csv::ByteRecord::new();
     let mut text: Vec<String> = Vec::with_capacity(width);
     while reader.read_byte_record(&mut row)? {
-        let line = row.position().map_or(0, |p| p.line());
+        let end = reader.position().byte();
+        let line = reader.get_mut().line_of(&row, end);
         if row.len() != width {
             *rejected.entry("malformed").or_default() += 1;
             text.clear();
@@ -227,6 +234,47 @@ fn main() -> anyhow::Result<()> {
         counts.join(",")
     );
     Ok(())
+}
+
+/// The export, counting its line breaks: the csv crate puts a row that
+/// follows a `\r\n` on the line before it (BurntSushi/rust-csv#395).
+struct LineCounting<R> {
+    inner: R,
+    at: u64,
+    /// Offsets of the `\n` read and not counted yet.
+    newlines: std::collections::VecDeque<u64>,
+    counted: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for LineCounting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                self.newlines.push_back(self.at + i as u64);
+            }
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> LineCounting<R> {
+    /// The line a row starts on, `end` being the reader's position after
+    /// it (one byte past its last byte): the line of its last byte, less
+    /// the line breaks inside its quoted fields.
+    fn line_of(&mut self, row: &csv::ByteRecord, end: u64) -> u64 {
+        while self
+            .newlines
+            .front()
+            .is_some_and(|&at| at < end.saturating_sub(1))
+        {
+            self.newlines.pop_front();
+            self.counted += 1;
+        }
+        let inside = row.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        1 + self.counted - inside
+    }
 }
 
 /// A field of the export (Windows-1252) as text.

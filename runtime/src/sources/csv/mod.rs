@@ -5,6 +5,7 @@
 mod config;
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -106,6 +107,8 @@ impl CsvSource {
                 file,
                 pos: 0,
                 limit,
+                newlines: VecDeque::new(),
+                counted: 0,
             })
             .map_err(|source| SourceError::Io {
                 path: self.config.path.clone(),
@@ -298,6 +301,7 @@ impl Source for CsvSource {
             reader
                 .seek(pos)
                 .map_err(self.io("cannot seek to the checkpoint"))?;
+            reader.get_mut().restart_on_line(v[1]);
         }
         let mut row = ::csv::ByteRecord::new();
         let token = |next: &::csv::Position| {
@@ -316,12 +320,14 @@ impl Source for CsvSource {
                 Ok(more) => more,
                 Err(e) if is_too_long(&e) => {
                     let (next, raw) = self.skip_oversized(&start)?;
+                    // The row starts after the line break the reader is in
+                    // (a `\r\n` it read half of) or right at `start`.
+                    let line = 1 + reader.get_mut().newlines_before(start.byte() + 1);
                     let reason = format!(
-                        "the row starting at line {} is longer than `max_record_bytes` ({max}): a huge field, or a quote never closed; reading goes on at the next line break past the limit",
-                        start.line()
+                        "the row starting at line {line} is longer than `max_record_bytes` ({max}): a huge field, or a quote never closed; reading goes on at the next line break past the limit"
                     );
                     let full = ctx.push_malformed(Malformed {
-                        position: format!("line {}", start.line()),
+                        position: format!("line {line}"),
                         stream: self.stream.clone(),
                         raw: self
                             .encoding
@@ -343,6 +349,7 @@ impl Source for CsvSource {
                     reader
                         .seek(next.clone())
                         .map_err(self.io("cannot seek past the long row"))?;
+                    reader.get_mut().restart_on_line(next.line());
                     if full && ctx.flush(&token(&next)).is_err() {
                         return Ok(());
                     }
@@ -356,7 +363,7 @@ impl Source for CsvSource {
                 let _ = ctx.flush(&token(&next));
                 return Ok(());
             }
-            let line = row.position().map_or(0, |p| p.line());
+            let line = row_line(reader.get_mut(), &row, next.byte());
             let full = if row.len() != names.len() {
                 let reason = format!(
                     "row has {} fields, the header has {}",
@@ -409,10 +416,46 @@ impl Source for CsvSource {
 /// The file under the CSV reader: it refuses to read past `limit` (the
 /// start of the row being read plus `max_record_bytes`), so a row of any
 /// length costs at most that much memory.
+///
+/// It also counts line breaks for the rows' line numbers: the csv crate's
+/// are one short after a `\r\n` (BurntSushi/rust-csv#395), and legacy
+/// Windows exports end every line so.
 struct Capped {
     file: File,
     pos: u64,
     limit: Arc<AtomicU64>,
+    /// Offsets of the `\n` bytes read but not counted yet, in order.
+    newlines: VecDeque<u64>,
+    /// `\n` bytes counted (those before the last offset asked about).
+    counted: u64,
+}
+
+impl Capped {
+    /// How many `\n` bytes the file has before offset `byte`. Offsets
+    /// asked about never decrease, and the reader has read past them.
+    fn newlines_before(&mut self, byte: u64) -> u64 {
+        while self.newlines.front().is_some_and(|&at| at < byte) {
+            self.newlines.pop_front();
+            self.counted += 1;
+        }
+        self.counted
+    }
+
+    /// After a seek to a position on line `line` (1-based).
+    fn restart_on_line(&mut self, line: u64) {
+        self.newlines.clear();
+        self.counted = line.saturating_sub(1);
+    }
+}
+
+/// The line (1-based) a row starts on. `end` is the reader's position after
+/// the row: one byte past the row's last byte (the first byte of its line
+/// break, the only one the reader consumes of a `\n` or a `\r\n`, or the
+/// end of the file). Line breaks inside quoted fields belong to the row.
+fn row_line(file: &mut Capped, row: &::csv::ByteRecord, end: u64) -> u64 {
+    let before_last = file.newlines_before(end.saturating_sub(1));
+    let inside = memchr::memchr_iter(b'\n', row.as_slice()).count() as u64;
+    1 + before_last.saturating_sub(inside)
 }
 
 /// What [`Capped`] answers past its limit.
@@ -435,6 +478,9 @@ impl Read for Capped {
         }
         let n = usize::try_from(limit - self.pos).map_or(buf.len(), |room| room.min(buf.len()));
         let got = self.file.read(&mut buf[..n])?;
+        let at = self.pos;
+        self.newlines
+            .extend(memchr::memchr_iter(b'\n', &buf[..got]).map(|i| at + i as u64));
         self.pos += got as u64;
         Ok(got)
     }
@@ -443,6 +489,8 @@ impl Read for Capped {
 impl Seek for Capped {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
         self.pos = self.file.seek(to)?;
+        // Whoever seeks sets the line (`restart_on_line`).
+        self.newlines.clear();
         Ok(self.pos)
     }
 }

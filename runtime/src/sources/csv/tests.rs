@@ -174,3 +174,70 @@ fn a_row_longer_than_max_record_bytes_is_dead_lettered_and_reading_goes_on() {
     assert_eq!(first.position, format!("line {}", id + 1));
     assert_eq!(text(after.last().expect("rows"), "id"), "39999");
 }
+
+/// Each record's and dead letter's line, as `(line, id or raw)`.
+fn lines_of(c: &crate::sources::test_support::Collected) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = c
+        .records
+        .iter()
+        .map(|r| (r.position.to_string(), text(r, "id").to_string()))
+        .chain(
+            c.malformed
+                .iter()
+                .map(|m| (m.position.clone(), format!("bad {}", m.raw))),
+        )
+        .collect();
+    v.sort_by_key(|(l, _)| l.trim_start_matches("line ").parse::<u64>().unwrap_or(0));
+    v
+}
+
+#[test]
+fn line_numbers_are_the_file_s_with_windows_line_breaks_too() {
+    // The csv crate counts a row after `\r\n` on the line before it
+    // (BurntSushi/rust-csv#395): every dead letter of a Windows export
+    // pointed one line up.
+    let unix = "id;name\n1;a\n2\n\n3;\"two\nlines\"\n4;d\n5;e";
+    let windows = unix.replace('\n', "\r\n");
+    let want = vec![
+        ("line 2".to_string(), "1".to_string()),
+        ("line 3".to_string(), "bad 2".to_string()),
+        ("line 5".to_string(), "3".to_string()),
+        ("line 7".to_string(), "4".to_string()),
+        ("line 8".to_string(), "5".to_string()),
+    ];
+    for input in [unix.to_string(), windows] {
+        let f = file(input.as_bytes());
+        let mut c = config(f.path());
+        c.delimiter = ";".into();
+        let mut s = CsvSource::new(c).expect("config ok");
+        let all = collect(&mut s, None, 2).expect("reads");
+        assert_eq!(lines_of(&all), want, "{input:?}");
+        // Resumed after the first batch, the lines go on right.
+        let rest = collect(&mut s, Some(&all.resumes[0]), 2).expect("resumes");
+        assert_eq!(lines_of(&rest), want[2..], "{input:?}");
+    }
+}
+
+#[test]
+fn a_too_long_row_of_a_windows_export_is_dead_lettered_at_its_own_line() {
+    let mut input = b"id,name\r\n1,a\r\n2,\"open quote\r\n".to_vec();
+    for i in 3..2_000 {
+        input.extend_from_slice(format!("{i},row {i}\r\n").as_bytes());
+    }
+    let f = file(&input);
+    let mut c = config(f.path());
+    c.max_record_bytes = 4 << 10;
+    let mut s = CsvSource::new(c).expect("config ok");
+    let got = collect(&mut s, None, 100).expect("reads");
+    assert_eq!(got.records[0].position, "line 2");
+    assert_eq!(got.malformed[0].position, "line 3");
+    assert!(got.malformed[0].reason.contains("starting at line 3"));
+    let first = &got.records[1];
+    let id: u64 = text(first, "id").parse().expect("an id");
+    assert_eq!(first.position, format!("line {}", id + 1));
+    let last = got.records.last().expect("rows");
+    assert_eq!(
+        (text(last, "id"), last.position.as_ref()),
+        ("1999", "line 2000")
+    );
+}
