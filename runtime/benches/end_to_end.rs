@@ -14,6 +14,10 @@
 //! dead-letter sink; the reference's `--rejects`): a faster Sluice that
 //! writes something else fails here.
 //!
+//! Where `scripts/polars.sh` can install polars (from PyPI), the same jobs
+//! written as a polars script (`benches/reference/polars_job.py`) run in the
+//! same rounds and must give the reference's outputs too.
+//!
 //! Jobs: `demo` (`examples/legacy-crm/pipeline.toml`, the README's demo),
 //! `pattern` (`benches/reference/pattern.toml`: three date formats, money,
 //! a regex on the email, dedupe by upsert) and `copy`
@@ -197,6 +201,25 @@ fn sluice_counts(summary: &Path) -> (u64, u64, BTreeMap<String, u64>) {
     )
 }
 
+/// The python of the polars environment `scripts/polars.sh` installs, or
+/// `None` (said on stderr) when it cannot: the table then has no polars
+/// column.
+fn polars_python(root: &Path) -> Option<PathBuf> {
+    let out = Command::new("bash")
+        .arg(root.join("scripts/polars.sh"))
+        .stderr(Stdio::inherit())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(PathBuf::from(
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )),
+        _ => {
+            eprintln!("polars could not be installed (scripts/polars.sh): no polars column");
+            None
+        }
+    }
+}
+
 fn main() {
     let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -225,6 +248,7 @@ fn main() {
             "sluice-bench-reference",
         ],
     );
+    let polars = polars_python(&root);
     let work = tempfile::tempdir().expect("tempdir");
     let data = work.path().join("data/customers.csv");
     let out = support::generate_export(&bin, rows_n, &data);
@@ -236,6 +260,7 @@ fn main() {
         ("copy", root.join("benches/reference/copy.toml")),
     ];
     let mut table = Vec::new();
+    let mut polars_table = Vec::new();
     for (job, pipeline) in &jobs {
         // The job's directory: its pipeline, the shared export, outputs.
         let dir = work.path().join(job);
@@ -267,15 +292,49 @@ fn main() {
                 .arg(dir.join("reference-rejects.jsonl"));
             measure(&mut c)
         };
+        let polars_job = |python: &Path| {
+            let db = dir.join("polars.db");
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+            }
+            let mut c = Command::new(python);
+            c.arg(root.join("benches/reference/polars_job.py"))
+                .args(["--job", job, "--input"])
+                .arg(&data)
+                .arg("--db")
+                .arg(&db)
+                .arg("--rejects")
+                .arg(dir.join("polars-rejects.jsonl"));
+            measure(&mut c)
+        };
         // Warm up: the plugins' compiled code is cached after the first run.
         sluice(&dir);
-        let (mut r_runs, mut s_runs) = (vec![], vec![]);
-        let mut r_text = String::new();
+        let (mut r_runs, mut s_runs, mut p_runs) = (vec![], vec![], vec![]);
+        let (mut r_text, mut p_text) = (String::new(), String::new());
         for _ in 0..rounds {
             let (r, t) = reference(&dir);
             r_runs.push(r);
             r_text = t;
+            if let Some(python) = &polars {
+                let (p, t) = polars_job(python);
+                p_runs.push(p);
+                p_text = t;
+            }
             s_runs.push(sluice(&dir).0);
+        }
+        if polars.is_some() {
+            // The polars script did the same job: the same rows and rejects.
+            same_rows(job, &dir.join("reference.db"), &dir.join("polars.db"));
+            assert_eq!(
+                reference_counts(&r_text),
+                reference_counts(&p_text),
+                "{job}: polars wrote, dropped or rejected other counts"
+            );
+            same_rejects(
+                job,
+                &dir.join("reference-rejects.jsonl"),
+                &dir.join("polars-rejects.jsonl"),
+            );
         }
         // The same rows, the same rejects.
         same_rows(job, &dir.join("reference.db"), &dir.join("out/crm.db"));
@@ -301,6 +360,16 @@ fn main() {
             rss(&r_runs),
             rss(&s_runs),
         ));
+        if !p_runs.is_empty() {
+            polars_table.push((
+                job.to_string(),
+                wall(&p_runs),
+                wall(&s_runs),
+                cpu(&p_runs),
+                cpu(&s_runs),
+                rss(&p_runs),
+            ));
+        }
     }
     println!(
         "{rows_n} rows, median of {rounds} interleaved rounds; outputs identical row by row, the same records rejected for the same codes (both write them to a JSON-lines file)\n"
@@ -322,5 +391,26 @@ fn main() {
             rr / 1024,
             sr / 1024,
         );
+    }
+    if !polars_table.is_empty() {
+        println!(
+            "\nThe same jobs as a polars script (benches/reference/polars_job.py, polars 2.1.0), same rounds; its outputs identical to the reference's\n"
+        );
+        println!(
+            "| job | polars wall | Sluice wall | Sluice / polars wall | polars CPU | Sluice CPU | Sluice / polars CPU | polars peak RSS |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (job, pw, sw, pc, sc, pr) in &polars_table {
+            println!(
+                "| {job} | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {:.2} s | {:.2}× | {} MiB |",
+                pw.as_secs_f64(),
+                sw.as_secs_f64(),
+                sw.as_secs_f64() / pw.as_secs_f64(),
+                pc.as_secs_f64(),
+                sc.as_secs_f64(),
+                sc.as_secs_f64() / pc.as_secs_f64(),
+                pr / 1024,
+            );
+        }
     }
 }
