@@ -501,6 +501,18 @@ fn a_canary_that_fails_at_start_refuses_to_start() {
         e.contains("plugin `tagger` (") && e.contains("fails its canary: canary record 1"),
         "{e}"
     );
+    // `check` takes the same path: it names the failing canary too.
+    let out = sluice()
+        .arg("check")
+        .arg(dir.path("pipeline.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let o = stdout(&out);
+    assert!(
+        o.contains("FAIL  transform `tagger`") && o.contains("fails its canary: canary record 1"),
+        "{o}"
+    );
 }
 
 /// The component with a custom section appended: the same behaviour in
