@@ -8,7 +8,8 @@
 //! The table has `SLUICE_BENCH_ROWS` rows (default 1M) of a bigint key,
 //! text, numeric, timestamptz and jsonb, all varied. Each round empties the
 //! target and times the pipe, then Sluice at batch 1000 (the default) and
-//! 10000; the target must then hold exactly the source's rows (compared by
+//! 10000, and at 10000 with the table read in 2 and 4 key ranges at once
+//! (`snapshot_workers`); the target must then hold exactly the source's rows (compared by
 //! PostgreSQL, as text). `SLUICE_BENCH_ROUNDS` rounds (default 3); the
 //! median of each is reported with its ratio to the pipe's.
 //! `SLUICE_BENCH_BASELINE=PATH` also times another `sluice` binary (an
@@ -90,27 +91,46 @@ fn main() {
 
     let sluice = env!("CARGO_BIN_EXE_sluice").to_string();
     let baseline = std::env::var("SLUICE_BENCH_BASELINE").ok();
-    let mut runs: Vec<(String, String, usize)> = vec![
-        ("Sluice, batch 1000".into(), sluice.clone(), 1000),
-        ("Sluice, batch 10000".into(), sluice.clone(), 10_000),
+    // (label, binary, batch size, snapshot workers)
+    let mut runs: Vec<(String, String, usize, usize)> = vec![
+        ("Sluice, batch 1000".into(), sluice.clone(), 1000, 1),
+        ("Sluice, batch 10000".into(), sluice.clone(), 10_000, 1),
+        (
+            "Sluice, batch 10000, 2 workers".into(),
+            sluice.clone(),
+            10_000,
+            2,
+        ),
+        (
+            "Sluice, batch 10000, 4 workers".into(),
+            sluice.clone(),
+            10_000,
+            4,
+        ),
     ];
     if let Some(b) = &baseline {
-        runs.push((format!("baseline {b}, batch 1000"), b.clone(), 1000));
+        runs.push((format!("baseline {b}, batch 1000"), b.clone(), 1000, 1));
     }
-    let pipelines: Vec<(usize, PathBuf)> = [1000usize, 10_000]
+    let pipelines: Vec<((usize, usize), PathBuf)> = [(1000usize, 1usize), (10_000, 1), (10_000, 2), (10_000, 4)]
         .iter()
-        .map(|&batch| {
-            let p = dir.path().join(format!("snapshot-{batch}.toml"));
+        .map(|&(batch, workers)| {
+            let p = dir.path().join(format!("snapshot-{batch}-{workers}.toml"));
+            // Left out at 1, so that a baseline from before the key exists reads it.
+            let workers_line = if workers > 1 {
+                format!("snapshot_workers = {workers}\n")
+            } else {
+                String::new()
+            };
             std::fs::write(
                 &p,
                 format!(
-                    "name = \"snapshot{batch}\"\n[source]\ntype = \"postgres\"\nurl = \"{}\"\ntables = [\"t\"]\n\n[sink]\ntype = \"postgres\"\nurl = \"{}\"\n\n[runtime]\nbatch_size = {batch}\n",
+                    "name = \"snapshot{batch}w{workers}\"\n[source]\ntype = \"postgres\"\nurl = \"{}\"\ntables = [\"t\"]\n{workers_line}\n[sink]\ntype = \"postgres\"\nurl = \"{}\"\n\n[runtime]\nbatch_size = {batch}\n",
                     url("legacy"),
                     url("target")
                 ),
             )
             .expect("pipeline");
-            (batch, p)
+            ((batch, workers), p)
         })
         .collect();
     let psql = |db: &str, sql: &str| {
@@ -145,8 +165,8 @@ fn main() {
         assert_eq!(digest(&mut dst), want, "the COPY pipe copied the table");
         println!("  round {round}: COPY pipe {:.2} s", took.as_secs_f64());
         pipe_times.push(took);
-        for (i, (label, binary, batch)) in runs.iter().enumerate() {
-            let Some((_, p)) = pipelines.iter().find(|(b, _)| b == batch) else {
+        for (i, (label, binary, batch, workers)) in runs.iter().enumerate() {
+            let Some((_, p)) = pipelines.iter().find(|(k, _)| *k == (*batch, *workers)) else {
                 continue;
             };
             empty(&mut dst);
@@ -183,7 +203,7 @@ fn main() {
         pipe.as_secs_f64(),
         rows as f64 / pipe.as_secs_f64()
     );
-    for ((label, _, _), times) in runs.iter().zip(sluice_times) {
+    for ((label, _, _, _), times) in runs.iter().zip(sluice_times) {
         let m = median(times);
         println!(
             "median: {label}: {:.2} s = {:.0} rows/s = {:.2}x the pipe's speed",

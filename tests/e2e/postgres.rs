@@ -314,6 +314,76 @@ fn kill_9_during_snapshot_and_during_streaming_loses_nothing() {
 }
 
 #[test]
+fn a_snapshot_in_parallel_key_ranges_killed_midway_resumes_each_range_and_verifies_identical() {
+    let pg = PgServer::start();
+    seed(&pg, 150_000);
+    // A second table with a composite key of text and int, split on both.
+    pg.exec(
+        "legacy",
+        "CREATE TABLE orders (region text, id int, total numeric(10,2), PRIMARY KEY (region, id));
+         INSERT INTO orders SELECT (ARRAY['eu','us','apac','latam'])[1 + i % 4], i, i * 0.25
+         FROM generate_series(1, 40000) i;",
+    );
+    let dir = Dir::new();
+    dir.write(
+        "pipeline.toml",
+        format!(
+            r#"name = "parallel"
+[source]
+type = "postgres"
+url = "{src}"
+tables = ["customers", "orders"]
+chunk_rows = 2000
+snapshot_workers = 3
+
+[sink]
+type = "postgres"
+url = "{dst}"
+
+[dead_letter]
+type = "jsonl"
+path = "dlq.jsonl"
+
+[runtime]
+batch_size = 200
+"#,
+            src = pg.url("legacy"),
+            dst = pg.url("target"),
+        ),
+    );
+    let mut run = spawn_run(&dir);
+    wait_for(60, "part of the snapshot", || {
+        pg.count("target", "SELECT count(*) FROM customers") > 20_000
+    });
+    signal(&run, libc::SIGKILL);
+    run.wait().unwrap();
+    let copied = pg.count("target", "SELECT count(*) FROM customers");
+    assert!(
+        copied < 149_000,
+        "the kill came during the snapshot ({copied} rows)"
+    );
+    write_load(&pg, 1_000_000, 100);
+    // The restart goes on in each range where it was, then streams.
+    let out = sluice()
+        .arg("run")
+        .arg(dir.path("pipeline.toml"))
+        .args(["--until-caught-up", "--no-progress"])
+        .env("SLUICE_LOG", "info")
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("copying in key ranges") && log.contains("ranges=3"),
+        "{log}"
+    );
+    let (same, report) = verify(&dir);
+    assert!(same, "{report}");
+    assert_eq!(pg.count("target", "SELECT count(*) FROM orders"), 40_000);
+    assert!(dir.jsonl("dlq.jsonl").is_empty(), "no dead letters");
+}
+
+#[test]
 fn a_postgres_restart_under_a_running_sync_reconnects_and_catches_up() {
     let pg = PgServer::start();
     seed(&pg, 1_000);

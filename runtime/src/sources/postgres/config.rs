@@ -44,6 +44,12 @@ pub struct PostgresSourceConfig {
     /// Rows per snapshot query (default 50000).
     #[serde(default = "chunk_rows")]
     pub chunk_rows: usize,
+    /// Copy each table in this many primary-key ranges at once, each on a
+    /// connection of its own, all in the same snapshot (default 1, at most
+    /// 32). Each range's progress is checkpointed, so a restart goes on
+    /// where each range was.
+    #[serde(default = "snapshot_workers")]
+    pub snapshot_workers: usize,
     /// How long to wait for more changes before handing over a partial
     /// batch, in milliseconds (default 5): the latency floor of the stream.
     #[serde(default = "linger_ms")]
@@ -76,6 +82,10 @@ fn yes() -> bool {
 
 fn chunk_rows() -> usize {
     50_000
+}
+
+fn snapshot_workers() -> usize {
+    1
 }
 
 fn linger_ms() -> u64 {

@@ -17,6 +17,7 @@
 
 pub mod catalog;
 mod config;
+mod ranges;
 pub mod records;
 pub mod snapshot;
 mod stream;
@@ -42,6 +43,10 @@ enum Position {
         table: String,
         /// The key (text form) of the last row copied.
         after: Option<Vec<String>>,
+        /// With `snapshot_workers`: the table's key ranges and how far
+        /// each got (`after` is then unused).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ranges: Option<Vec<ranges::RangeProgress>>,
     },
     /// Streaming: every transaction that ended at or before `lsn` is
     /// committed downstream.
@@ -79,6 +84,15 @@ impl PostgresSource {
             return Err(SourceError::Server {
                 at,
                 message: "`tables` is empty: name at least one table".into(),
+            });
+        }
+        if !(1..=32).contains(&config.snapshot_workers) {
+            return Err(SourceError::Server {
+                at,
+                message: format!(
+                    "`snapshot_workers` must be between 1 and 32, not {}",
+                    config.snapshot_workers
+                ),
             });
         }
         if config.chunk_rows == 0 {
@@ -190,13 +204,22 @@ impl Source for PostgresSource {
                         tables: &tables,
                         lsn: created.lsn,
                     };
-                    copy.run(Some(created.keep_alive), 0, None, ctx)?;
+                    if self.config.snapshot_workers > 1 {
+                        copy.run_parallel(Some(created.keep_alive), 0, None, ctx)?;
+                    } else {
+                        copy.run(Some(created.keep_alive), 0, None, ctx)?;
+                    }
                 } else {
                     drop(created.keep_alive);
                 }
                 created.lsn
             }
-            Some(Position::Snapshot { lsn, table, after }) => {
+            Some(Position::Snapshot {
+                lsn,
+                table,
+                after,
+                ranges,
+            }) => {
                 let lsn: Lsn = lsn.parse().map_err(|m: String| self.err(m))?;
                 self.require_slot(slot.as_ref())?;
                 let index = tables
@@ -212,7 +235,21 @@ impl Source for PostgresSource {
                     tables: &tables,
                     lsn,
                 };
-                copy.run(None, index, after, ctx)?;
+                match ranges {
+                    Some(ranges) => copy.run_parallel(None, index, Some(ranges), ctx)?,
+                    // A sequential copy resumed with workers: its rest is one range.
+                    None if self.config.snapshot_workers > 1 => copy.run_parallel(
+                        None,
+                        index,
+                        Some(vec![ranges::RangeProgress {
+                            after,
+                            until: None,
+                            done: false,
+                        }]),
+                        ctx,
+                    )?,
+                    None => copy.run(None, index, after, ctx)?,
+                }
                 lsn
             }
             Some(Position::Stream { lsn }) => {

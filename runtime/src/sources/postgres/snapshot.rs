@@ -102,7 +102,7 @@ impl Copy<'_> {
         Ok(())
     }
 
-    fn begin(
+    pub(super) fn begin(
         &self,
         client: &mut postgres::Client,
         exported: Option<&SlotKeepAlive>,
@@ -136,7 +136,7 @@ impl Copy<'_> {
         ctx: &mut SourceContext<'_>,
     ) -> Result<bool, Failure> {
         let limit = self.source.config.chunk_rows;
-        let sql = chunk_sql(table, after.as_deref(), Some(limit));
+        let sql = chunk_sql(table, after.as_deref(), None, Some(limit));
         let url = &self.source.config.url;
         let fail = |e: postgres::Error| {
             if pg::is_connection_error(&e) {
@@ -188,6 +188,7 @@ impl Copy<'_> {
                     lsn: self.lsn.to_string(),
                     table: table.name.to_string(),
                     after: after.clone(),
+                    ranges: None,
                 }
                 .token();
                 if ctx.flush(&token).is_err() {
@@ -217,7 +218,7 @@ pub fn read_tables(
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .map_err(|e| pg::explain(&e, &config.url))?;
     for table in &tables {
-        let sql = chunk_sql(table, None, None);
+        let sql = chunk_sql(table, None, None, None);
         let mut reader = client
             .copy_out(sql.as_str())
             .map_err(|e| format!("reading `{}`: {}", table.name, pg::explain(&e, &config.url)))?;
@@ -244,20 +245,20 @@ pub fn read_tables(
 
 /// Why a `COPY` row could not be read: the stream broke (`Read`), or the
 /// row is not what the table says (`Data`). Both name the table.
-enum RowError {
+pub(super) enum RowError {
     Read(String),
     Data(String),
 }
 
 /// Reads the rows of one table's `COPY` text output, reusing its buffers.
-struct CopyRows<'t> {
+pub(super) struct CopyRows<'t> {
     table: &'t Table,
     line: Vec<u8>,
     fields: Vec<Option<String>>,
 }
 
 impl<'t> CopyRows<'t> {
-    fn new(table: &'t Table) -> Self {
+    pub(super) fn new(table: &'t Table) -> Self {
         CopyRows {
             table,
             line: Vec::with_capacity(256),
@@ -266,7 +267,10 @@ impl<'t> CopyRows<'t> {
     }
 
     /// The next row's fields (`None` at the end).
-    fn next(&mut self, reader: &mut impl BufRead) -> Result<Option<&[Option<String>]>, RowError> {
+    pub(super) fn next(
+        &mut self,
+        reader: &mut impl BufRead,
+    ) -> Result<Option<&[Option<String>]>, RowError> {
         let name = &self.table.name;
         self.line.clear();
         let n = reader
@@ -292,7 +296,7 @@ impl<'t> CopyRows<'t> {
 }
 
 /// A row of `table` as a `snapshot` record, borrowing its fields.
-fn snapshot_record<'r>(
+pub(super) fn snapshot_record<'r>(
     table: &'r Table,
     builder: &RowBuilder<'r>,
     fields: &'r [Option<String>],
@@ -312,32 +316,53 @@ fn snapshot_record<'r>(
     )
 }
 
-/// The `COPY` of one chunk of `table` after key `after`.
-fn chunk_sql(table: &Table, after: Option<&[String]>, limit: Option<usize>) -> String {
+/// The key literals of `values` for `table`'s key columns: `('a'::text, '5'::bigint)`.
+fn key_literals(table: &Table, values: &[String]) -> String {
+    table
+        .key
+        .iter()
+        .zip(values)
+        .map(|(&i, v)| format!("{}::{}", quote_literal(v), table.columns[i].type_name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The key columns of `table`, quoted: `"region", "id"`.
+pub(super) fn key_columns(table: &Table) -> String {
+    table
+        .key
+        .iter()
+        .map(|&i| quote_ident(&table.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `COPY` of one chunk of `table`: keys after `after` and up to
+/// `until` (included), in key order.
+pub(super) fn chunk_sql(
+    table: &Table,
+    after: Option<&[String]>,
+    until: Option<&[String]>,
+    limit: Option<usize>,
+) -> String {
     let cols = table
         .columns
         .iter()
         .map(|c| quote_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let key_cols = table
-        .key
-        .iter()
-        .map(|&i| quote_ident(&table.columns[i].name))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let filter = match after {
-        Some(values) if values.len() == table.key.len() => {
-            let lits = table
-                .key
-                .iter()
-                .zip(values)
-                .map(|(&i, v)| format!("{}::{}", quote_literal(v), table.columns[i].type_name))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(" WHERE ({key_cols}) > ({lits})")
-        }
-        _ => String::new(),
+    let key_cols = key_columns(table);
+    let mut conditions = Vec::new();
+    if let Some(values) = after.filter(|v| v.len() == table.key.len()) {
+        conditions.push(format!("({key_cols}) > ({})", key_literals(table, values)));
+    }
+    if let Some(values) = until.filter(|v| v.len() == table.key.len()) {
+        conditions.push(format!("({key_cols}) <= ({})", key_literals(table, values)));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
     };
     let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     format!(
@@ -376,12 +401,26 @@ mod tests {
             key: vec![0, 1],
         };
         assert_eq!(
-            chunk_sql(&t, None, Some(10)),
+            chunk_sql(&t, None, None, Some(10)),
             "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
         );
         assert_eq!(
-            chunk_sql(&t, Some(&["o'n".into(), "5".into()]), Some(10)),
+            chunk_sql(&t, Some(&["o'n".into(), "5".into()]), None, Some(10)),
             "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" WHERE (\"region\", \"id\") > ('o''n'::text, '5'::bigint) ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
+        );
+        // A worker's range: after its lower bound, up to its upper one.
+        assert_eq!(
+            chunk_sql(
+                &t,
+                Some(&["eu".into(), "5".into()]),
+                Some(&["us".into(), "9".into()]),
+                Some(10)
+            ),
+            "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" WHERE (\"region\", \"id\") > ('eu'::text, '5'::bigint) AND (\"region\", \"id\") <= ('us'::text, '9'::bigint) ORDER BY \"region\", \"id\" LIMIT 10) TO STDOUT"
+        );
+        assert_eq!(
+            chunk_sql(&t, None, Some(&["us".into(), "9".into()]), None),
+            "COPY (SELECT \"region\", \"id\" FROM \"crm\".\"orders\" WHERE (\"region\", \"id\") <= ('us'::text, '9'::bigint) ORDER BY \"region\", \"id\") TO STDOUT"
         );
     }
 }

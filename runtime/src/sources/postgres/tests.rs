@@ -7,11 +7,30 @@ fn positions_round_trip_through_their_tokens() {
             lsn: "0/16B3748".into(),
             table: "public.orders".into(),
             after: Some(vec!["42".into()]),
+            ranges: None,
         },
         Position::Snapshot {
             lsn: "0/16B3748".into(),
             table: "public.orders".into(),
             after: None,
+            ranges: None,
+        },
+        Position::Snapshot {
+            lsn: "0/16B3748".into(),
+            table: "public.orders".into(),
+            after: None,
+            ranges: Some(vec![
+                ranges::RangeProgress {
+                    after: None,
+                    until: Some(vec!["eu".into(), "7".into()]),
+                    done: true,
+                },
+                ranges::RangeProgress {
+                    after: Some(vec!["us".into(), "3".into()]),
+                    until: None,
+                    done: false,
+                },
+            ]),
         },
         Position::Stream { lsn: "1/0".into() },
     ] {
@@ -29,6 +48,7 @@ fn config_mistakes_are_refused_before_connecting() {
         publication: "p".into(),
         snapshot: true,
         chunk_rows: 10,
+        snapshot_workers: 1,
         linger_ms: 5,
         schema_changes: SchemaChanges::Stop,
         until_caught_up: false,
@@ -44,6 +64,33 @@ fn config_mistakes_are_refused_before_connecting() {
     .unwrap()
     .to_string();
     assert!(e.contains("`tables` is empty"), "{e}");
+    for n in [0, 33] {
+        let e = PostgresSource::new(PostgresSourceConfig {
+            tables: vec!["t".into()],
+            snapshot_workers: n,
+            ..base.clone()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("`snapshot_workers` must be between 1 and 32"),
+            "{e}"
+        );
+    }
+    // A checkpoint written before ranges existed still reads.
+    let old: Position =
+        serde_json::from_str(r#"{"phase":"snapshot","lsn":"0/1","table":"t","after":["5"]}"#)
+            .unwrap();
+    assert_eq!(
+        old,
+        Position::Snapshot {
+            lsn: "0/1".into(),
+            table: "t".into(),
+            after: Some(vec!["5".into()]),
+            ranges: None
+        }
+    );
     assert!(!e.contains(":p@"), "no password in messages: {e}");
 }
 
