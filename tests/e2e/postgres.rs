@@ -351,17 +351,28 @@ batch_size = 200
             dst = pg.url("target"),
         ),
     );
-    let mut run = spawn_run(&dir);
+    let run = sluice()
+        .arg("run")
+        .arg(dir.path("pipeline.toml"))
+        .arg("--no-progress")
+        .env("SLUICE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for(60, "part of the snapshot", || {
         pg.count("target", "SELECT count(*) FROM customers") > 20_000
     });
     signal(&run, libc::SIGKILL);
-    run.wait().unwrap();
+    let first = stderr(&run.wait_with_output().unwrap());
     let copied = pg.count("target", "SELECT count(*) FROM customers");
     assert!(
         copied < 149_000,
         "the kill came during the snapshot ({copied} rows)"
     );
+    // Every worker read in the slot's snapshot.
+    assert!(first.contains("copying in key ranges"), "{first}");
+    assert!(!first.contains("cannot be imported"), "{first}");
     write_load(&pg, 1_000_000, 100);
     // The restart goes on in each range where it was, then streams.
     let out = sluice()
@@ -377,6 +388,7 @@ batch_size = 200
         log.contains("copying in key ranges") && log.contains("ranges=3"),
         "{log}"
     );
+    assert!(!log.contains("cannot be imported"), "{log}");
     let (same, report) = verify(&dir);
     assert!(same, "{report}");
     assert_eq!(pg.count("target", "SELECT count(*) FROM orders"), 40_000);
