@@ -448,6 +448,10 @@ impl Capped {
     }
 }
 
+/// How far behind the bytes read a row can still end: far more than the
+/// csv reader's buffer (8 KiB, the crate's default, which `reader` keeps).
+const SETTLED_BEHIND: u64 = 256 << 10;
+
 /// The line (1-based) a row starts on. `end` is the reader's position after
 /// the row: one byte past the row's last byte (the first byte of its line
 /// break, the only one the reader consumes of a `\n` or a `\r\n`, or the
@@ -482,6 +486,14 @@ impl Read for Capped {
         self.newlines
             .extend(memchr::memchr_iter(b'\n', &buf[..got]).map(|i| at + i as u64));
         self.pos += got as u64;
+        // The reader never holds more than its buffer unread, so no row it
+        // can still ask about ends this far back: count those line breaks
+        // now (a file of nothing but line breaks keeps the queue small).
+        let settled = self.pos.saturating_sub(SETTLED_BEHIND);
+        while self.newlines.front().is_some_and(|&at| at < settled) {
+            self.newlines.pop_front();
+            self.counted += 1;
+        }
         Ok(got)
     }
 }

@@ -241,3 +241,27 @@ fn a_too_long_row_of_a_windows_export_is_dead_lettered_at_its_own_line() {
         ("1999", "line 2000")
     );
 }
+
+#[test]
+fn line_breaks_far_behind_are_counted_not_kept() {
+    // A quoted field of 600 000 line breaks, then rows: the lines stay
+    // right and the reader keeps only the recent line breaks.
+    let mut input = b"id,note\r\n1,\"".to_vec();
+    input.extend(std::iter::repeat_n(b'\n', 600_000));
+    input.extend_from_slice(b"\"\r\n2,b\r\n3,c\r\n");
+    let f = file(&input);
+    let mut s = CsvSource::new(config(f.path())).expect("config ok");
+    let got = collect(&mut s, None, 10).expect("reads");
+    let lines: Vec<&str> = got.records.iter().map(|r| r.position.as_ref()).collect();
+    assert_eq!(lines, ["line 2", "line 600003", "line 600004"]);
+
+    let mut capped = CsvSource::new(config(f.path()))
+        .expect("config ok")
+        .open()
+        .expect("opens");
+    let mut buf = vec![0u8; 64 << 10];
+    while capped.read(&mut buf).expect("reads") > 0 {
+        assert!(capped.newlines.len() as u64 <= SETTLED_BEHIND + (64 << 10));
+    }
+    assert_eq!(capped.newlines_before(u64::MAX), 600_004);
+}
