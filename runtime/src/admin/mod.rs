@@ -204,31 +204,26 @@ async fn rollback(
     State(s): State<AppState>,
     Path(transform): Path<String>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let control = s.control.clone();
-    let t = transform.clone();
-    let answer = tokio::task::spawn_blocking(move || control.rollback(&t)).await;
-    match answer {
-        Ok(Ok(version)) => (
-            StatusCode::OK,
-            Json(json!({"transform": transform, "live": version})),
-        ),
-        Ok(Err(e)) => (StatusCode::CONFLICT, Json(json!({"error": e}))),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        ),
-    }
+    on_stage(s.control, transform, |c, t| c.rollback(t)).await
 }
 
 async fn promote(
     State(s): State<AppState>,
     Path(transform): Path<String>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let control = s.control.clone();
+    on_stage(s.control, transform, |c, t| c.promote(t)).await
+}
+
+/// Asks `transform`'s stage to change its live version and answers with
+/// the version now live. The stage answers between two batches: the wait
+/// runs off the async workers.
+async fn on_stage(
+    control: Arc<Control>,
+    transform: String,
+    ask: fn(&Control, &str) -> Result<String, String>,
+) -> (StatusCode, Json<serde_json::Value>) {
     let t = transform.clone();
-    // The stage answers between two batches: wait off the async workers.
-    let answer = tokio::task::spawn_blocking(move || control.promote(&t)).await;
-    match answer {
+    match tokio::task::spawn_blocking(move || ask(&control, &t)).await {
         Ok(Ok(version)) => (
             StatusCode::OK,
             Json(json!({"transform": transform, "live": version})),
