@@ -163,16 +163,8 @@ fn plain(name: &'static str, program: &str, script: &Path, export: &Path, rounds
 }
 
 fn main() {
-    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("root");
-    let env_num = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
+    let root: PathBuf = support::root();
+    let env_num = support::env_num;
     let rows_n = env_num("SLUICE_BENCH_ROWS", 50_000);
     let rounds = env_num("SLUICE_BENCH_ROUNDS", 3).max(1);
     let bin = support::build(&root, &["sluice-example-legacy-crm"]);

@@ -1,8 +1,25 @@
-//! What several benches share: building workspace binaries they run as
-//! child processes, and generating the legacy CRM export they read.
+//! What several benches share: the workspace root and their `SLUICE_BENCH_*`
+//! settings, building workspace binaries they run as child processes, and
+//! generating the legacy CRM export they read.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The workspace's root directory.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("root")
+}
+
+/// The number in environment variable `name`, or `default`.
+pub fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Builds `packages` of the workspace at `root` (release, locked) and
 /// returns the directory their binaries are in (this bench's target dir).

@@ -459,6 +459,19 @@ mod tests {
         control.transforms()[0].clone()
     }
 
+    /// Runs `b` through the stage; every record must come out kept, none
+    /// dead-lettered. The version that ran it.
+    fn run_all(stage: &mut Stage<'_>, b: &SourceBatch) -> String {
+        let mut p = Processed::start(b);
+        stage.process(b, &mut p);
+        assert_eq!(p.spans.len(), b.spans.len());
+        assert!(p.dead.is_empty(), "{:?}", p.dead);
+        match p.versions.as_slice() {
+            [(name, version)] if name == "map" => version.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_candidate_goes_live_on_a_good_trial_batch_and_is_refused_on_a_failed_one() {
         let mut versions = Versions::new();
@@ -475,11 +488,7 @@ mod tests {
         assert_eq!(status(&control).live, v0, "live only after its trial");
 
         let b = batch(3);
-        let mut p = Processed::start(&b);
-        stage.process(&b, &mut p);
-        assert_eq!(p.spans.len(), 3);
-        assert!(p.dead.is_empty());
-        assert_eq!(p.versions, vec![("map".to_string(), v1.clone())]);
+        assert_eq!(run_all(&mut stage, &b), v1);
         let st = status(&control);
         assert_eq!(st.live, v1);
         assert_eq!(st.previous, vec![v0.clone()]);
@@ -495,11 +504,7 @@ mod tests {
         let broken = versions.candidate(traps());
         let vb = broken.plugin.version().to_string();
         stage.command(Command::Live(broken));
-        let mut p = Processed::start(&b);
-        stage.process(&b, &mut p);
-        assert_eq!(p.spans.len(), 3);
-        assert!(p.dead.is_empty());
-        assert_eq!(p.versions, vec![("map".to_string(), v1.clone())]);
+        assert_eq!(run_all(&mut stage, &b), v1);
         let st = status(&control);
         assert_eq!(st.live, v1);
         assert_eq!(st.refused_version.as_deref(), Some(vb.as_str()));
@@ -517,8 +522,7 @@ mod tests {
         stage.command(Command::Live(versions.candidate(keeps_all(2))));
         stage.command(Command::Live(versions.candidate(keeps_all(1))));
         assert_eq!(status(&control).pending, None);
-        let mut p = Processed::start(&b);
-        stage.process(&b, &mut p);
+        assert_eq!(run_all(&mut stage, &b), v1);
         assert_eq!(status(&control).live, v1);
         assert_eq!(control.stats.reloads.load(Ordering::Relaxed), 1);
     }
