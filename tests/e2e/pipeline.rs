@@ -386,3 +386,38 @@ fn every_output_names_the_versions_that_made_it() {
         assert_eq!(rec["fields"]["tag"], "x");
     }
 }
+
+#[test]
+fn a_run_report_is_one_html_file_with_the_counts_and_why_records_were_refused() {
+    let dir = Dir::new();
+    crm_pipeline(
+        &dir,
+        "[sink]\ntype = \"sqlite\"\npath = \"out/crm.db\"\ntable = \"customers\"\nkey = [\"id\"]",
+    );
+    let report = dir.path("report.html");
+    let (out, summary) = dir.run(&["--report", report.to_str().unwrap()]);
+    assert_balanced(&out, &summary);
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    for want in [
+        "<b>8</b>",
+        "<b>2</b>",
+        "<b>5</b>",
+        "Every record is accounted for",
+        "validate: invalid_email",
+        "line 3, field <code>email</code>",
+        "source: malformed",
+        "row has 4 fields, the header has 7",
+        "cleanse: invalid_date",
+    ] {
+        assert!(page.contains(want), "missing {want:?} in\n{page}");
+    }
+    // The summary JSON carries the same examples.
+    let s = summary.unwrap();
+    assert_eq!(
+        s["examples"]["validate: invalid_email"][0]["position"],
+        "line 3"
+    );
+    // Nothing to fetch: it opens offline.
+    assert!(!page.contains("src=") && !page.contains("href="));
+}

@@ -22,6 +22,11 @@ pub struct RunArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// Also write a self-contained HTML report of the run to this file
+    /// (counts, dead letters by reason with examples, throughput over time,
+    /// time per stage, plugin versions).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// For sources that follow their input (PostgreSQL change data capture,
     /// JSONL with `follow`): end once everything the source had when the
     /// run started is written, instead of waiting for more.
@@ -136,6 +141,11 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, json).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, crate::report::render(&summary))
+            .with_context(|| format!("cannot write the report `{}`", path.display()))?;
+        eprintln!("report: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 mod stats;
 
-pub use stats::{Stats, SwapTiming};
+pub use stats::{EXAMPLES_PER_REASON, ReasonExample, Stats, SwapTiming, TimePoint, Timeline};
 
 /// The status of one transform, as its stage publishes it (and the
 /// reloader, for a candidate it refused before it reached the stage).

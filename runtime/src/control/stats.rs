@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::sources;
 
@@ -27,6 +29,11 @@ pub struct Stats {
     pub source: sources::SourceFeedback,
     /// Dead letters by `stage: code`.
     pub reasons: Mutex<BTreeMap<String, u64>>,
+    /// The first dead letters of each `stage: code` (at most
+    /// [`EXAMPLES_PER_REASON`]), for the run report.
+    pub examples: Mutex<BTreeMap<String, Vec<ReasonExample>>>,
+    /// The counters sampled over the run, for the run report's chart.
+    pub timeline: Mutex<Timeline>,
     /// Plugin versions swapped in while running.
     pub reloads: AtomicU64,
     /// Candidate versions refused while running.
@@ -49,4 +56,105 @@ pub struct SwapTiming {
     pub at: Instant,
     /// How long the transform thread paused to swap.
     pub pause: std::time::Duration,
+}
+
+/// How many dead letters of each reason the summary keeps as examples.
+pub const EXAMPLES_PER_REASON: usize = 3;
+
+/// One dead letter, as the summary and the run report show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReasonExample {
+    /// Where the record came from (`line 12`).
+    pub position: String,
+    /// The field at fault.
+    pub field: Option<String>,
+    /// What was wrong.
+    pub message: String,
+    /// The version of the plugin that refused it.
+    pub plugin_version: Option<String>,
+}
+
+/// The counters at one moment of the run.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct TimePoint {
+    /// Milliseconds since the first committed batch.
+    pub ms: u64,
+    /// Records read so far.
+    pub records_in: u64,
+    /// Records written so far.
+    pub written: u64,
+    /// Records dead-lettered so far.
+    pub dead_lettered: u64,
+}
+
+/// The counters sampled every quarter second or so: at most
+/// [`Timeline::MAX_POINTS`] points, the step doubling when full, so a long
+/// run costs no more memory than a short one.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    started: Option<Instant>,
+    next: Duration,
+    step: Duration,
+    points: Vec<TimePoint>,
+}
+
+impl Timeline {
+    /// The most points kept.
+    pub const MAX_POINTS: usize = 512;
+
+    /// Notes the counters now if a step has passed since the last point
+    /// (or always, with `last`).
+    pub fn sample(&mut self, records_in: u64, written: u64, dead_lettered: u64, last: bool) {
+        let now = Instant::now();
+        let started = *self.started.get_or_insert(now);
+        if self.step.is_zero() {
+            self.step = Duration::from_millis(250);
+        }
+        let at = now.duration_since(started);
+        if !last && at < self.next {
+            return;
+        }
+        self.points.push(TimePoint {
+            ms: at.as_millis() as u64,
+            records_in,
+            written,
+            dead_lettered,
+        });
+        self.next = at + self.step;
+        if self.points.len() >= Self::MAX_POINTS {
+            // Every other point, and half as many from now on.
+            let mut keep = false;
+            self.points.retain(|_| {
+                keep = !keep;
+                keep
+            });
+            self.step *= 2;
+        }
+    }
+
+    /// The points so far, oldest first.
+    pub fn points(&self) -> &[TimePoint] {
+        &self.points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeline_stays_bounded_and_keeps_the_last_point() {
+        let mut t = Timeline::default();
+        for i in 0..10_000u64 {
+            // Force a point each time: the bound must hold anyway.
+            t.sample(i, i, 0, true);
+        }
+        assert!(t.points().len() < Timeline::MAX_POINTS);
+        assert_eq!(t.points().last().map(|p| p.records_in), Some(9_999));
+        // Without `last`, samples within a step are skipped.
+        let mut t = Timeline::default();
+        t.sample(1, 1, 0, false);
+        t.sample(2, 2, 0, false);
+        assert_eq!(t.points().len(), 1);
+    }
 }

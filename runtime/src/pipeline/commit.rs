@@ -13,6 +13,7 @@ use super::checkpoint::{Checkpoint, Checkpoints};
 use super::dead_letter::{DeadLetter, Kind};
 use super::profile::Clocks;
 use super::{RunError, Stats};
+use crate::control::{EXAMPLES_PER_REASON, ReasonExample};
 use crate::sinks::{Sink, SinkCommit, SinkError};
 use crate::sources::SourceBatch;
 use crate::value_json::record_json_text;
@@ -137,8 +138,29 @@ impl Committer<'_> {
                 .reasons
                 .lock()
                 .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
+            let mut examples = self
+                .stats
+                .examples
+                .lock()
+                .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
             for (_, stage, code, n) in &by_reason {
-                *reasons.entry(format!("{stage}: {code}")).or_default() += n;
+                let reason = format!("{stage}: {code}");
+                // The first few of each reason, for the run report.
+                let kept = examples.entry(reason.clone()).or_default();
+                if kept.len() < EXAMPLES_PER_REASON {
+                    kept.extend(
+                        dead.iter()
+                            .filter(|d| d.stage == *stage && d.code == *code)
+                            .take(EXAMPLES_PER_REASON - kept.len())
+                            .map(|d| ReasonExample {
+                                position: d.position.clone(),
+                                field: d.field.clone(),
+                                message: d.message.clone(),
+                                plugin_version: d.plugin_version.clone(),
+                            }),
+                    );
+                }
+                *reasons.entry(reason).or_default() += n;
             }
         }
         // The metric names every component shares (docs/pipeline.md, "The
@@ -163,6 +185,12 @@ impl Committer<'_> {
         s.expanded.fetch_add(processed.expanded, Ordering::Relaxed);
         s.dead_lettered
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        s.timeline.lock().unwrap_or_else(|p| p.into_inner()).sample(
+            s.records_in.load(Ordering::Relaxed),
+            s.written.load(Ordering::Relaxed),
+            s.dead_lettered.load(Ordering::Relaxed),
+            false,
+        );
         Ok(())
     }
 }

@@ -52,6 +52,10 @@ pub struct Summary {
     pub expanded: u64,
     /// Dead letters by `stage: code`.
     pub reasons: BTreeMap<String, u64>,
+    /// The first dead letters of each reason.
+    pub examples: BTreeMap<String, Vec<crate::control::ReasonExample>>,
+    /// The counters over the run (about every quarter second).
+    pub timeline: Vec<crate::control::TimePoint>,
     /// Per plugin.
     pub plugins: Vec<PluginSummary>,
     /// Plugin versions swapped in while running.
@@ -100,6 +104,17 @@ impl Summary {
             dead_lettered: stats.dead_lettered.load(Ordering::Relaxed),
             expanded: stats.expanded.load(Ordering::Relaxed),
             reasons: stats.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
+            examples: stats.examples.lock().map(|e| e.clone()).unwrap_or_default(),
+            timeline: {
+                let mut t = stats.timeline.lock().unwrap_or_else(|p| p.into_inner());
+                t.sample(
+                    records_in,
+                    stats.written.load(Ordering::Relaxed),
+                    stats.dead_lettered.load(Ordering::Relaxed),
+                    true,
+                );
+                t.points().to_vec()
+            },
             plugins: slots
                 .iter()
                 .map(|s| PluginSummary {
