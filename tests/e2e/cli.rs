@@ -17,11 +17,7 @@ fn check_reports_every_problem_at_once() {
             plugin("mapper"),
         ),
     );
-    let out = sluice()
-        .arg("check")
-        .arg(dir.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = dir.check();
     assert!(!out.status.success());
     let text = stdout(&out);
     let fails: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();

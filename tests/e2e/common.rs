@@ -66,6 +66,15 @@ impl Dir {
     }
 
     /// Runs `sluice run` on `pipeline.toml` here, with a JSON summary.
+    /// `sluice check` on the directory's `pipeline.toml`.
+    pub fn check(&self) -> Output {
+        sluice()
+            .arg("check")
+            .arg(self.path("pipeline.toml"))
+            .output()
+            .unwrap()
+    }
+
     pub fn run(&self, extra: &[&str]) -> (Output, Option<Json>) {
         let summary = self.path("summary.json");
         let _ = std::fs::remove_file(&summary);

@@ -608,11 +608,7 @@ path = "out.jsonl"
             crm.url("/customers")
         ),
     );
-    let out = sluice()
-        .arg("check")
-        .arg(d.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = d.check();
     assert!(!out.status.success());
     assert!(
         stdout(&out)
@@ -629,11 +625,7 @@ path = "out.jsonl"
             &format!("[source.grants]\nhttp = [\"{}\"]\n[sink]", crm.origin()),
         );
     d.write("pipeline.toml", text);
-    let out = sluice()
-        .arg("check")
-        .arg(d.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = d.check();
     let err = stdout(&out);
     assert!(err.contains("its config needs `url`"), "{err}");
     assert!(err.contains("its config has no key `pgae_size`"), "{err}");
@@ -756,11 +748,7 @@ fn inspect_shows_the_world_the_manifest_and_what_it_asks_for() {
             plugin("mapper")
         ),
     );
-    let out = sluice()
-        .arg("check")
-        .arg(d.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = d.check();
     assert!(
         stdout(&out).contains(
             "does not export `sluice:plugin/source@0.1.x` (it exports `sluice:plugin/transform@0.1.0`)"
@@ -777,11 +765,7 @@ fn inspect_shows_the_world_the_manifest_and_what_it_asks_for() {
             connector("connectors/http-bulk-sink").display()
         ),
     );
-    let out = sluice()
-        .arg("check")
-        .arg(d.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = d.check();
     assert!(
         stdout(&out)
             .contains("is a sink connector (http-bulk-sink 1.0.0), configured as the source"),

@@ -743,11 +743,7 @@ fn tls_to_postgres_for_source_sink_and_verify_with_every_sslmode() {
     );
     let check = |source: &str| {
         write(source);
-        let out = sluice()
-            .arg("check")
-            .arg(dir.path("pipeline.toml"))
-            .output()
-            .unwrap();
+        let out = dir.check();
         (out.status.success(), stderr(&out) + &stdout(&out))
     };
     // verify-full refuses a certificate for another name; verify-ca takes it.

@@ -502,11 +502,7 @@ fn a_canary_that_fails_at_start_refuses_to_start() {
         "{e}"
     );
     // `check` takes the same path: it names the failing canary too.
-    let out = sluice()
-        .arg("check")
-        .arg(dir.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = dir.check();
     assert!(!out.status.success());
     let o = stdout(&out);
     assert!(

@@ -635,11 +635,7 @@ fn unknown_topics_and_unreachable_brokers_say_what_to_do() {
             broker.brokers()
         ),
     );
-    let out = sluice()
-        .arg("check")
-        .arg(dir.path("pipeline.toml"))
-        .output()
-        .unwrap();
+    let out = dir.check();
     assert!(!out.status.success());
     assert!(
         stdout(&out).contains("option `enable.auto.commit` is set by Sluice"),
