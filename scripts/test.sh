@@ -2,7 +2,8 @@
 # The whole test suite: builds the WASM plugins and fixtures (installing the
 # wasm32-wasip2 target if needed), then runs every unit, golden-file and
 # end-to-end test against the real `sluice` binary, PostgreSQL servers included,
-# and the example plugins in Rust, Python, JavaScript and C.
+# the console in a headless Chromium, and the example plugins in Rust, Python,
+# JavaScript and C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,6 +13,8 @@ cd "$root"
 # cmake and OpenSSL headers (the Kafka connectors build librdkafka), and the
 # tansu broker the Kafka tests start on 127.0.0.1 with scripts/kafka.sh.
 "$root/scripts/kafka.sh" install
+# Debian's Chromium, for the console's browser tests (tests/e2e/console.rs).
+"$root/scripts/chromium.sh" install
 "$root/scripts/build-plugins.sh"
 # The pinned plugin toolchains (componentize-py, componentize-qjs, clang-19 +
 # wasi-libc), installed by the same command a plugin author runs.

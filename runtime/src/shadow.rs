@@ -3,7 +3,7 @@
 //! command, or automatically once enough records were compared with few
 //! enough differences.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 
 use serde::Serialize;
@@ -57,6 +57,33 @@ pub struct Difference {
     pub shadow: String,
     /// Fields whose values differ (when both kept the record).
     pub fields: Vec<String>,
+    /// The records the live version made of it (each as its stream and
+    /// fields in JSON), at most [`RECORDS_PER_SIDE`]. Values from the data:
+    /// only a holder of the admin token sees them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live_records: Vec<serde_json::Value>,
+    /// The records the shadow made of it, likewise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow_records: Vec<serde_json::Value>,
+}
+
+/// How many output records of one input a difference shows per side.
+pub const RECORDS_PER_SIDE: usize = 3;
+
+/// How many of the latest differences a report keeps.
+pub const LATEST: usize = 20;
+
+fn records_of(fate: &Fate<'_>) -> Vec<serde_json::Value> {
+    let Fate::Kept(v) = fate else {
+        return Vec::new();
+    };
+    v.iter()
+        .take(RECORDS_PER_SIDE)
+        .map(|bytes| match Record::decode(bytes) {
+            Ok(r) => crate::value_json::record_to_json(&r),
+            Err(e) => serde_json::json!({ "undecodable": e.to_string() }),
+        })
+        .collect()
 }
 
 /// The comparison so far.
@@ -77,6 +104,20 @@ pub struct ShadowReport {
     pub failed_batches: u64,
     /// The first differences (at most 10).
     pub samples: Vec<Difference>,
+    /// The latest differences (at most [`LATEST`]), oldest first.
+    pub latest: VecDeque<Difference>,
+}
+
+impl ShadowReport {
+    /// The report without the records' values (for readers without the
+    /// admin token).
+    pub fn without_values(mut self) -> Self {
+        for d in self.samples.iter_mut().chain(self.latest.iter_mut()) {
+            d.live_records.clear();
+            d.shadow_records.clear();
+        }
+        self
+    }
 }
 
 /// When to promote a shadow by itself.
@@ -186,14 +227,21 @@ impl ShadowReport {
                 .by_outcome
                 .entry(format!("{} -> {}", l.describe(), s.describe()))
                 .or_default() += 1;
+            let d = Difference {
+                position: position(i),
+                live: l.describe(),
+                shadow: s.describe(),
+                fields,
+                live_records: records_of(l),
+                shadow_records: records_of(s),
+            };
             if self.samples.len() < 10 {
-                self.samples.push(Difference {
-                    position: position(i),
-                    live: l.describe(),
-                    shadow: s.describe(),
-                    fields,
-                });
+                self.samples.push(d.clone());
             }
+            if self.latest.len() == LATEST {
+                self.latest.pop_front();
+            }
+            self.latest.push_back(d);
         }
     }
 }
@@ -312,6 +360,25 @@ mod tests {
                 ("line 3", "reject bad_email", "reject missing", vec![]),
             ]
         );
+        // Each side's records, for the console to show side by side.
+        let first = &report.samples[0];
+        assert_eq!(first.live_records.len(), 1);
+        assert_eq!(first.live_records[0]["fields"]["name"], "ANA");
+        assert_eq!(first.shadow_records[0]["fields"]["name"], "Ana");
+        assert_eq!(
+            report.samples[1].live_records,
+            Vec::<serde_json::Value>::new()
+        );
+        assert_eq!(report.samples[1].shadow_records.len(), 1);
+        // Without the token they are left out.
+        let bare = report.clone().without_values();
+        assert!(
+            bare.samples
+                .iter()
+                .chain(&bare.latest)
+                .all(|d| d.live_records.is_empty() && d.shadow_records.is_empty())
+        );
+        assert_eq!(bare.differing, report.differing);
         // An emit of another number of records differs as a whole.
         let fewer = outcomes(&input, &spans, |w| {
             for _ in 0..4 {
@@ -337,6 +404,9 @@ mod tests {
         assert_eq!((report.compared, report.differing), (24, 24));
         assert_eq!(report.by_outcome.get("keep -> drop"), Some(&24));
         assert_eq!(report.samples.len(), 10);
+        // The latest ones: the last batch's, bounded.
+        assert_eq!(report.latest.len(), LATEST);
+        assert_eq!(report.latest.back().map(|d| d.position.as_str()), Some("7"));
     }
 
     #[test]

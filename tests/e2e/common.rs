@@ -148,3 +148,28 @@ pub fn assert_balanced(out: &Output, summary: &Option<Json>) -> Json {
     );
     s
 }
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `sluice ctl --pipeline FILE ...`: the address and token come from the
+/// run's admin file.
+pub fn ctl(pipeline: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = sluice()
+        .arg("ctl")
+        .arg("--pipeline")
+        .arg(pipeline)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}

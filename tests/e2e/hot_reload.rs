@@ -249,30 +249,6 @@ fn with_watching_off_sighup_reloads() {
     assert_eq!(summary["reloads"], 1);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `sluice ctl --pipeline FILE ...`: the address and token come from the
-/// run's admin file.
-fn ctl(pipeline: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = sluice()
-        .arg("ctl")
-        .arg("--pipeline")
-        .arg(pipeline)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!("{}{}", stdout(&out), stderr(&out)),
-    )
-}
-
 #[test]
 fn the_admin_api_shows_status_rolls_back_pauses_and_stops() {
     let addr = format!("127.0.0.1:{}", free_port());

@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod connectors;
+mod console;
 mod docs;
 mod failures;
 mod fidelity;

@@ -9,6 +9,14 @@
 //!   (`Authorization: Bearer TOKEN`): a page cannot read the token file,
 //!   and a cross-origin request with that header is refused by the browser
 //!   unless the server allows it (it never does);
+//! - so does every request that reads values from the data: the console's
+//!   feed (`/events`: dead-letter messages, the records a shadow made) and
+//!   `/status` with the shadow's records (without the token `/status`
+//!   leaves them out);
+//! - the console's page and its script and style ([`PUBLIC`]) hold no
+//!   data and need no token, so that a browser can load them; the page
+//!   then asks for the token (or takes it from the URL `sluice ctl open`
+//!   prints, in the fragment, which the browser never sends);
 //! - on a loopback address, the `Host` must be the loopback address itself
 //!   (no other name: DNS rebinding) and an `Origin`, when a browser sends
 //!   one, must be that address too;
@@ -74,6 +82,14 @@ pub fn new_token() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Paths anyone who may reach the API may read: the console's static
+/// files.
+pub const PUBLIC: [&str; 3] = ["/", "/console.js", "/console.css"];
+
+/// Paths whose answers carry values from the data: the token is needed
+/// even to read them.
+pub const DATA: [&str; 1] = ["/events"];
+
 /// What the guard checks requests against.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -88,7 +104,12 @@ impl Guard {
     }
 
     /// `Ok` or the status and reason a request is refused with.
-    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    pub fn check(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), (StatusCode, String)> {
         let loopback = self.addr.ip().is_loopback();
         if loopback {
             let host = headers
@@ -115,20 +136,25 @@ impl Guard {
                 }
             }
         }
-        if method != Method::GET || !loopback {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|h| h.to_str().ok())
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .unwrap_or_default();
-            if !same(given.as_bytes(), self.token.as_bytes()) {
-                return Err((
-                    StatusCode::UNAUTHORIZED,
-                    "the admin API needs this run's token (`Authorization: Bearer ...`): `sluice ctl --pipeline FILE` reads it from the state directory".into(),
-                ));
-            }
+        let public = method == Method::GET && PUBLIC.contains(&path);
+        let needs_token = method != Method::GET || DATA.contains(&path) || (!loopback && !public);
+        if needs_token && !self.has_token(headers) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "the admin API needs this run's token (`Authorization: Bearer ...`): `sluice ctl --pipeline FILE` reads it from the state directory, `sluice ctl open` prints the console's address with it".into(),
+            ));
         }
         Ok(())
+    }
+
+    /// True when the request carries this run's token.
+    pub fn has_token(&self, headers: &HeaderMap) -> bool {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        same(given.as_bytes(), self.token.as_bytes())
     }
 
     /// True for `127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT` with the
@@ -151,19 +177,30 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The middleware: refuses what [`Guard::check`] refuses.
+/// The middleware: refuses what [`Guard::check`] refuses, and marks every
+/// answer as not to be cached, sniffed, framed or followed by a referrer.
 pub async fn middleware(
     State(guard): State<std::sync::Arc<Guard>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match guard.check(req.method(), req.headers()) {
+    let mut response = match guard.check(req.method(), req.uri().path(), req.headers()) {
         Ok(()) => next.run(req).await,
         Err((status, reason)) => {
             tracing::warn!(%status, reason = %reason, "admin API request refused");
             (status, axum::Json(serde_json::json!({ "error": reason }))).into_response()
         }
+    };
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
     }
+    response
 }
 
 #[cfg(test)]
@@ -188,27 +225,40 @@ mod tests {
         let g = guard("127.0.0.1:9464");
         let host = (header::HOST, "127.0.0.1:9464");
         assert!(
-            g.check(&Method::GET, &headers(std::slice::from_ref(&host)))
-                .is_ok()
+            g.check(
+                &Method::GET,
+                "/status",
+                &headers(std::slice::from_ref(&host))
+            )
+            .is_ok()
         );
         let e = g
-            .check(&Method::POST, &headers(std::slice::from_ref(&host)))
+            .check(
+                &Method::POST,
+                "/stop",
+                &headers(std::slice::from_ref(&host)),
+            )
             .unwrap_err();
         assert_eq!(e.0, StatusCode::UNAUTHORIZED);
         let auth = (header::AUTHORIZATION, "Bearer t0ken");
         assert!(
-            g.check(&Method::POST, &headers(&[host.clone(), auth.clone()]))
-                .is_ok()
+            g.check(
+                &Method::POST,
+                "/stop",
+                &headers(&[host.clone(), auth.clone()])
+            )
+            .is_ok()
         );
         let wrong = (header::AUTHORIZATION, "Bearer t0kem");
         assert!(
-            g.check(&Method::POST, &headers(&[host.clone(), wrong]))
+            g.check(&Method::POST, "/stop", &headers(&[host.clone(), wrong]))
                 .is_err()
         );
         // DNS rebinding: another name for 127.0.0.1.
         let e = g
             .check(
                 &Method::GET,
+                "/status",
                 &headers(&[(header::HOST, "evil.example:9464")]),
             )
             .unwrap_err();
@@ -216,16 +266,79 @@ mod tests {
         // A web page, even with the token.
         let page = (header::ORIGIN, "http://evil.example");
         let e = g
-            .check(&Method::POST, &headers(&[host.clone(), auth.clone(), page]))
+            .check(
+                &Method::POST,
+                "/stop",
+                &headers(&[host.clone(), auth.clone(), page]),
+            )
             .unwrap_err();
         assert_eq!(e.0, StatusCode::FORBIDDEN);
         let same_origin = (header::ORIGIN, "http://localhost:9464");
         assert!(
             g.check(
                 &Method::POST,
+                "/stop",
                 &headers(&[(header::HOST, "localhost:9464"), auth, same_origin])
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_console_page_is_public_and_its_feed_needs_the_token_even_on_loopback() {
+        let g = guard("127.0.0.1:9464");
+        let host = (header::HOST, "127.0.0.1:9464");
+        for path in PUBLIC {
+            assert!(
+                g.check(&Method::GET, path, &headers(std::slice::from_ref(&host)))
+                    .is_ok()
+            );
+        }
+        let e = g
+            .check(
+                &Method::GET,
+                "/events",
+                &headers(std::slice::from_ref(&host)),
+            )
+            .unwrap_err();
+        assert_eq!(e.0, StatusCode::UNAUTHORIZED);
+        let auth = (header::AUTHORIZATION, "Bearer t0ken");
+        assert!(
+            g.check(&Method::GET, "/events", &headers(&[host.clone(), auth]))
+                .is_ok()
+        );
+        // Still only under the loopback address's own name.
+        let e = g
+            .check(
+                &Method::GET,
+                "/",
+                &headers(&[(header::HOST, "evil.example:9464")]),
+            )
+            .unwrap_err();
+        assert_eq!(e.0, StatusCode::FORBIDDEN);
+        // Beyond loopback the page loads without the token; nothing else does.
+        let g = guard("0.0.0.0:9464");
+        let host = (header::HOST, "sluice.internal:9464");
+        assert!(
+            g.check(
+                &Method::GET,
+                "/console.js",
+                &headers(std::slice::from_ref(&host))
+            )
+            .is_ok()
+        );
+        assert!(
+            g.check(
+                &Method::GET,
+                "/status",
+                &headers(std::slice::from_ref(&host))
+            )
+            .is_err()
+        );
+        // `/` is public, not every path under it.
+        assert!(
+            g.check(&Method::GET, "/console.js/../status", &headers(&[host]))
+                .is_err()
         );
     }
 
@@ -234,13 +347,20 @@ mod tests {
         let g = guard("0.0.0.0:9464");
         let host = (header::HOST, "sluice.internal:9464");
         assert_eq!(
-            g.check(&Method::GET, &headers(std::slice::from_ref(&host)))
-                .unwrap_err()
-                .0,
+            g.check(
+                &Method::GET,
+                "/status",
+                &headers(std::slice::from_ref(&host))
+            )
+            .unwrap_err()
+            .0,
             StatusCode::UNAUTHORIZED
         );
         let auth = (header::AUTHORIZATION, "Bearer t0ken");
-        assert!(g.check(&Method::GET, &headers(&[host, auth])).is_ok());
+        assert!(
+            g.check(&Method::GET, "/status", &headers(&[host, auth]))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! | method and path | what it does |
 //! |---|---|
+//! | `GET /` | the console: a live page of the run ([`console`]) |
+//! | `GET /events` | the console's feed: the status, counters and new dead letters every second (server-sent events; token needed) |
 //! | `GET /status` | pipeline counters, pause state, each transform's live and kept versions, records per version, the last refused candidate |
 //! | `GET /metrics` | Prometheus text: the shared metric names (`records_in_total`, `records_out_total`, `records_rejected_total`, `errors_total{stage}`...) |
 //! | `POST /reload` | reload the pipeline file and every plugin (like SIGHUP) |
@@ -16,6 +18,7 @@
 //! and cannot do). The address and token are in
 //! `STATE_DIR/PIPELINE.admin.json` (mode 0600) while the run lasts.
 
+mod console;
 pub mod guard;
 
 use std::net::SocketAddr;
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,7 +40,7 @@ use crate::pipeline::Control;
 pub struct AdminServer {
     /// The address it listens on.
     pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
     file: PathBuf,
 }
@@ -46,11 +49,25 @@ impl Drop for AdminServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The console's URL for an API listening on `addr` (a wildcard address is
+/// reached on loopback), with `token` in the fragment: the part after `#`,
+/// which a browser never sends to the server.
+pub fn console_url(addr: &str, token: Option<&str>) -> String {
+    let host = match addr.parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        _ => addr.to_string(),
+    };
+    match token {
+        Some(t) => format!("http://{host}/#token={t}"),
+        None => format!("http://{host}/"),
     }
 }
 
@@ -59,6 +76,10 @@ struct AppState {
     control: Arc<Control>,
     pipeline: String,
     metrics: Option<PrometheusHandle>,
+    guard: Arc<guard::Guard>,
+    samples: console::Samples,
+    /// Becomes true when the server stops (the console's feeds end).
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Binds `addr` (an error says if the port is taken), writes the admin
@@ -92,11 +113,14 @@ pub fn start(
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("admin API: {e}"))?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         control,
         pipeline,
         metrics,
+        guard: guard.clone(),
+        samples: console::Samples::default(),
+        shutdown: rx.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("sluice-admin".into())
@@ -119,7 +143,15 @@ pub fn start(
                         return;
                     }
                 };
+                tokio::spawn(console::sample_every_second(
+                    state.control.clone(),
+                    state.samples.clone(),
+                ));
                 let app = Router::new()
+                    .route("/", get(console::page))
+                    .route("/console.js", get(console::script))
+                    .route("/console.css", get(console::style))
+                    .route("/events", get(console::events))
                     .route("/status", get(status))
                     .route("/metrics", get(metrics_text))
                     .route("/reload", post(reload))
@@ -133,8 +165,9 @@ pub fn start(
                         guard::middleware,
                     ))
                     .with_state(state);
-                let shutdown = async {
-                    let _ = rx.await;
+                let mut rx = rx;
+                let shutdown = async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
                 };
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
@@ -154,17 +187,31 @@ pub fn start(
     })
 }
 
-async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
+async fn status(State(s): State<AppState>, headers: HeaderMap) -> Json<serde_json::Value> {
+    Json(status_json(&s, s.guard.has_token(&headers)))
+}
+
+/// The status as `/status` and the console's feed give it; the records a
+/// shadow made only `with_values` (for a holder of the token).
+fn status_json(s: &AppState, with_values: bool) -> serde_json::Value {
     let c = &s.control;
     let st = &c.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let transforms = c.transforms().clone();
+    let mut transforms = c.transforms().clone();
+    if !with_values {
+        for t in &mut transforms {
+            t.shadow = t
+                .shadow
+                .take()
+                .map(crate::shadow::ShadowReport::without_values);
+        }
+    }
     let connectors: Vec<_> = st
         .connectors
         .lock()
         .map(|c| c.iter().map(|s| s.report()).collect())
         .unwrap_or_default();
-    Json(json!({
+    json!({
         "pipeline": s.pipeline,
         "paused": c.paused.load(Ordering::Relaxed),
         "stopping": c.stopping(),
@@ -174,6 +221,7 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
         "dead_lettered": load(&st.dead_lettered),
         "reloads": load(&st.reloads),
         "reload_failures": load(&st.reload_failures),
+        "reasons": st.reasons.lock().map(|r| r.clone()).unwrap_or_default(),
         "transforms": transforms,
         "connectors": connectors,
         "source": {
@@ -181,7 +229,7 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
             "lag": st.source.lag(),
             "committed": st.source.committed(),
         },
-    }))
+    })
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
@@ -249,4 +297,22 @@ async fn resume(State(s): State<AppState>) -> Json<serde_json::Value> {
 async fn stop(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     s.control.stop.store(true, Ordering::Relaxed);
     (StatusCode::ACCEPTED, Json(json!({"stop": "requested"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::console_url;
+
+    #[test]
+    fn the_console_url_carries_the_token_in_its_fragment() {
+        assert_eq!(
+            console_url("127.0.0.1:9464", Some("ab12")),
+            "http://127.0.0.1:9464/#token=ab12"
+        );
+        assert_eq!(
+            console_url("0.0.0.0:9000", Some("ab12")),
+            "http://127.0.0.1:9000/#token=ab12"
+        );
+        assert_eq!(console_url("[::1]:9000", None), "http://[::1]:9000/");
+    }
 }

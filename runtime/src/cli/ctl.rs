@@ -51,6 +51,11 @@ enum CtlCommand {
     Resume,
     /// Stop gracefully (like SIGTERM).
     Stop,
+    /// Print the console's address, with the run's token in its fragment
+    /// (the part after `#`, which the browser keeps to itself): open it in
+    /// a browser on this machine. The URL is a credential: the token
+    /// lets whoever holds it stop or change the run.
+    Open,
 }
 
 /// The address and token to use.
@@ -96,6 +101,15 @@ pub(super) fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCommand::Pause => ("POST", "/pause".to_string()),
         CtlCommand::Resume => ("POST", "/resume".to_string()),
         CtlCommand::Stop => ("POST", "/stop".to_string()),
+        CtlCommand::Open => {
+            let Some(token) = token else {
+                bail!(
+                    "no token for the console: give `--pipeline FILE` (the token is read from its state directory), `--token` or SLUICE_ADMIN_TOKEN"
+                );
+            };
+            println!("{}", crate::admin::console_url(&admin, Some(&token)));
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -124,6 +124,16 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    // The console's address; the token stays out of the output (logs are
+    // often collected where others read them).
+    #[cfg(feature = "admin")]
+    if let Some(admin) = &_admin {
+        eprintln!(
+            "console: {}  (`sluice ctl open --pipeline {}` prints it with this run's token)",
+            crate::admin::console_url(&admin.addr.to_string(), None),
+            args.pipeline.display()
+        );
+    }
     let prepared = pipeline::prepare(pipeline)?;
     let mut progress = Progress::new(!args.no_progress);
     let summary = pipeline::run(

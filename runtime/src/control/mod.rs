@@ -17,7 +17,10 @@ use serde::Serialize;
 
 mod stats;
 
-pub use stats::{EXAMPLES_PER_REASON, ReasonExample, Stats, SwapTiming, TimePoint, Timeline};
+pub use stats::{
+    EXAMPLES_PER_REASON, ReasonExample, RecentDeadLetter, RecentDeadLetters, Stats, SwapTiming,
+    TimePoint, Timeline,
+};
 
 /// The status of one transform, as its stage publishes it (and the
 /// reloader, for a candidate it refused before it reached the stage).
@@ -39,6 +42,9 @@ pub struct TransformStatus {
     pub refused_version: Option<String>,
     /// The candidate running in shadow, and how its outcomes compare.
     pub shadow: Option<crate::shadow::ShadowReport>,
+    /// What happened to the transform's versions, oldest first (at most
+    /// [`TransformStatus::HISTORY`] events).
+    pub history: Vec<VersionEvent>,
     /// The versions kept loaded, the live one last (what a rollback
     /// restarts, and what the reloader compares the files with).
     #[serde(skip)]
@@ -46,9 +52,57 @@ pub struct TransformStatus {
 }
 
 impl TransformStatus {
+    /// How many version events are kept.
+    pub const HISTORY: usize = 50;
+
     /// The live version, if the stage has published one.
     pub fn live_plugin(&self) -> Option<&Arc<LoadedPlugin>> {
         self.loaded.last()
+    }
+
+    /// Adds an event to the history (the oldest goes when full), stamped
+    /// with the time now.
+    pub fn note(&mut self, mut event: VersionEvent) {
+        event.time = crate::pipeline::dead_letter::now_micros();
+        if self.history.len() == Self::HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(event);
+    }
+}
+
+/// What happened to a transform's versions: a candidate built, refused,
+/// made live, rolled back from or promoted.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct VersionEvent {
+    /// When, in µs since the epoch.
+    pub time: i64,
+    /// `started` (the first version), `candidate` (built and through its
+    /// canary, waiting for its trial batch), `live` (passed its trial),
+    /// `refused` (failed to build, its canary or its trial), `rollback`,
+    /// `promoted` (a shadow made live) or `shadow` (a shadow started).
+    pub event: String,
+    /// The version concerned (none when the file did not even load).
+    pub version: Option<String>,
+    /// The version live before, for a change of the live version.
+    pub from: Option<String>,
+    /// The canary's result: `passed (N records)`, `none configured`, or
+    /// why it failed.
+    pub canary: Option<String>,
+    /// The trial batch's result: `passed (N records)` or why it failed.
+    pub trial: Option<String>,
+    /// Anything else a person wants to know (the error of a refusal).
+    pub detail: Option<String>,
+}
+
+impl VersionEvent {
+    /// An event of kind `event` about `version`.
+    pub fn new(event: &str, version: Option<&str>) -> Self {
+        VersionEvent {
+            event: event.into(),
+            version: version.map(String::from),
+            ..Default::default()
+        }
     }
 }
 
@@ -107,6 +161,7 @@ pub struct Control {
     pub stats: Stats,
     transforms: Mutex<Vec<TransformStatus>>,
     stages: Mutex<Vec<StageHandle>>,
+    clocks: Mutex<Option<Arc<crate::pipeline::profile::Clocks>>>,
 }
 
 /// How long an operator's command waits for its stage: a stage answers
@@ -123,6 +178,24 @@ impl Control {
     /// True once a stop was requested.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Shares the run's stage clocks (the console shows the time per stage
+    /// while the run lasts).
+    pub(crate) fn set_clocks(&self, clocks: Arc<crate::pipeline::profile::Clocks>) {
+        *self.clocks.lock().unwrap_or_else(|p| p.into_inner()) = Some(clocks);
+    }
+
+    /// Where the run's time went so far, stage by stage (empty before the
+    /// run starts).
+    pub fn profile(&self) -> Option<crate::pipeline::Profile> {
+        let clocks = self
+            .clocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let names: Vec<String> = self.transforms().iter().map(|t| t.name.clone()).collect();
+        Some(crate::pipeline::Profile::new(&clocks, &names, &[]))
     }
 
     /// The transforms' status (a poisoned lock still gives the data).

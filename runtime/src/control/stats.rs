@@ -1,7 +1,7 @@
 //! The live counters of a run: what `/status`, `/metrics`, the progress
 //! line and the summary read while the pipeline threads add to them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +34,9 @@ pub struct Stats {
     pub examples: Mutex<BTreeMap<String, Vec<ReasonExample>>>,
     /// The counters sampled over the run, for the run report's chart.
     pub timeline: Mutex<Timeline>,
+    /// The latest dead letters (at most [`RecentDeadLetters::KEEP`]), for
+    /// the console.
+    pub recent_dead: Mutex<RecentDeadLetters>,
     /// Plugin versions swapped in while running.
     pub reloads: AtomicU64,
     /// Candidate versions refused while running.
@@ -72,6 +75,60 @@ pub struct ReasonExample {
     pub message: String,
     /// The version of the plugin that refused it.
     pub plugin_version: Option<String>,
+}
+
+/// One dead letter as the console lists it: where, why, and which
+/// version refused it. The record itself stays in the dead-letter sink.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecentDeadLetter {
+    /// Its number in this run (1 for the first), so that a reader can ask
+    /// for the ones after the last it saw.
+    pub seq: u64,
+    /// When, in µs since the epoch.
+    pub time: i64,
+    /// `rejected`, `plugin_failed` (the plugin trapped or ran out of
+    /// time), `malformed_input` or `sink_refused`.
+    pub kind: String,
+    /// The stage: a transform's name, `source` or `sink`.
+    pub stage: String,
+    /// The machine-readable code.
+    pub code: String,
+    /// The field at fault.
+    pub field: Option<String>,
+    /// What was wrong.
+    pub message: String,
+    /// The version of the plugin that refused it.
+    pub plugin_version: Option<String>,
+    /// Where the record came from (`line 12`).
+    pub position: String,
+}
+
+/// The latest dead letters of the run, numbered.
+#[derive(Debug, Default)]
+pub struct RecentDeadLetters {
+    next_seq: u64,
+    kept: VecDeque<RecentDeadLetter>,
+}
+
+impl RecentDeadLetters {
+    /// How many are kept.
+    pub const KEEP: usize = 200;
+
+    /// Adds one, numbering it; the oldest goes when full.
+    pub fn push(&mut self, mut d: RecentDeadLetter) {
+        self.next_seq += 1;
+        d.seq = self.next_seq;
+        if self.kept.len() == Self::KEEP {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(d);
+    }
+
+    /// Those numbered after `seq`, oldest first.
+    pub fn after(&self, seq: u64) -> Vec<RecentDeadLetter> {
+        let skip = self.kept.partition_point(|d| d.seq <= seq);
+        self.kept.iter().skip(skip).cloned().collect()
+    }
 }
 
 /// The counters at one moment of the run.
@@ -156,5 +213,39 @@ mod tests {
         t.sample(1, 1, 0, false);
         t.sample(2, 2, 0, false);
         assert_eq!(t.points().len(), 1);
+    }
+
+    fn dead(code: &str) -> RecentDeadLetter {
+        RecentDeadLetter {
+            seq: 0,
+            time: 0,
+            kind: "rejected".into(),
+            stage: "validate".into(),
+            code: code.into(),
+            field: None,
+            message: String::new(),
+            plugin_version: None,
+            position: String::new(),
+        }
+    }
+
+    #[test]
+    fn recent_dead_letters_are_numbered_bounded_and_read_after_a_number() {
+        let mut r = RecentDeadLetters::default();
+        for i in 0..RecentDeadLetters::KEEP + 5 {
+            r.push(dead(&format!("c{i}")));
+        }
+        let all = r.after(0);
+        assert_eq!(all.len(), RecentDeadLetters::KEEP);
+        assert_eq!(all[0].seq, 6);
+        assert_eq!(all[0].code, "c5");
+        let last = all.last().map(|d| d.seq).unwrap_or_default();
+        assert_eq!(last, RecentDeadLetters::KEEP as u64 + 5);
+        let tail = r.after(last - 2);
+        assert_eq!(
+            tail.iter().map(|d| d.seq).collect::<Vec<_>>(),
+            [last - 1, last]
+        );
+        assert!(r.after(last).is_empty());
     }
 }

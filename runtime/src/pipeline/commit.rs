@@ -13,7 +13,7 @@ use super::checkpoint::{Checkpoint, Checkpoints};
 use super::dead_letter::{DeadLetter, Kind};
 use super::profile::Clocks;
 use super::{RunError, Stats};
-use crate::control::{EXAMPLES_PER_REASON, ReasonExample};
+use crate::control::{EXAMPLES_PER_REASON, ReasonExample, RecentDeadLetter, RecentDeadLetters};
 use crate::sinks::{Sink, SinkCommit, SinkError};
 use crate::sources::SourceBatch;
 use crate::value_json::record_json_text;
@@ -161,6 +161,29 @@ impl Committer<'_> {
                     );
                 }
                 *reasons.entry(reason).or_default() += n;
+            }
+        }
+        {
+            // The latest ones, for the console (the oldest of a large batch
+            // would only be pushed out again).
+            let mut recent = self
+                .stats
+                .recent_dead
+                .lock()
+                .map_err(|_| RunError::Internal("stats lock poisoned".into()))?;
+            let skip = dead.len().saturating_sub(RecentDeadLetters::KEEP);
+            for d in &dead[skip..] {
+                recent.push(RecentDeadLetter {
+                    seq: 0,
+                    time: d.time,
+                    kind: d.kind.as_str().to_string(),
+                    stage: d.stage.clone(),
+                    code: d.code.clone(),
+                    field: d.field.clone(),
+                    message: d.message.clone(),
+                    plugin_version: d.plugin_version.clone(),
+                    position: d.position.clone(),
+                });
             }
         }
         // The metric names every component shares (docs/pipeline.md, "The

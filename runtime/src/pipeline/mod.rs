@@ -13,7 +13,7 @@ mod chain;
 pub mod checkpoint;
 mod commit;
 pub mod dead_letter;
-mod profile;
+pub(crate) mod profile;
 pub mod run_lock;
 mod stage;
 mod summary;
@@ -230,7 +230,10 @@ pub fn run(
     let watch = rt.watch;
     let interrupter = host.clone();
     let reload_pipeline = pipeline.clone();
-    let clocks = &Clocks::new(first.len());
+    let clocks = Arc::new(Clocks::new(first.len()));
+    // The console reads them while the run lasts.
+    control.set_clocks(clocks.clone());
+    let clocks = &*clocks;
     let result = std::thread::scope(|scope| -> Result<Vec<TransformSlot>, RunError> {
         let _done_on_exit = SetOnDrop(&done);
         let (to_first, mut upstream): (Sender<InFlight>, Receiver<InFlight>) = bounded(capacity);
@@ -251,12 +254,15 @@ pub fn run(
         let source_thread = std::thread::Builder::new()
             .name("sluice-source".into())
             .spawn_scoped(scope, move || -> Result<(), SourceError> {
-                let began = Instant::now();
+                // The total is added to at every batch, so that the console
+                // sees it grow while the run lasts.
+                let mark = std::cell::Cell::new(Instant::now());
                 let mut send = |b: SourceBatch| {
                     let p = Processed::start(&b);
                     let t = Instant::now();
                     let sent = to_first.send((b, p)).map_err(|_| Stopped);
                     clocks.source_waiting_out.add_since(t);
+                    mark.set(clocks.source_total.add_since(mark.get()));
                     sent
                 };
                 let mut ctx = sources::SourceContext::new(
@@ -269,7 +275,8 @@ pub fn run(
                     &stats.source,
                 );
                 let read = source.run(resume.as_deref(), &mut ctx);
-                clocks.source_total.add_since(began);
+                drop(ctx);
+                clocks.source_total.add_since(mark.get());
                 read
             })
             .map_err(|e| RunError::Internal(format!("cannot start the source thread: {e}")))?;

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender, never, select};
 use super::InFlight;
 use super::chain::{Processed, run_stage};
 use super::profile::StageClocks;
-use crate::control::{Command, Control, SwapTiming};
+use crate::control::{Command, Control, SwapTiming, VersionEvent};
 use crate::plugin::{
     CallError, Candidate, LoadedPlugin, PluginInstance, StageOutput, TransformSlot,
 };
@@ -40,6 +40,10 @@ pub(crate) struct Stage<'a> {
 impl<'a> Stage<'a> {
     /// The stage of transform number `index`, with `first` live.
     pub(crate) fn start(index: usize, first: Candidate, control: &'a Control) -> Self {
+        let started = VersionEvent {
+            canary: Some(first.canary_result()),
+            ..VersionEvent::new("started", Some(first.plugin.version()))
+        };
         let stage = Stage {
             index,
             slot: TransformSlot::with_instance(first.plugin, first.instance),
@@ -49,6 +53,7 @@ impl<'a> Stage<'a> {
             retired: Vec::new(),
         };
         stage.publish_versions();
+        stage.note(started);
         stage
     }
 
@@ -115,12 +120,25 @@ impl<'a> Stage<'a> {
                     if self.pending.take().is_some() {
                         tracing::info!(transform = %self.name(), version = %version, "the candidate waiting is dropped: the live version was asked for");
                     }
-                } else if let Some(older) = self.pending.replace(candidate) {
-                    tracing::info!(transform = %self.name(), dropped = %older.plugin.version(), version = %version, "a newer candidate replaces the one waiting for its trial batch");
+                } else {
+                    let waiting = VersionEvent {
+                        canary: Some(candidate.canary_result()),
+                        from: Some(self.slot.plugin().version().to_string()),
+                        ..VersionEvent::new("candidate", Some(&version))
+                    };
+                    if let Some(older) = self.pending.replace(candidate) {
+                        tracing::info!(transform = %self.name(), dropped = %older.plugin.version(), version = %version, "a newer candidate replaces the one waiting for its trial batch");
+                    }
+                    self.note(waiting);
                 }
                 self.publish_versions();
             }
             Command::Shadow(candidate, auto) => {
+                self.note(VersionEvent {
+                    canary: Some(candidate.canary_result()),
+                    from: Some(self.slot.plugin().version().to_string()),
+                    ..VersionEvent::new("shadow", Some(candidate.plugin.version()))
+                });
                 let report = ShadowReport {
                     version: candidate.plugin.version().to_string(),
                     ..Default::default()
@@ -203,12 +221,22 @@ impl<'a> Stage<'a> {
     ) -> Option<StageOutput> {
         let data = processed.data.as_ref().unwrap_or(&batch.data);
         let ready_at = candidate.ready_at;
+        let canary = Some(candidate.canary_result());
+        let from = Some(self.slot.plugin().version().to_string());
+        let records = processed.spans.len();
         let mut trial = TransformSlot::with_instance(candidate.plugin, candidate.instance);
         match trial.try_once(data, &processed.spans) {
             Ok(out) => {
                 let (plugin, instance) = trial.into_parts();
                 let instance = instance?;
+                let version = plugin.version().to_string();
                 self.swap_in(plugin, instance, ready_at);
+                self.note(VersionEvent {
+                    from,
+                    canary,
+                    trial: Some(format!("passed ({records} records)")),
+                    ..VersionEvent::new("live", Some(&version))
+                });
                 // The trial counted its records on the new version.
                 if let Some((_, n)) = self.slot.records_by_version.last_mut() {
                     *n += processed.spans.len() as u64;
@@ -225,6 +253,12 @@ impl<'a> Stage<'a> {
                 tracing::error!(transform = %self.name(), error = %why, "candidate refused; the running version stays live");
                 self.publish_versions();
                 if let Some(st) = self.control.transforms().get_mut(self.index) {
+                    st.note(VersionEvent {
+                        from,
+                        canary,
+                        trial: Some(format!("failed: {e}")),
+                        ..VersionEvent::new("refused", Some(&version))
+                    });
                     st.last_refusal = Some(why);
                     st.refused_version = Some(version);
                 }
@@ -239,6 +273,11 @@ impl<'a> Stage<'a> {
             return Err(format!("transform `{}` has no shadow", self.name()));
         };
         tracing::info!(transform = %self.name(), version = %shadow.report.version, compared = shadow.report.compared, differing = shadow.report.differing, "promoting the shadow");
+        let detail = format!(
+            "{} records compared in shadow, {} differing",
+            shadow.report.compared, shadow.report.differing
+        );
+        let from = self.slot.plugin().version().to_string();
         let (plugin, instance) = shadow.slot.into_parts();
         let version = plugin.version().to_string();
         let instance = match instance {
@@ -251,6 +290,11 @@ impl<'a> Stage<'a> {
         };
         self.swap_in(plugin, instance, Instant::now());
         self.publish_counts();
+        self.note(VersionEvent {
+            from: Some(from),
+            detail: Some(detail),
+            ..VersionEvent::new("promoted", Some(&version))
+        });
         Ok(version)
     }
 
@@ -272,6 +316,10 @@ impl<'a> Stage<'a> {
         let from = self.slot.plugin().version().to_string();
         let retired = self.slot.roll_back(candidate.instance);
         self.note_swap(&from, paused, candidate.ready_at, retired);
+        self.note(VersionEvent {
+            from: Some(from),
+            ..VersionEvent::new("rollback", Some(&version))
+        });
         Ok(version)
     }
 
@@ -316,6 +364,13 @@ impl<'a> Stage<'a> {
             "new version live"
         );
         self.publish_versions();
+    }
+
+    /// Adds an event to the transform's published history.
+    fn note(&self, event: VersionEvent) {
+        if let Some(st) = self.control.transforms().get_mut(self.index) {
+            st.note(event);
+        }
     }
 
     /// Publishes which versions are live, kept and waiting.
@@ -515,7 +570,44 @@ mod tests {
             "{st:?}"
         );
         assert_eq!(control.stats.reload_failures.load(Ordering::Relaxed), 1);
-        assert_eq!(st.records_by_version, vec![(v0, 0), (v1.clone(), 6)]);
+        assert_eq!(
+            st.records_by_version,
+            vec![(v0.clone(), 0), (v1.clone(), 6)]
+        );
+        // The history tells the story, oldest first.
+        let story: Vec<[&str; 4]> = st
+            .history
+            .iter()
+            .map(|e| {
+                [
+                    e.event.as_str(),
+                    e.version.as_deref().unwrap_or("-"),
+                    e.from.as_deref().unwrap_or("-"),
+                    e.trial.as_deref().unwrap_or("-"),
+                ]
+            })
+            .collect();
+        assert_eq!(
+            story[..4],
+            [
+                ["started", v0.as_str(), "-", "-"],
+                ["candidate", v1.as_str(), v0.as_str(), "-"],
+                ["live", v1.as_str(), v0.as_str(), "passed (3 records)"],
+                ["candidate", vb.as_str(), v1.as_str(), "-"],
+            ]
+        );
+        let refused = &st.history[4];
+        assert_eq!(refused.event, "refused");
+        assert_eq!(refused.version.as_deref(), Some(vb.as_str()));
+        assert!(
+            refused
+                .trial
+                .as_deref()
+                .is_some_and(|t| t.starts_with("failed: ")),
+            "{refused:?}"
+        );
+        assert_eq!(refused.canary.as_deref(), Some("none configured"));
+        assert!(st.history.iter().all(|e| e.time > 0));
 
         // A newer candidate replaces one waiting; asking for the live
         // version drops the one waiting.

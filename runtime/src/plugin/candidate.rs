@@ -18,6 +18,9 @@ pub struct Candidate {
     pub instance: PluginInstance,
     /// When it was ready (to measure the time it took to go live).
     pub ready_at: Instant,
+    /// Canary records it reproduced (`None`: none configured, or a
+    /// restart of a version that passed them before).
+    pub canary: Option<usize>,
 }
 
 impl Candidate {
@@ -25,8 +28,18 @@ impl Candidate {
     /// instance: the checks every version passes before it may run.
     pub fn build(host: &PluginHost, spec: &PluginSpec) -> Result<Self, PluginError> {
         let plugin = Arc::new(host.load(spec.clone())?);
-        check_canary_of(&plugin)?;
-        Self::restart(plugin)
+        let canary = check_canary_of(&plugin)?;
+        let mut c = Self::restart(plugin)?;
+        c.canary = canary;
+        Ok(c)
+    }
+
+    /// What the history says of its canary.
+    pub fn canary_result(&self) -> String {
+        match self.canary {
+            Some(n) => format!("passed ({n} records)"),
+            None => "none configured".into(),
+        }
     }
 
     /// A fresh instance of a version that was built before (a rollback, a
@@ -37,6 +50,7 @@ impl Candidate {
             plugin,
             instance,
             ready_at: Instant::now(),
+            canary: None,
         })
     }
 }
@@ -45,6 +59,7 @@ impl std::fmt::Debug for Candidate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Candidate")
             .field("plugin", &self.plugin)
+            .field("canary", &self.canary)
             .finish_non_exhaustive()
     }
 }

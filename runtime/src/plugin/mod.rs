@@ -39,10 +39,11 @@ pub fn plugin_specs(p: &crate::config::Pipeline) -> Vec<PluginSpec> {
         .collect()
 }
 
-/// Runs a plugin's canary records, if its spec has some.
-pub fn check_canary_of(plugin: &LoadedPlugin) -> Result<(), PluginError> {
+/// Runs a plugin's canary records, if its spec has some: how many passed
+/// (`None` without canary records).
+pub fn check_canary_of(plugin: &LoadedPlugin) -> Result<Option<usize>, PluginError> {
     let Some(canary) = &plugin.spec().canary else {
-        return Ok(());
+        return Ok(None);
     };
     let n = golden::check_canary(plugin, canary).map_err(|reason| PluginError::Canary {
         name: plugin.name().to_string(),
@@ -50,5 +51,5 @@ pub fn check_canary_of(plugin: &LoadedPlugin) -> Result<(), PluginError> {
         reason,
     })?;
     tracing::info!(plugin = %plugin.name(), version = %plugin.version(), records = n, "canary records pass");
-    Ok(())
+    Ok(Some(n))
 }

@@ -28,8 +28,8 @@ use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::config::Pipeline;
 use crate::config::toml_to_json;
-use crate::control::{Command, Control, StageHandle};
-use crate::plugin::{Candidate, PluginHost, PluginSpec, plugin_specs};
+use crate::control::{Command, Control, StageHandle, VersionEvent};
+use crate::plugin::{Candidate, PluginError, PluginHost, PluginSpec, plugin_specs};
 use crate::shadow::AutoPromote;
 
 /// A transform's shadow as configured.
@@ -302,6 +302,22 @@ impl Reloader<'_> {
                     Err(e) => {
                         metrics::counter!("reload_failures_total", "transform" => l.spec.name.clone()).increment(1);
                         tracing::error!(transform = %l.spec.name, error = %e, "candidate refused; the running version stays live");
+                        if let Some(st) = control.transforms().get_mut(i) {
+                            let version = match &e {
+                                PluginError::Init { version, .. }
+                                | PluginError::Canary { version, .. } => Some(version.as_str()),
+                                _ => None,
+                            };
+                            let mut event = VersionEvent::new("refused", version);
+                            match &e {
+                                PluginError::Canary { reason, .. } => {
+                                    event.canary = Some(format!("failed: {reason}"));
+                                }
+                                _ => event.detail = Some(e.to_string()),
+                            }
+                            event.from = Some(st.live.clone());
+                            st.note(event);
+                        }
                         refuse(i, e.to_string());
                     }
                 }
