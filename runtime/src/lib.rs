@@ -23,6 +23,7 @@ pub mod pg;
 pub mod pipeline;
 pub mod plugin;
 pub mod reload;
+pub mod replay;
 pub mod report;
 pub mod shadow;
 pub mod sinks;

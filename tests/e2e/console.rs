@@ -178,6 +178,17 @@ fn click(tab: &Tab, selector: &str) {
     tab.wait_for_element(selector).unwrap().click().unwrap();
 }
 
+/// Clicks a button that asks for a confirmation, and confirms.
+fn click_and_confirm(tab: &Tab, selector: &str) {
+    click(tab, selector);
+    wait_until(
+        tab,
+        "document.getElementById('confirm').open",
+        "the confirmation",
+    );
+    click(tab, "#confirm-ok");
+}
+
 /// A live run: records appended to a followed JSON-lines file go through
 /// `tagger` (it adds `tag`) and `validate` (it refuses bad emails) to a
 /// JSON-lines file, with the admin API on.
@@ -433,8 +444,7 @@ fn the_console_shows_a_live_run_rolls_back_on_a_click_and_shows_a_shadow_side_by
         "[...document.querySelectorAll('#stage-times tbody tr')].length === 4",
         "time per stage",
     );
-    let shown_in = number(&tab, "#n-in");
-    let shown = shown_in;
+    let shown = number(&tab, "#n-in");
     let api = run.status()["records_in"].as_u64().unwrap();
     assert!(
         api >= shown,
@@ -600,13 +610,7 @@ fn the_console_shows_a_live_run_rolls_back_on_a_click_and_shows_a_shadow_side_by
     );
     screenshot(&tab, "shadow");
     // Promote it from the page.
-    click(&tab, ".shadow-card button.promote");
-    wait_until(
-        &tab,
-        "document.getElementById('confirm').open",
-        "the confirmation",
-    );
-    click(&tab, "#confirm-ok");
+    click_and_confirm(&tab, ".shadow-card button.promote");
     run.wait_for_status(
         |s| s["transforms"][0]["shadow"].is_null() && s["transforms"][0]["live"] != v1.as_str(),
         "the shadow promoted",
@@ -614,13 +618,7 @@ fn the_console_shows_a_live_run_rolls_back_on_a_click_and_shows_a_shadow_side_by
 
     // Stop from the page: the run ends cleanly and every record is
     // accounted for.
-    click(&tab, "#btn-stop");
-    wait_until(
-        &tab,
-        "document.getElementById('confirm').open",
-        "the confirmation",
-    );
-    click(&tab, "#confirm-ok");
+    click_and_confirm(&tab, "#btn-stop");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut run = run;
     while run.child.try_wait().unwrap().is_none() {

@@ -15,3 +15,4 @@ mod kafka;
 mod pipeline;
 mod polyglot;
 mod postgres;
+mod replay;

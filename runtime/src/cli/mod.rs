@@ -17,6 +17,7 @@ mod plugin_new;
 mod plugin_sign;
 mod plugin_test;
 mod progress;
+mod replay;
 mod run;
 #[cfg(feature = "postgres")]
 mod slot;
@@ -50,6 +51,9 @@ enum Command {
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run dead letters again through the pipeline's current transforms
+    /// into its sink (after a fix), each at most once.
+    Replay(replay::ReplayArgs),
     /// Control a running pipeline through its admin API.
     #[cfg(feature = "admin")]
     Ctl(ctl::CtlArgs),
@@ -160,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Verify(args)) => plugin_sign::verify(args),
         #[cfg(feature = "admin")]
         Command::Ctl(args) => ctl::ctl(args),
+        Command::Replay(args) => replay::replay(args),
         #[cfg(feature = "postgres")]
         Command::Verify(args) => verify::verify(args),
         #[cfg(feature = "postgres")]

@@ -374,6 +374,7 @@ impl Pipeline {
         config.sink.resolve_paths(&base);
         if let Some(d) = &mut config.dead_letter {
             d.resolve_paths(&base);
+            d.default_to_dead_letters();
         }
         let state_dir = match &config.runtime.state_dir {
             Some(d) => resolve(&base, d),

@@ -19,7 +19,7 @@ use crate::sources::SourceBatch;
 use crate::value_json::record_json_text;
 
 /// What the sink thread writes to, and where it keeps its progress.
-pub(super) struct Committer<'a> {
+pub(crate) struct Committer<'a> {
     /// The pipeline's sink.
     pub sink: &'a mut dyn Sink,
     /// The dead-letter sink.
@@ -34,6 +34,21 @@ pub(super) struct Committer<'a> {
     pub pipeline: &'a str,
     /// The sink thread's clocks (`--profile`).
     pub clocks: &'a Clocks,
+    /// Set by `sluice replay`: the batch is dead letters, not new source
+    /// records.
+    pub replay: Option<Replay>,
+}
+
+/// How a replayed batch is committed differently: the source position and
+/// the count of source records stay; each record refused again names the
+/// dead letter it replays.
+pub(crate) struct Replay {
+    /// The dead letter each record replays, by its position (unique in the
+    /// batch).
+    pub links: std::collections::HashMap<String, String>,
+    /// Save the checkpoint (false when the pipeline has none yet: a
+    /// replay does not make one).
+    pub save_checkpoint: bool,
 }
 
 impl Committer<'_> {
@@ -73,17 +88,26 @@ impl Committer<'_> {
                 original,
             ));
         }
+        if let Some(r) = &self.replay {
+            for d in &mut dead {
+                d.replay_of = r.links.get(&d.position).cloned();
+            }
+        }
         let dlq_state = self.write_dead_letters(&dead)?;
         let t = self.clocks.dead_letters.add_since(t);
-        self.cp.records += inputs;
-        self.cp.source.clone_from(&batch.resume);
+        if self.replay.is_none() {
+            self.cp.records += inputs;
+            self.cp.source.clone_from(&batch.resume);
+        }
         if commit.state.is_some() {
             self.cp.sink = commit.state;
         }
         if dlq_state.is_some() {
             self.cp.dead_letter = dlq_state;
         }
-        self.store.save(self.pipeline, &self.cp)?;
+        if self.replay.as_ref().is_none_or(|r| r.save_checkpoint) {
+            self.store.save(self.pipeline, &self.cp)?;
+        }
         self.stats.source.set_committed(&batch.resume);
         self.count(inputs, commit.written, &processed, &dead)?;
         self.clocks.checkpoint.add_since(t);
@@ -342,6 +366,7 @@ mod tests {
                 store: &self.store,
                 pipeline: "p",
                 clocks: &self.clocks,
+                replay: None,
             }
         }
     }

@@ -57,6 +57,8 @@ pub struct DeadLetter {
     pub raw: Option<String>,
     /// When it was dead-lettered, µs since the epoch.
     pub time: i64,
+    /// The dead letter this one replays (`sluice replay`), when it does.
+    pub replay_of: Option<String>,
 }
 
 /// Now, in µs since the epoch.
@@ -93,6 +95,7 @@ impl DeadLetter {
             input,
             raw: None,
             time: now_micros(),
+            replay_of: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl DeadLetter {
             input: None,
             raw: Some(m.raw.clone()),
             time: now_micros(),
+            replay_of: None,
         }
     }
 
@@ -137,12 +141,14 @@ impl DeadLetter {
             input: Some(crate::value_json::record_json_text(rec)),
             raw: None,
             time: now_micros(),
+            replay_of: None,
         }
     }
 
     /// The dead letter as a record for the dead-letter sink. Its fields:
     /// `reason`, `stage`, `plugin_version`, `code`, `field`, `message`,
-    /// `position`, `stream`, `time`, `record`, `input`, `raw`.
+    /// `position`, `stream`, `time`, `record`, `input`, `raw`, and
+    /// `replay_of` for a record refused again by `sluice replay`.
     pub fn to_record(&self) -> Record<'_> {
         fn text(s: &str) -> Value<'_> {
             Value::Text(Cow::Borrowed(s))
@@ -170,7 +176,14 @@ impl DeadLetter {
                 (Cow::Borrowed("record"), json(&self.record)),
                 (Cow::Borrowed("input"), json(&self.input)),
                 (Cow::Borrowed("raw"), opt(&self.raw)),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                self.replay_of
+                    .as_deref()
+                    .map(|id| (Cow::Borrowed("replay_of"), text(id))),
+            )
+            .collect(),
             ..Default::default()
         }
     }

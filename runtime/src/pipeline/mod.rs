@@ -11,7 +11,7 @@
 
 mod chain;
 pub mod checkpoint;
-mod commit;
+pub(crate) mod commit;
 pub mod dead_letter;
 pub(crate) mod profile;
 pub mod run_lock;
@@ -87,6 +87,17 @@ pub fn dead_letter_config(p: &Pipeline) -> SinkConfig {
             fsync: false,
         })
     })
+}
+
+impl Prepared {
+    /// The first versions as slots, in chain order, for running batches
+    /// outside a run (`verify`, `replay`).
+    pub fn take_slots(&mut self) -> Vec<TransformSlot> {
+        std::mem::take(&mut self.first)
+            .into_iter()
+            .map(|c| TransformSlot::with_instance(c.plugin, c.instance))
+            .collect()
+    }
 }
 
 /// Builds the first version of every transform (the candidate path a
@@ -326,6 +337,7 @@ pub fn run(
             store: &store,
             pipeline: &pipeline.name,
             clocks,
+            replay: None,
         };
         let sink_result = (|| -> Result<(), RunError> {
             let mut t = Instant::now();

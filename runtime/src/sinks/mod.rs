@@ -63,6 +63,24 @@ impl SinkConfig {
 }
 
 impl SinkConfig {
+    /// As a dead-letter sink: a SQL table of dead letters takes plain
+    /// inserts unless told otherwise (a dead letter is an event with no
+    /// key; the upsert default of a target table would refuse it).
+    pub fn default_to_dead_letters(&mut self) {
+        match self {
+            SinkConfig::Sqlite(c) => {
+                c.mode.get_or_insert(WriteMode::Insert);
+            }
+            SinkConfig::Postgres(c) => {
+                c.mode.get_or_insert(WriteMode::Insert);
+            }
+            SinkConfig::Jsonl(_)
+            | SinkConfig::Stdout(_)
+            | SinkConfig::Kafka(_)
+            | SinkConfig::Wasm(_) => {}
+        }
+    }
+
     /// For a change-stream source: JSON-lines sinks write each record's
     /// operation and key unless told otherwise (`include_metadata`).
     pub fn default_to_metadata(&mut self) {

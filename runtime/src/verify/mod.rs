@@ -167,12 +167,8 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
     let refused = sink_refused_keys(&pipeline, &target);
     let name = pipeline.name.clone();
     let batch_size = pipeline.config.runtime.batch_size;
-    let prepared = pipeline::prepare(pipeline)?;
-    let mut slots: Vec<crate::plugin::TransformSlot> = prepared
-        .first
-        .into_iter()
-        .map(|c| crate::plugin::TransformSlot::with_instance(c.plugin, c.instance))
-        .collect();
+    let mut prepared = pipeline::prepare(pipeline)?;
+    let mut slots = prepared.take_slots();
     let spill_dir = tempfile::Builder::new().prefix("sluice-verify").tempdir()?;
     let dir = spill_dir.path();
 
