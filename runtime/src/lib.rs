@@ -15,6 +15,8 @@ pub mod config;
 pub mod connector;
 pub mod control;
 pub mod conventions;
+#[cfg(all(feature = "postgres", feature = "admin"))]
+pub mod cutover;
 pub mod declared_types;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod connectors;
 mod console;
+mod cutover;
 mod docs;
 mod failures;
 mod fidelity;

@@ -147,6 +147,50 @@ batch_size = {batch}
     );
 }
 
+/// The `customers` table of the workflow tests: `n` rows, every 100th
+/// without an email.
+pub fn seed_customers(pg: &PgServer, n: i64) {
+    pg.exec(
+        "legacy",
+        &format!(
+            "CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text);
+             INSERT INTO customers SELECT i, 'name ' || i, CASE WHEN i % 100 = 0 THEN NULL ELSE 'u' || i || '@x.org' END
+             FROM generate_series(1, {n}) i;"
+        ),
+    );
+}
+
+/// A sync of `customers` through `validate` with `email = RULE`, into the
+/// target database; `tail` is the rest of the file (dead letters, runtime).
+pub fn email_pipeline(dir: &Dir, pg: &PgServer, name: &str, rule: &str, tail: &str) {
+    dir.write(
+        "pipeline.toml",
+        format!(
+            r#"name = "{name}"
+[source]
+type = "postgres"
+url = "{src}"
+tables = ["customers"]
+
+[[transforms]]
+name = "validate"
+plugin = "{validate}"
+[transforms.config.fields]
+email = {rule}
+
+[sink]
+type = "postgres"
+url = "{dst}"
+
+{tail}
+"#,
+            src = pg.url("legacy"),
+            dst = pg.url("target"),
+            validate = plugin("validate").replace('\\', "/"),
+        ),
+    );
+}
+
 pub fn spawn_run(dir: &Dir) -> Child {
     sluice()
         .arg("run")

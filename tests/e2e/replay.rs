@@ -6,7 +6,9 @@ use std::process::Output;
 use serde_json::Value as Json;
 
 use crate::common::*;
-use crate::postgres::{PgServer, signal, spawn_run, verify, wait_for};
+use crate::postgres::{
+    PgServer, email_pipeline, seed_customers, signal, spawn_run, verify, wait_for,
+};
 
 /// 100 customers, one in five from Spain (refused by `validate` until it
 /// allows `ES`), five of those without an email; one unreadable row.
@@ -240,48 +242,13 @@ fn a_replay_refuses_to_write_while_the_pipeline_runs_and_says_why() {
 #[test]
 fn a_live_sync_fixed_by_hot_reload_then_replayed_verifies_identical() {
     let pg = PgServer::start();
-    pg.exec(
-        "legacy",
-        "CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text);
-         INSERT INTO customers SELECT i, 'name ' || i, CASE WHEN i % 100 = 0 THEN NULL ELSE 'u' || i || '@x.org' END
-         FROM generate_series(1, 2000) i;",
-    );
+    seed_customers(&pg, 2000);
     let dir = Dir::new();
-    let write = |rule: &str| {
-        dir.write(
-            "pipeline.toml",
-            format!(
-                r#"name = "cdc"
-[source]
-type = "postgres"
-url = "{src}"
-tables = ["customers"]
-
-[[transforms]]
-name = "validate"
-plugin = "{validate}"
-[transforms.config.fields]
-email = {rule}
-
-[sink]
-type = "postgres"
-url = "{dst}"
-
-[dead_letter]
-type = "postgres"
-url = "{dst}"
-table = "dead_letters"
-
-[runtime]
-batch_size = 200
-watch = true
-"#,
-                src = pg.url("legacy"),
-                dst = pg.url("target"),
-                validate = plugin("validate").replace('\\', "/"),
-            ),
-        );
-    };
+    let tail = format!(
+        "[dead_letter]\ntype = \"postgres\"\nurl = \"{}\"\ntable = \"dead_letters\"\n\n[runtime]\nbatch_size = 200\nwatch = true",
+        pg.url("target")
+    );
+    let write = |rule: &str| email_pipeline(&dir, &pg, "cdc", rule, &tail);
     write("{ required = true }");
     let run = spawn_run(&dir);
     wait_for(60, "the snapshot in the target", || {

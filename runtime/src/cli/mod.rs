@@ -10,6 +10,8 @@ mod conformance;
 mod connector_new;
 #[cfg(feature = "admin")]
 mod ctl;
+#[cfg(all(feature = "postgres", feature = "admin"))]
+mod cutover;
 #[cfg(feature = "toolchain")]
 mod plugin_build;
 #[cfg(feature = "toolchain")]
@@ -61,6 +63,11 @@ enum Command {
     /// SQLite target), running the source rows through the same plugins.
     #[cfg(feature = "postgres")]
     Verify(verify::VerifyArgs),
+    /// Cut-over readiness of a running live sync: wait until caught up
+    /// within a bound, optionally pause source writes, verify, count the
+    /// dead letters not replayed; ready (exit 0) or not (exit 1).
+    #[cfg(all(feature = "postgres", feature = "admin"))]
+    Cutover(cutover::CutoverArgs),
     /// The replication slots of a PostgreSQL source: list them, or drop
     /// the pipeline's at the end of a migration.
     #[cfg(feature = "postgres")]
@@ -98,7 +105,7 @@ fn built_without() -> Option<String> {
     let left_out: Vec<&str> = [
         (
             cfg!(feature = "postgres"),
-            "postgres (PostgreSQL source and sink, `verify`, `slot`)",
+            "postgres (PostgreSQL source and sink, `verify`, `slot`, `cutover`)",
         ),
         (cfg!(feature = "kafka"), "kafka (Kafka source and sink)"),
         (cfg!(feature = "admin"), "admin (the admin API, `ctl`)"),
@@ -167,6 +174,8 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::replay(args),
         #[cfg(feature = "postgres")]
         Command::Verify(args) => verify::verify(args),
+        #[cfg(all(feature = "postgres", feature = "admin"))]
+        Command::Cutover(args) => cutover::cutover(args),
         #[cfg(feature = "postgres")]
         Command::Slot(args) => slot::slot(args),
     };

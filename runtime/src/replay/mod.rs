@@ -30,7 +30,7 @@ use serde::Serialize;
 use sluice_codec::BatchWriter;
 
 pub use ledger::Ledger;
-pub use stored::{Read, StoredDeadLetter};
+pub use stored::{Read, StoredDeadLetter, read};
 
 use crate::config::Pipeline;
 use crate::control::Stats;
