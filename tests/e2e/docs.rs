@@ -132,3 +132,34 @@ fn no_build_artefacts_are_tracked() {
         artefacts.join("\n")
     );
 }
+
+#[test]
+fn every_test_the_guarantees_name_exists() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("docs/guarantees.md")).expect("read");
+    // Every source file that may hold a test, once.
+    let mut sources = String::new();
+    for file in tracked("*.rs") {
+        if file.starts_with("tests/e2e/") || file.starts_with("runtime/src/") {
+            sources.push_str(&std::fs::read_to_string(root.join(&file)).expect("read"));
+        }
+    }
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for (i, part) in text.split('`').enumerate() {
+        // Odd parts are inside backticks; a test is `module::name`.
+        if i % 2 == 0 || !part.contains("::") || part.contains(' ') {
+            continue;
+        }
+        let name = part.rsplit("::").next().unwrap_or_default();
+        named += 1;
+        if !sources.contains(&format!("fn {name}(")) {
+            missing.push(part.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/guarantees.md names tests that do not exist: {missing:?}"
+    );
+    assert!(named > 15, "only {named} tests named: is the parser right?");
+}
