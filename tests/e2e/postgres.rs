@@ -571,3 +571,61 @@ fn bad_credentials_tables_rights_and_wal_level_say_what_to_do() {
     );
     assert!(e.contains("connection refused"), "{e}");
 }
+
+#[test]
+fn verify_repair_rewrites_missing_and_different_rows_and_deletes_extra_ones() {
+    let pg = PgServer::start();
+    seed(&pg, 3000);
+    let dir = Dir::new();
+    pipeline(&dir, &pg, "", 500);
+    catch_up(&dir);
+    assert!(verify(&dir).0);
+    // The target drifts: rows lost, rows changed by hand, rows that were
+    // never in the source.
+    pg.exec(
+        "target",
+        "DELETE FROM customers WHERE id IN (1, 2, 3, 4, 5);
+         UPDATE customers SET full_name = 'tampered', balance = 0 WHERE id IN (10, 11, 12);
+         INSERT INTO customers (id, full_name) VALUES (900001, 'ghost'), (900002, 'ghost');",
+    );
+    let (same, report) = verify(&dir);
+    assert!(!same, "{report}");
+    assert!(
+        report.contains("missing 5  extra 2  different 3"),
+        "{report}"
+    );
+
+    let json = dir.path("repair.json");
+    let out = sluice()
+        .arg("verify")
+        .arg(dir.path("pipeline.toml"))
+        .arg("--repair")
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("REPAIRED public.customers: written 8  deleted 2  not found 0  refused 0"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("identical"), "{text}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["repair"]["tables"][0]["written"], 8, "{r}");
+    assert_eq!(r["tables"][0]["missing"], 0, "{r}");
+    // Written as the sync writes them: typed values, through the plugins.
+    assert_eq!(
+        pg.count(
+            "target",
+            "SELECT count(*) FROM customers WHERE id IN (1, 10) AND full_name = 'name ' || id AND balance = id * 1.5 AND signup = timestamptz '2020-01-01 00:00:00+00' + (id || ' minutes')::interval"
+        ),
+        2
+    );
+    assert_eq!(
+        pg.count("target", "SELECT count(*) FROM customers WHERE id > 900000"),
+        0
+    );
+    assert!(verify(&dir).0);
+}

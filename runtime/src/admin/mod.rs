@@ -40,6 +40,8 @@ use crate::pipeline::Control;
 pub struct AdminServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// This run's token.
+    pub token: String,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
     file: PathBuf,
@@ -109,6 +111,7 @@ pub fn start(
     if !local.ip().is_loopback() {
         tracing::warn!(addr = %local, "admin API listening beyond loopback: every request needs the token");
     }
+    let guard_token = token.clone();
     let guard = Arc::new(guard::Guard::new(token, local));
     listener
         .set_nonblocking(true)
@@ -181,6 +184,7 @@ pub fn start(
     tracing::info!(addr = %local, "admin API listening");
     Ok(AdminServer {
         addr: local,
+        token: guard_token,
         shutdown: Some(tx),
         thread: Some(thread),
         file,

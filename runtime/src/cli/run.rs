@@ -124,15 +124,23 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    // The console's address; the token stays out of the output (logs are
-    // often collected where others read them).
+    // The console's address. With the token only on a terminal: output
+    // that goes to a file or a log collector is often read by others.
     #[cfg(feature = "admin")]
     if let Some(admin) = &_admin {
-        eprintln!(
-            "console: {}  (`sluice ctl open --pipeline {}` prints it with this run's token)",
-            crate::admin::console_url(&admin.addr.to_string(), None),
-            args.pipeline.display()
-        );
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            eprintln!(
+                "console: {}",
+                crate::admin::console_url(&admin.addr.to_string(), Some(&admin.token))
+            );
+        } else {
+            eprintln!(
+                "console: {}  (`sluice ctl open --pipeline {}` prints it with this run's token)",
+                crate::admin::console_url(&admin.addr.to_string(), None),
+                args.pipeline.display()
+            );
+        }
     }
     let prepared = pipeline::prepare(pipeline)?;
     let mut progress = Progress::new(!args.no_progress);

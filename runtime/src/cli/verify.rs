@@ -18,15 +18,35 @@ pub struct VerifyArgs {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Re-sync what differs: missing and different rows written again from
+    /// the source through the plugins, extra rows deleted; then verify
+    /// again.
+    #[arg(long)]
+    repair: bool,
 }
 
 /// Exit 0 when identical, 1 when not.
 pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::load(&args.pipeline)?;
-    let report = crate::verify::verify(pipeline, args.samples)?;
+    let mut report =
+        crate::verify::verify_keeping_keys(pipeline.clone(), args.samples, args.repair)?;
     print!("{}", report.render());
+    let mut repaired = None;
+    if args.repair && !report.identical() {
+        let r = crate::verify::repair::repair(pipeline.clone(), &report)?;
+        print!("{}", r.render());
+        println!("verifying again");
+        report = crate::verify::verify(pipeline, args.samples)?;
+        print!("{}", report.render());
+        repaired = Some(r);
+    }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+        let json = serde_json::json!({
+            "tables": report.tables,
+            "pipeline": report.pipeline,
+            "repair": repaired,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
     }
     Ok(if report.identical() {

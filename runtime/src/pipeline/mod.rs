@@ -100,6 +100,31 @@ impl Prepared {
     }
 }
 
+/// Runs `records` as one batch through `slots` (the first versions, outside
+/// a run): the batch and what the transforms made of it.
+pub fn run_records(
+    slots: &mut [TransformSlot],
+    records: &[sluice_codec::Record<'_>],
+) -> (SourceBatch, Processed) {
+    let mut w = sluice_codec::BatchWriter::with_capacity(1 << 16);
+    let mut spans = Vec::with_capacity(records.len());
+    for r in records {
+        let at = w.push(r);
+        spans.push(at as u32..w.byte_len() as u32);
+    }
+    let batch = SourceBatch {
+        data: w.finish(),
+        spans,
+        malformed: Vec::new(),
+        resume: String::new(),
+    };
+    let mut p = Processed::start(&batch);
+    for (stage, slot) in slots.iter_mut().enumerate() {
+        run_stage(slot, None, stage, &batch, &mut p, None);
+    }
+    (batch, p)
+}
+
 /// Builds the first version of every transform (the candidate path a
 /// reload takes too: load, canary, start).
 pub fn prepare(pipeline: Pipeline) -> Result<Prepared, RunError> {

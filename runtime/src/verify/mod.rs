@@ -20,19 +20,20 @@
 //! target has caught up (`sluice run --until-caught-up`), or read
 //! differences as "in flight" when they go away on a second run.
 
+pub mod repair;
 mod spill;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sluice_codec::{BatchWriter, Record, Value};
+use sluice_codec::{Record, Value};
 
 use crate::config::Pipeline;
 use crate::pg::{self, TableName, values};
-use crate::pipeline::{self, Processed};
+use crate::pipeline;
 use crate::sinks::SinkConfig;
-use crate::sources::{SourceBatch, SourceConfig};
+use crate::sources::SourceConfig;
 use crate::sql::quote_ident;
 
 /// What `verify` found for one target table.
@@ -65,6 +66,12 @@ pub struct TableReport {
     pub target_checksum: String,
     /// Some of the problems, for a person to look at.
     pub samples: Vec<String>,
+    /// The keys of the missing and different rows (kept for `--repair`).
+    #[serde(skip)]
+    pub differing_keys: Vec<Key>,
+    /// The keys of the extra rows (kept for `--repair`).
+    #[serde(skip)]
+    pub extra_keys: Vec<Key>,
 }
 
 impl TableReport {
@@ -156,6 +163,16 @@ fn expected_for<'e>(
 
 /// Compares the target of `pipeline` with its source.
 pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
+    verify_keeping_keys(pipeline, samples, false)
+}
+
+/// [`verify`], keeping the keys of every row that differs when `keep_keys`
+/// (what `--repair` needs: one key per differing row in memory).
+pub fn verify_keeping_keys(
+    pipeline: Pipeline,
+    samples: usize,
+    keep_keys: bool,
+) -> anyhow::Result<Report> {
     let SourceConfig::Postgres(source) = pipeline.config.source.clone() else {
         anyhow::bail!(
             "`verify` compares a PostgreSQL source with its target; this pipeline reads `{}`",
@@ -183,22 +200,7 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
         if pending.is_empty() {
             return Ok(());
         }
-        let mut w = BatchWriter::with_capacity(1 << 16);
-        let mut spans = Vec::with_capacity(pending.len());
-        for r in pending.iter() {
-            let at = w.push(r);
-            spans.push(at as u32..w.byte_len() as u32);
-        }
-        let batch = SourceBatch {
-            data: w.finish(),
-            spans,
-            malformed: Vec::new(),
-            resume: String::new(),
-        };
-        let mut p = Processed::start(&batch);
-        for (stage, slot) in slots.iter_mut().enumerate() {
-            pipeline::run_stage(slot, None, stage, &batch, &mut p, None);
-        }
+        let (batch, p) = pipeline::run_records(&mut slots, pending);
         let data = p.data(&batch);
         for s in &p.spans {
             let rec = Record::decode(&data[s.start as usize..s.end as usize])?;
@@ -277,7 +279,14 @@ pub fn verify(pipeline: Pipeline, samples: usize) -> anyhow::Result<Report> {
         let pairs = exp.rows.finish()?.into_iter().zip(actual.finish()?);
         for (e, t) in pairs {
             spill::compare_bucket(e, t, 0, spill::IN_MEMORY_BYTES, &mut |want, got| {
-                compare(&mut r, &mut sums, want, got, accounted, samples)
+                compare(
+                    &mut r,
+                    &mut sums,
+                    want,
+                    got,
+                    accounted,
+                    (samples, keep_keys),
+                )
             })?;
         }
         r.expected_checksum = hex(&sums.expected.to_be_bytes());
@@ -315,7 +324,7 @@ fn compare(
     want: HashMap<Key, Row>,
     actual: HashMap<Key, Row>,
     refused: Option<&HashSet<Key>>,
-    samples: usize,
+    (samples, keep_keys): (usize, bool),
 ) {
     let sample = |r: &mut TableReport, s: String| {
         if r.samples.len() < samples {
@@ -337,6 +346,9 @@ fn compare(
                 } else {
                     r.missing += 1;
                     sample(r, format!("missing  key {}", show_key(key)));
+                    if keep_keys {
+                        r.differing_keys.push(key.clone());
+                    }
                 }
             }
             Some(got) => {
@@ -362,6 +374,9 @@ fn compare(
                     r.matching += 1;
                 } else {
                     r.different += 1;
+                    if keep_keys {
+                        r.differing_keys.push(key.clone());
+                    }
                     sample(
                         r,
                         format!("different key {}: {}", show_key(key), diff.join("; ")),
@@ -375,6 +390,9 @@ fn compare(
     for key in extra {
         r.extra += 1;
         sample(r, format!("extra    key {}", show_key(key)));
+        if keep_keys {
+            r.extra_keys.push(key.clone());
+        }
     }
 }
 
