@@ -32,6 +32,12 @@ fn customers() -> String {
 /// The pipeline: CSV → validate (countries allowed, emails required when
 /// `email_rule`) → SQLite keyed by id; dead letters in a JSON-lines file.
 fn write_pipeline(dir: &Dir, countries: &str, email_rule: &str) {
+    let dead = "[dead_letter]\ntype = \"jsonl\"\npath = \"out/dead.jsonl\"";
+    write_pipeline_to(dir, countries, email_rule, dead);
+}
+
+/// The same, with the dead letters where `dead_letter` says.
+fn write_pipeline_to(dir: &Dir, countries: &str, email_rule: &str, dead_letter: &str) {
     dir.write(
         "pipeline.toml",
         format!(
@@ -53,9 +59,7 @@ path = "out/crm.db"
 table = "customers"
 key = ["id"]
 
-[dead_letter]
-type = "jsonl"
-path = "out/dead.jsonl"
+{dead_letter}
 "#,
             validate = plugin("validate").replace('\\', "/"),
         ),
@@ -301,5 +305,34 @@ fn a_live_sync_fixed_by_hot_reload_then_replayed_verifies_identical() {
     assert_eq!(
         (r["already_replayed"].as_i64(), r["replayed"].as_i64()),
         (Some(n), Some(0))
+    );
+}
+
+#[test]
+fn dead_letters_in_a_kafka_topic_are_read_back_and_replayed_once() {
+    let broker = crate::kafka::Broker::start();
+    broker.topic("dlq", 2);
+    let dir = Dir::new();
+    dir.write("in/customers.csv", customers());
+    let dead = format!(
+        "[dead_letter]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"dlq\"",
+        broker.brokers()
+    );
+    write_pipeline_to(&dir, "\"FR\"", "", &dead);
+    let (out, summary) = dir.run(&[]);
+    let summary = assert_balanced(&out, &summary);
+    assert_eq!(summary["dead_lettered"], 21);
+    assert_eq!(rows(&dir), 80);
+    write_pipeline_to(&dir, "\"FR\", \"ES\"", "", &dead);
+    let (_, r) = replay(&dir, &[]);
+    assert_eq!(r["read"], 21, "{r}");
+    assert_eq!(r["unreadable"], serde_json::json!([]), "{r}");
+    assert_eq!(r["not_replayable"], 1);
+    assert_eq!(r["written"], 20, "{r}");
+    assert_eq!(rows(&dir), 100);
+    let (_, r) = replay(&dir, &[]);
+    assert_eq!(
+        (r["already_replayed"].as_u64(), r["replayed"].as_u64()),
+        (Some(20), Some(0))
     );
 }
