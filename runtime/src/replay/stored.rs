@@ -281,10 +281,14 @@ pub fn read_kafka(
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(out);
     };
-    // Where each partition ends now: read up to there.
+    // Every partition from its start, up to where its high watermark says
+    // it ends, then until the topic has been quiet for a second: a
+    // watermark can lag behind the last messages a producer had confirmed.
     let mut list = TopicPartitionList::new();
     let mut ends = std::collections::HashMap::new();
     for p in t.partitions() {
+        list.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .map_err(|e| e.to_string())?;
         let (low, high) = consumer
             .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
             .map_err(|e| {
@@ -294,27 +298,25 @@ pub fn read_kafka(
                 )
             })?;
         if high > low {
-            list.add_partition_offset(topic, p.id(), Offset::Offset(low))
-                .map_err(|e| e.to_string())?;
             ends.insert(p.id(), high);
         }
     }
-    if ends.is_empty() {
-        return Ok(out);
-    }
     consumer.assign(&list).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !ends.is_empty() {
+    let quiet = Duration::from_secs(1);
+    let mut last = Instant::now();
+    while !ends.is_empty() || last.elapsed() < quiet {
         if Instant::now() > deadline {
             return Err(format!(
                 "reading the dead-letter topic `{topic}` took more than two minutes: partitions {:?} not read to their end",
                 ends.keys().collect::<Vec<_>>()
             ));
         }
-        let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let m = m.map_err(|e| format!("cannot read the dead-letter topic `{topic}`: {e}"))?;
+        last = Instant::now();
         let at = format!("{topic}[{}]@{}", m.partition(), m.offset());
         if let Some(end) = ends.get(&m.partition())
             && m.offset() + 1 >= *end
