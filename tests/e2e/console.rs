@@ -343,6 +343,12 @@ impl LiveRun {
         url
     }
 
+    /// This run's token, from the URL `sluice ctl open` prints.
+    fn token(&self) -> String {
+        let url = self.console_url();
+        url.split("#token=").nth(1).unwrap().to_string()
+    }
+
     fn tagger(&self) -> Json {
         self.status()["transforms"][0].clone()
     }
@@ -386,12 +392,7 @@ fn the_console_shows_a_live_run_rolls_back_on_a_click_and_shows_a_shadow_side_by
         )),
         "{log}"
     );
-    let token = run
-        .console_url()
-        .split("#token=")
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let token = run.token();
     assert!(!log.contains(&token), "the token is in the run's output");
     let chrome = Chromium::launch();
     let tab = chrome.tab();
@@ -707,12 +708,7 @@ fn the_console_refuses_to_act_without_the_token() {
         "the run going on",
     );
     // The right token, pasted: the page connects.
-    let token = run
-        .console_url()
-        .split("#token=")
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let token = run.token();
     tab.find_element("#token-input")
         .unwrap()
         .type_into(&token)
