@@ -6,9 +6,12 @@
 //! layout is specified in `FORMAT.md` beside this crate; the WIT package
 //! (`wit/plugin.wit`) describes the same data model as typed WIT.
 //!
-//! This crate has no dependencies and is shared by the host (`sluice-runtime`)
-//! and the guest SDKs (`sluice-sdk`), so both ends always agree.
+//! This crate is shared by the host (`sluice-runtime`) and the guest SDKs
+//! (`sluice-sdk`), so both ends always agree. It has no dependencies unless
+//! its `json` feature (JSON documents into batches) is on.
 
+#[cfg(feature = "json")]
+pub mod json;
 mod read;
 mod record;
 mod write;

@@ -100,7 +100,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn version(&mut self) -> Result<(), DecodeError> {
+    pub(crate) fn version(&mut self) -> Result<(), DecodeError> {
         let v = self.u8()?;
         if v != FORMAT_VERSION {
             self.pos -= 1;

@@ -52,6 +52,20 @@ impl BatchWriter {
         BatchWriter { buf, count: 0 }
     }
 
+    /// Goes on writing a finished batch buffer (from [`BatchWriter::finish`],
+    /// possibly made elsewhere): checks its version byte and takes its
+    /// count; the records themselves are not checked. An empty buffer is an
+    /// empty batch.
+    pub fn from_finished(buf: Vec<u8>) -> Result<Self, crate::DecodeError> {
+        if buf.is_empty() {
+            return Ok(Self::default());
+        }
+        let mut r = crate::Reader::new(&buf);
+        r.version()?;
+        let count = u32::try_from(r.count()?).unwrap_or(u32::MAX);
+        Ok(BatchWriter { buf, count })
+    }
+
     /// Appends a record; returns the offset of its bytes in the buffer.
     pub fn push(&mut self, record: &Record<'_>) -> usize {
         let at = begin_len(&mut self.buf);

@@ -22,12 +22,7 @@ pub fn value_to_json(v: &Value<'_>) -> Json {
 }
 
 /// Microseconds since the epoch as RFC 3339 (UTC, microsecond precision).
-pub fn timestamp_to_rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros).map_or_else(
-        || micros.to_string(),
-        |d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-    )
-}
+pub use sluice_codec::json::timestamp_rfc3339 as timestamp_to_rfc3339;
 
 /// A JSON value as a record value: objects and arrays become `Json`.
 pub fn json_to_value(j: &Json) -> Value<'static> {
@@ -80,66 +75,15 @@ pub fn record_to_json(r: &Record<'_>) -> Json {
     Json::Object(m)
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
+/// Appends `s` as a JSON string.
+pub use sluice_codec::json::write_str;
 
 /// Appends a value as JSON. `Json` values are embedded as they are when
 /// they are valid JSON, and written as a string otherwise.
-pub fn write_value_json(out: &mut Vec<u8>, v: &Value<'_>) {
-    match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(i) => out.extend_from_slice(itoa_buf(*i).as_bytes()),
-        Value::Float(f) => match serde_json::Number::from_f64(*f) {
-            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            None => out.extend_from_slice(b"null"),
-        },
-        Value::Text(s) => write_str(out, s),
-        Value::Json(s) => {
-            if serde_json::from_str::<&serde_json::value::RawValue>(s).is_ok() {
-                // Valid JSON has raw line breaks only as whitespace between
-                // tokens (inside strings they are escaped): as spaces, the
-                // value stays one line of a JSON-lines file.
-                let s = s.trim().as_bytes();
-                let at = out.len();
-                out.extend_from_slice(s);
-                if memchr::memchr2(b'\n', b'\r', s).is_some() {
-                    for b in &mut out[at..] {
-                        if *b == b'\n' || *b == b'\r' {
-                            *b = b' ';
-                        }
-                    }
-                }
-            } else {
-                write_str(out, s);
-            }
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, &value_to_json(other));
-        }
-    }
-}
-
-fn itoa_buf(i: i64) -> String {
-    i.to_string()
-}
+pub use sluice_codec::json::write_value as write_value_json;
 
 /// Appends the fields of a record as one JSON object.
-pub fn write_fields_json(out: &mut Vec<u8>, r: &Record<'_>) {
-    out.push(b'{');
-    for (i, (name, value)) in r.fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, name);
-        out.push(b':');
-        write_value_json(out, value);
-    }
-    out.push(b'}');
-}
+pub use sluice_codec::json::write_fields as write_fields_json;
 
 /// Appends the whole record (metadata and fields) as one JSON object, the
 /// same shape as [`record_to_json`].

@@ -32,7 +32,9 @@ class Sink(wit_world.exports.Sink):
         if _plugin is None:
             raise _glue.fatal("`write` before a successful `open`")
         try:
-            records = _codec.decode_batch(batch)
+            # Decoded when the plugin first looks at a record (a sink that
+            # hands the batch to `jsonio.encode` never does).
+            records = _codec.BatchView(batch)
         except Exception as e:
             raise _glue.fatal("malformed batch: %s" % e)
         try:

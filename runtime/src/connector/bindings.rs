@@ -32,6 +32,7 @@ pub mod sink {
             "sluice:plugin/connector-types": super::source::sluice::plugin::connector_types,
             "sluice:plugin/secrets": super::source::sluice::plugin::secrets,
             "sluice:plugin/http-client": super::source::sluice::plugin::http_client,
+            "sluice:plugin/json": super::source::sluice::plugin::json,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,

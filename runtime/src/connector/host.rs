@@ -378,6 +378,10 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         &mut linker,
         |s| s,
     )?;
+    super::bindings::source::sluice::plugin::json::add_to_linker::<_, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
     Ok(linker)
 }
 

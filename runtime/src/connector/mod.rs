@@ -13,6 +13,7 @@ pub mod grants;
 pub mod host;
 pub mod http;
 mod http_client;
+mod json;
 pub mod package;
 pub mod pool;
 mod retry;

@@ -34,6 +34,7 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk/rust/src/connector.rs"),
     ),
     ("src/http.rs", include_str!("../../../sdk/rust/src/http.rs")),
+    ("src/json.rs", include_str!("../../../sdk/rust/src/json.rs")),
     ("src/lib.rs", include_str!("../../../sdk/rust/src/lib.rs")),
     ("src/log.rs", include_str!("../../../sdk/rust/src/log.rs")),
     (
@@ -51,6 +52,7 @@ const SDK: &[(&str, &str)] = &[
 /// the crate is a dependency).
 const CODEC: &[(&str, &str)] = &[
     ("FORMAT.md", include_str!("../../../codec/FORMAT.md")),
+    ("src/json.rs", include_str!("../../../codec/src/json.rs")),
     ("src/lib.rs", include_str!("../../../codec/src/lib.rs")),
     ("src/read.rs", include_str!("../../../codec/src/read.rs")),
     (

@@ -81,6 +81,10 @@ pub(crate) const PYTHON: &[(&str, &str)] = &[
         "sluice_sdk/log.py",
         include_str!("../../../sdk/python/sluice_sdk/log.py"),
     ),
+    (
+        "sluice_sdk/jsonio.py",
+        include_str!("../../../sdk/python/sluice_sdk/jsonio.py"),
+    ),
 ];
 
 /// The JavaScript SDK (the `sluice-sdk` module).

@@ -5,6 +5,7 @@ one outcome per record. Plugin code never calls this module directly.
 """
 
 import struct
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from ._record import OPERATIONS, Json, Record
@@ -293,3 +294,55 @@ def encode_record(out, rec):
         else:
             _put_value(out, value, "field `%s`" % name)
     _U32.pack_into(out, start, len(out) - start - 4)
+
+
+def encode_batch(records):
+    """The batch encoding of ``records`` (a list of :class:`Record`)."""
+    out = bytearray()
+    out.append(1)
+    out += _U32.pack(len(records))
+    for r in records:
+        encode_record(out, r)
+    return bytes(out)
+
+
+class BatchView(Sequence):
+    """The records of a batch as ``write`` receives them: decoded on first
+    use (``len`` does not decode), so that a sink which hands the batch to
+    the host (``sluice_sdk.jsonio.encode``) never pays for decoding it in
+    Python."""
+
+    __slots__ = ("_buf", "_count", "_records")
+
+    def __init__(self, buf):
+        if not isinstance(buf, bytes):
+            buf = bytes(buf)
+        if len(buf) < 5 or buf[0] != 1:
+            raise MalformedBatch(
+                "batch encoding version %r is not 1" % (buf[0] if buf else None)
+            )
+        self._buf = buf
+        (self._count,) = _U32.unpack_from(buf, 1)
+        self._records = None
+
+    def _decode(self):
+        if self._records is None:
+            self._records = decode_batch(self._buf)
+        return self._records
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, i):
+        return self._decode()[i]
+
+    def __iter__(self):
+        return iter(self._decode())
+
+    def _untouched_batch(self):
+        """The batch's bytes while no record was changed, else None."""
+        if self._records is None:
+            return self._buf
+        if any(r._changed for r in self._records):
+            return None
+        return self._buf

@@ -55,6 +55,20 @@ impl From<crate::http::Error> for ConnectorError {
     }
 }
 
+impl From<crate::json::JsonError> for ConnectorError {
+    /// A document that is not JSON or was cut short is transient (a server
+    /// that died mid-response); JSON of the wrong shape is fatal (reading it
+    /// again gives the same).
+    fn from(e: crate::json::JsonError) -> Self {
+        match e {
+            crate::json::JsonError::Syntax(m) => {
+                ConnectorError::Transient(format!("the response is not JSON: {m}"))
+            }
+            other => ConnectorError::Fatal(format!("unexpected response: {other}")),
+        }
+    }
+}
+
 /// The value of a secret the pipeline grants (`grants.secrets.NAME`).
 pub fn secret(name: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
@@ -115,6 +129,19 @@ impl Batch {
         Batch {
             writer: sluice_codec::BatchWriter::with_capacity(64 << 10),
         }
+    }
+
+    /// A batch already encoded (by the host's [`json`](crate::json)
+    /// decoder); more records may be pushed after it.
+    pub fn from_encoded(bytes: Vec<u8>) -> Result<Self, sluice_codec::DecodeError> {
+        Ok(Batch {
+            writer: sluice_codec::BatchWriter::from_finished(bytes)?,
+        })
+    }
+
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn from_writer(writer: sluice_codec::BatchWriter) -> Self {
+        Batch { writer }
     }
 
     /// Encodes `record` into the batch; it may borrow from anything.

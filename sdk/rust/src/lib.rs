@@ -115,6 +115,8 @@ pub mod __private {
 pub mod connector;
 #[cfg(any(feature = "source", feature = "sink"))]
 pub mod http;
+#[cfg(any(feature = "source", feature = "sink"))]
+pub mod json;
 
 #[doc(hidden)]
 pub mod bindings;
