@@ -8,23 +8,8 @@ endpoint's code and message. 5xx, 429 and lost connections are transient
 (the host retries the batch), 401/403 and other 4xx are fatal.
 """
 
-import base64
-import datetime
-import json
-
 import sluice_sdk as sluice
-from sluice_sdk import connector, http
-
-
-def _plain(value):
-    """A record value as JSON."""
-    if isinstance(value, sluice.Json):
-        return value.value
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    return value
+from sluice_sdk import connector, http, jsonio
 
 
 class BulkSink(connector.Sink):
@@ -46,14 +31,8 @@ class BulkSink(connector.Sink):
             self.headers["authorization"] = "Bearer " + token
 
     def write(self, records, keys):
-        body = json.dumps(
-            {
-                "records": [
-                    {"key": k, "record": {f: _plain(v) for f, v in r.items()}}
-                    for r, k in zip(records, keys)
-                ]
-            }
-        )
+        # Written by the host, natively: the records are never decoded in Python.
+        body = jsonio.encode(records, keys, envelope="records", key_member="key", fields_member="record")
         try:
             resp = http.request("POST", self.url, self.headers, body, timeout=self.timeout)
         except http.HttpError as e:

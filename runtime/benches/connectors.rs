@@ -3,12 +3,14 @@
 //!
 //! - source: the HTTP API source (WASM, Rust) reading 100 000 varied
 //!   customers in pages of 500, against a native loop doing the same work
-//!   (ureq, the connector's parsing: serde_json straight into records that
-//!   borrow from the body, every field encoded into a batch);
-//! - sink: the HTTP bulk sink (WASM, Python) POSTing them in batches of 500
-//!   with idempotency keys, and the same sink written in Rust
-//!   (`benches/bulk-sink-rust`), against a native loop (the same JSON body
-//!   built with serde_json, POSTed with ureq);
+//!   (ureq, then the decoder the connector asks the host for,
+//!   `sluice_codec::json`: every field of every record into a batch);
+//! - sink: the HTTP bulk sink (WASM, Python; it asks the host to write the
+//!   JSON body, `sluice_sdk.jsonio`) POSTing them in batches of 500 with
+//!   idempotency keys, and the same sink written in Rust
+//!   (`benches/bulk-sink-rust`, building the body with serde_json in the
+//!   guest), against a native loop (the same body written by the host's
+//!   own JSON writer, POSTed with ureq);
 //! - per-call overhead of each world: a 1-record poll of the fixture source
 //!   (no I/O), and a 1-record bulk write minus a native 1-record POST.
 //!
@@ -22,10 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use sluice_codec::{BatchWriter, Operation, Record, Value};
+use sluice_codec::{Operation, Record, Value};
 use sluice_runtime::connector::ConnectorConfig;
 use sluice_runtime::connector::sink::{WasmSink, idempotency_keys};
 use sluice_runtime::connector::source::WasmSource;
@@ -157,151 +156,33 @@ fn native_source(port: u16, fresh_connections: bool) -> u64 {
             .body_mut()
             .read_to_vec()
             .expect("body");
-        let mut de = serde_json::Deserializer::from_slice(&body);
-        let (records, next) = NativePage.deserialize(&mut de).expect("json");
-        // As the connector does: record `i` at `<the position after the page>#i`.
-        let position = match &next {
-            Some(c) => format!("page:{c}"),
-            None => "done".to_string(),
+        // As the connector does: the host's decoder, record `i` of the page
+        // read from position `P` at `P#i`, the cursor from the page.
+        let layout = sluice_codec::json::Layout {
+            records_at: vec!["data".into()],
+            stream: "customers".into(),
+            op: Operation::Snapshot,
+            key_member: Some("id".into()),
+            position: Some(match &cursor {
+                Some(c) => format!("page:{c}"),
+                None => "start".into(),
+            }),
+            members: vec![vec!["next_cursor".into()]],
         };
-        let mut w = BatchWriter::with_capacity(64 << 10);
-        for (i, mut r) in records.into_iter().enumerate() {
-            r.position = format!("{position}#{i}").into();
-            w.push(&r);
-        }
-        n += w.len() as u64;
-        std::hint::black_box(w.finish());
+        let page = sluice_codec::json::decode(&body, &layout, usize::MAX).expect("json");
+        let next = match page.members.into_iter().next().flatten() {
+            Some(t) => match serde_json::from_str::<serde_json::Value>(&t).expect("cursor") {
+                serde_json::Value::String(c) if !c.is_empty() => Some(c),
+                _ => None,
+            },
+            None => None,
+        };
+        n += page.batch.len() as u64;
+        std::hint::black_box(page.batch.finish());
         match next {
             Some(c) => cursor = Some(c),
             None => return n,
         }
-    }
-}
-
-/// The connector's parsing, natively: one page into records borrowing
-/// from the body (no tree of owned values), and the `next_cursor`.
-struct NativePage;
-
-impl<'de> DeserializeSeed<'de> for NativePage {
-    type Value = (Vec<Record<'de>>, Option<String>);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NativePage {
-    type Value = (Vec<Record<'de>>, Option<String>);
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a page")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut records, mut next) = (Vec::new(), None);
-        while let Some(k) = map.next_key::<&str>()? {
-            match k {
-                "data" => records = map.next_value_seed(NativeRecords)?,
-                "next_cursor" => next = map.next_value::<Option<String>>()?,
-                _ => map.next_value::<IgnoredAny>().map(drop)?,
-            }
-        }
-        Ok((records, next))
-    }
-}
-
-struct NativeRecords;
-
-impl<'de> DeserializeSeed<'de> for NativeRecords {
-    type Value = Vec<Record<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NativeRecords {
-    type Value = Vec<Record<'de>>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(r) = seq.next_element_seed(NativeRecord(Record {
-            op: Operation::Snapshot,
-            stream: "customers".into(),
-            ..Default::default()
-        }))? {
-            out.push(r);
-        }
-        Ok(out)
-    }
-}
-
-struct NativeRecord<'a>(Record<'a>);
-
-impl<'a, 'de: 'a> DeserializeSeed<'de> for NativeRecord<'a> {
-    type Value = Record<'a>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record<'a>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'a, 'de: 'a> Visitor<'de> for NativeRecord<'a> {
-    type Value = Record<'a>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a record")
-    }
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Record<'a>, A::Error> {
-        while let Some(k) = map.next_key::<&str>()? {
-            let v = map.next_value_seed(NativeValue)?;
-            if k == "id" {
-                self.0.key = v.clone();
-            }
-            self.0.set(k, v);
-        }
-        Ok(self.0)
-    }
-}
-
-struct NativeValue;
-
-impl<'de> DeserializeSeed<'de> for NativeValue {
-    type Value = Value<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NativeValue {
-    type Value = Value<'de>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a value")
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Value::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i64::try_from(v).map_or_else(|_| Value::Text(v.to_string().into()), Value::Int))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Value::Float(v))
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Value::Text(v.into()))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Value::Text(v.to_string().into()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let v = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        Ok(Value::Json(v.to_string().into()))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let v = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
-        Ok(Value::Json(v.to_string().into()))
     }
 }
 
@@ -366,14 +247,21 @@ fn native_sink(port: u16, records: &[Record<'static>]) {
     let url = format!("http://127.0.0.1:{port}/bulk");
     for chunk in records.chunks(PAGE as usize) {
         let keys = idempotency_keys(chunk);
-        let body: Vec<serde_json::Value> = chunk
-            .iter()
-            .zip(&keys)
-            .map(|(r, k)| {
-                serde_json::json!({"key": k, "record": sluice_runtime::value_json::fields_to_json(r)})
-            })
-            .collect();
-        let text = serde_json::json!({ "records": body }).to_string();
+        // The host's own writer (what `jsonio.encode` asks it for), no tree.
+        use sluice_runtime::value_json::{write_fields_json, write_str};
+        let mut text = Vec::with_capacity(256 * chunk.len());
+        text.extend_from_slice(b"{\"records\":[");
+        for (i, (r, k)) in chunk.iter().zip(&keys).enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            text.extend_from_slice(b"{\"key\":");
+            write_str(&mut text, k);
+            text.extend_from_slice(b",\"record\":");
+            write_fields_json(&mut text, r);
+            text.push(b'}');
+        }
+        text.extend_from_slice(b"]}");
         let mut resp = agent
             .post(&url)
             .header("content-type", "application/json")

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use sluice_sdk::connector::{ConnectorError, Refusal, Sink};
 use sluice_sdk::http::Request;
-use sluice_sdk::{Config, Record, Value};
+use sluice_sdk::{Config, Record};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,23 +16,7 @@ struct Settings {
 
 struct BulkSink {
     url: String,
-}
-
-fn json(v: &Value<'_>) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => (*f).into(),
-        Value::Text(s) => s.as_ref().into(),
-        Value::Json(j) => serde_json::from_str(j.as_ref()).unwrap_or(serde_json::Value::Null),
-        Value::Timestamp(t) => (*t).into(),
-        Value::Bytes(b) => b
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-            .into(),
-    }
+    encoding: sluice_sdk::json::Encoding,
 }
 
 #[derive(Deserialize)]
@@ -53,7 +37,14 @@ struct Outcome {
 impl Sink for BulkSink {
     fn open(config: Config) -> Result<Self, ConnectorError> {
         let s: Settings = config.parse()?;
-        Ok(BulkSink { url: s.url })
+        Ok(BulkSink {
+            url: s.url,
+            encoding: sluice_sdk::json::Encoding {
+                envelope: Some("records".into()),
+                key_member: Some("key".into()),
+                fields_member: Some("record".into()),
+            },
+        })
     }
 
     fn write(
@@ -61,16 +52,9 @@ impl Sink for BulkSink {
         records: &[Record<'_>],
         keys: &[String],
     ) -> Result<Vec<Refusal>, ConnectorError> {
-        let body: Vec<serde_json::Value> = records
-            .iter()
-            .zip(keys)
-            .map(|(r, k)| {
-                let fields: serde_json::Map<String, serde_json::Value> =
-                    r.fields().map(|(n, v)| (n.to_string(), json(v))).collect();
-                serde_json::json!({ "key": k, "record": fields })
-            })
-            .collect();
-        let body = serde_json::json!({ "records": body }).to_string();
+        // Written by the host, natively (`sluice_sdk::json::encode`).
+        let body = sluice_sdk::json::encode(records, keys, &self.encoding)
+            .map_err(|e| ConnectorError::Fatal(format!("cannot write the body: {e}")))?;
         let resp = Request::post(&self.url, body)
             .header("content-type", "application/json")
             .send()

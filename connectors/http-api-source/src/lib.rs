@@ -10,14 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
-use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use sluice_sdk::connector::{Batch, ConnectorError, Polled, Source};
 use sluice_sdk::http::Request;
-use sluice_sdk::{Config, Operation, Record, Value};
+use sluice_sdk::json::{self, JsonError, Layout};
+use sluice_sdk::{Config, Operation};
 
 /// The connector's config (`config` of the pipeline's `[source]`).
 #[derive(Debug, Deserialize)]
@@ -189,284 +186,63 @@ impl HttpApiSource {
                 return Err(ConnectorError::Fatal(format!("{url}: HTTP {s}: {body}")));
             }
         }
-        let fields = Fields {
-            records: &self.s.records_field,
-            next: self.next_field(),
-            key: &self.s.key_field,
+        // Record `i` of the page read from position `P` is at `P#i`.
+        let layout = Layout {
+            records_at: vec![self.s.records_field.clone()],
+            stream: self.stream.clone(),
+            op: Operation::Snapshot,
+            key_member: Some(self.s.key_field.clone()),
+            position: Some(self.next.position()),
+            members: vec![vec![self.next_field().to_string()]],
         };
-        let (records, next) = parse_page(&resp.body, &fields, &self.stream).map_err(|e| {
-            match e.classify() {
-                // Well-formed JSON of the wrong shape will not fix itself.
-                serde_json::error::Category::Data => {
-                    ConnectorError::Fatal(format!("{url}: unexpected response: {e}"))
-                }
-                // A truncated body (a server that died mid-response) is worth a retry.
-                _ => ConnectorError::Transient(format!("{url}: the response is not JSON: {e}")),
+        let page = parse_page(&resp.body, &layout).map_err(|e| match e {
+            // A truncated body (a server that died mid-response) is worth a retry.
+            JsonError::Syntax(e) => {
+                ConnectorError::Transient(format!("{url}: the response is not JSON: {e}"))
             }
+            // Well-formed JSON of the wrong shape will not fix itself.
+            e => ConnectorError::Fatal(format!("{url}: unexpected response: {e}")),
         })?;
-        let Some(records) = records else {
-            return Err(ConnectorError::Fatal(format!(
+        let Page { batch, next } = page.ok_or_else(|| {
+            ConnectorError::Fatal(format!(
                 "{url}: the response has no array `{}` (set `records_field`)",
                 self.s.records_field
-            )));
-        };
-        let next = match next {
-            None | Some(serde_json::Value::Null) => Next::Done,
-            Some(serde_json::Value::String(s)) if s.is_empty() => Next::Done,
-            Some(serde_json::Value::String(s)) => Next::Page(s),
-            Some(other) => Next::Page(other.to_string()),
-        };
-        // Record `i` of a page is at `<the position after the page>#i`.
-        let position = next.position();
-        let mut batch = Batch::new();
-        for (i, mut r) in records.into_iter().enumerate() {
-            r.set_position(format!("{position}#{i}"));
-            batch.push(&r);
-        }
+            ))
+        })?;
         self.pages += 1;
         Ok(Some((batch, next)))
     }
 }
 
-/// The names a page is read by (from the settings).
-struct Fields<'a> {
-    /// The array of records.
-    records: &'a str,
-    /// The next cursor or link.
-    next: &'a str,
-    /// The member that becomes each record's key.
-    key: &'a str,
+/// One page: its records and where the next page is.
+#[derive(Debug)]
+struct Page {
+    batch: Batch,
+    next: Next,
 }
 
-/// Parses one page: its records (`None`: the page has no records array)
-/// and the next-page value. Names and values borrow from `body`.
-#[allow(clippy::type_complexity)]
-fn parse_page<'b>(
-    body: &'b [u8],
-    fields: &Fields<'_>,
-    stream: &'b str,
-) -> Result<(Option<Vec<Record<'b>>>, Option<serde_json::Value>), serde_json::Error> {
-    let page = Page {
-        records_field: fields.records,
-        next_field: fields.next,
-        key_field: fields.key,
-        stream,
+/// Decodes one page (in the host, natively: `sluice_sdk::json`). `None`:
+/// the page has no records array. The next-page value is `layout`'s one
+/// member: absent, `null` or `""` ends the paging.
+fn parse_page(body: &[u8], layout: &Layout) -> Result<Option<Page>, JsonError> {
+    let decoded = json::decode(body, layout)?;
+    if !decoded.found {
+        return Ok(None);
+    }
+    let next = match decoded.members.into_iter().next().flatten() {
+        None => Next::Done,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Null) => Next::Done,
+            Ok(serde_json::Value::String(s)) if s.is_empty() => Next::Done,
+            Ok(serde_json::Value::String(s)) => Next::Page(s),
+            // The host hands back JSON text; anything else is used as is.
+            _ => Next::Page(text),
+        },
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = page.deserialize(&mut de)?;
-    de.end()?;
-    Ok(parsed)
-}
-
-/// One page of the API, parsed straight into records whose names and
-/// values borrow from the response body (no tree of owned values).
-struct Page<'n, 'a> {
-    records_field: &'n str,
-    next_field: &'n str,
-    key_field: &'n str,
-    stream: &'a str,
-}
-
-impl<'a, 'de: 'a> DeserializeSeed<'de> for Page<'_, 'a> {
-    type Value = (Option<Vec<Record<'a>>>, Option<serde_json::Value>);
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'a, 'de: 'a> Visitor<'de> for Page<'_, 'a> {
-    type Value = (Option<Vec<Record<'a>>>, Option<serde_json::Value>);
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object (one page of the API)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut records = None;
-        let mut next = None;
-        while let Some(k) = map.next_key_seed(Text)? {
-            if k == self.records_field {
-                records = Some(map.next_value_seed(Records {
-                    key_field: self.key_field,
-                    stream: self.stream,
-                })?);
-            } else if k == self.next_field {
-                next = Some(map.next_value::<serde_json::Value>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok((records, next))
-    }
-}
-
-/// The page's array of records.
-struct Records<'n, 'a> {
-    key_field: &'n str,
-    stream: &'a str,
-}
-
-impl<'a, 'de: 'a> DeserializeSeed<'de> for Records<'_, 'a> {
-    type Value = Vec<Record<'a>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'a, 'de: 'a> Visitor<'de> for Records<'_, 'a> {
-    type Value = Vec<Record<'a>>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an array of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        loop {
-            let mut record = Record::new(self.stream);
-            record.set_op(Operation::Snapshot);
-            let item = OneRecord {
-                key_field: self.key_field,
-                record,
-            };
-            match seq.next_element_seed(item)? {
-                Some(r) => out.push(r),
-                None => return Ok(out),
-            }
-        }
-    }
-}
-
-/// One record: a JSON object whose members become fields.
-struct OneRecord<'n, 'a> {
-    key_field: &'n str,
-    record: Record<'a>,
-}
-
-impl<'a, 'de: 'a> DeserializeSeed<'de> for OneRecord<'_, 'a> {
-    type Value = Record<'a>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record<'a>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'a, 'de: 'a> Visitor<'de> for OneRecord<'_, 'a> {
-    type Value = Record<'a>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a record (a JSON object)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Record<'a>, A::Error> {
-        while let Some(k) = map.next_key_seed(Text)? {
-            let v = map.next_value_seed(Field)?;
-            if k == self.key_field {
-                self.record.set_key(v.clone());
-            }
-            self.record.set(k, v);
-        }
-        Ok(self.record)
-    }
-}
-
-/// A string, borrowed from the body unless it had escapes.
-struct Text;
-
-impl<'de> DeserializeSeed<'de> for Text {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Text {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
-    }
-}
-
-/// A field's value. Integers stay exact (beyond `i64`: as text), arrays
-/// and objects are kept as JSON text.
-struct Field;
-
-impl<'de> DeserializeSeed<'de> for Field {
-    type Value = Value<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Field {
-    type Value = Value<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Value::Int(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i64::try_from(v).map_or_else(|_| Value::Text(v.to_string().into()), Value::Int))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Value::Float(v))
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Value::Text(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Value::Text(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Value::Text(Cow::Owned(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let v = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        Ok(Value::Json(v.to_string().into()))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let v = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
-        Ok(Value::Json(v.to_string().into()))
-    }
+    Ok(Some(Page {
+        batch: decoded.batch,
+        next,
+    }))
 }
 
 /// Percent-encodes a query value.
@@ -563,27 +339,28 @@ mod tests {
         assert!(Next::parse("line 3").is_err());
     }
 
-    #[allow(clippy::type_complexity)]
-    fn parse(
-        body: &str,
-    ) -> Result<(Option<Vec<Record<'_>>>, Option<serde_json::Value>), serde_json::Error> {
-        let fields = Fields {
-            records: "data",
-            next: "next_cursor",
-            key: "id",
+    fn parse(body: &str) -> Result<Option<Page>, JsonError> {
+        let layout = Layout {
+            records_at: vec!["data".into()],
+            stream: "customers".into(),
+            op: Operation::Snapshot,
+            key_member: Some("id".into()),
+            position: Some("page:c1".into()),
+            members: vec![vec!["next_cursor".into()]],
         };
-        parse_page(body.as_bytes(), &fields, "customers")
+        parse_page(body.as_bytes(), &layout)
     }
 
     #[test]
     fn a_page_becomes_records_with_every_value_kept() {
+        use sluice_sdk::Value;
         let body = r#"{"data":[
             {"id":18446744073709551615,"n\u0061me":"Zo\u00eb \"Z\"","tags":["a",{"b":1}],"ok":true,"x":null,"f":1.5,"neg":-3},
             {"id":2,"name":"Bo"}
         ],"next_cursor":"c2","extra":{"ignored":[1,2]}}"#;
-        let (records, next) = parse(body).expect("parses");
-        let records = records.expect("the array");
-        assert_eq!(next, Some(serde_json::Value::String("c2".into())));
+        let page = parse(body).expect("parses").expect("the array");
+        assert_eq!(page.next, Next::Page("c2".into()));
+        let records = page.batch.records();
         assert_eq!(records.len(), 2);
         let r = &records[0];
         // Beyond i64: exact, as text (not rounded through a float).
@@ -604,34 +381,30 @@ mod tests {
         assert_eq!(names, ["id", "name", "tags", "ok", "x", "f", "neg"]);
         assert_eq!(r.op(), Operation::Snapshot);
         assert_eq!(r.stream(), "customers");
+        // Record `i` of the page read from `page:c1`.
+        assert_eq!(r.position(), "page:c1#0");
+        assert_eq!(records[1].position(), "page:c1#1");
         assert_eq!(records[1].key(), &Value::Int(2));
-        // What is encoded is what was parsed.
-        let mut batch = Batch::new();
-        records.iter().for_each(|r| batch.push(r));
-        let decoded: Vec<_> = batch
-            .records()
-            .into_iter()
-            .map(Record::into_codec)
-            .collect();
-        let parsed: Vec<_> = records.into_iter().map(Record::into_codec).collect();
-        assert_eq!(decoded, parsed);
     }
 
     #[test]
     fn the_last_page_and_missing_arrays_are_told_apart() {
-        let (records, next) = parse(r#"{"next_cursor":null,"data":[]}"#).expect("parses");
-        assert_eq!(records, Some(vec![]));
-        assert_eq!(next, Some(serde_json::Value::Null));
-        let (records, next) = parse(r#"{"items":[{"id":1}]}"#).expect("parses");
-        assert!(records.is_none() && next.is_none());
+        let page = parse(r#"{"next_cursor":null,"data":[]}"#).expect("parses").expect("the array");
+        assert!(page.batch.is_empty());
+        assert_eq!(page.next, Next::Done);
+        let page = parse(r#"{"data":[{"id":1}]}"#).expect("parses").expect("the array");
+        assert_eq!(page.next, Next::Done);
+        let page = parse(r#"{"data":[],"next_cursor":42}"#).expect("parses").expect("the array");
+        assert_eq!(page.next, Next::Page("42".into()));
+        assert!(parse(r#"{"items":[{"id":1}]}"#).expect("parses").is_none());
+        assert!(parse(r#"[{"id":1}]"#).expect("parses").is_none());
     }
 
     #[test]
     fn a_wrong_shape_is_data_and_a_cut_body_is_not() {
-        use serde_json::error::Category;
-        for body in [r#"{"data":[1]}"#, r#"{"data":{"id":1}}"#, r#"[{"id":1}]"#] {
+        for body in [r#"{"data":[1]}"#, r#"{"data":{"id":1}}"#] {
             let e = parse(body).expect_err(body);
-            assert_eq!(e.classify(), Category::Data, "{body}: {e}");
+            assert!(matches!(e, JsonError::Shape(_)), "{body}: {e}");
         }
         for body in [
             r#"{"data":[{"id":1},"#,
@@ -639,7 +412,7 @@ mod tests {
             "",
         ] {
             let e = parse(body).expect_err(body);
-            assert_ne!(e.classify(), Category::Data, "{body}: {e}");
+            assert!(matches!(e, JsonError::Syntax(_)), "{body}: {e}");
         }
     }
 
