@@ -27,6 +27,7 @@ pub mod plugin;
 pub mod reload;
 pub mod replay;
 pub mod report;
+pub mod schema_policy;
 pub mod shadow;
 pub mod sinks;
 pub mod sources;

@@ -711,3 +711,75 @@ fn postgres_cdc_through_a_topic_into_postgres_keeps_updates_deletes_and_tables()
         );
     }
 }
+
+#[test]
+fn a_message_of_another_shape_is_dead_lettered_or_stops_the_run_as_on_schema_change_says() {
+    let broker = Broker::start();
+    broker.topic("orders", 1);
+    let msg = |k: &str, v: &str| -> Msg { (k.into(), v.into(), vec![]) };
+    // One message per produce: tansu reports the high watermark of a
+    // partition at the start of its last batch, and the second run below
+    // starts in the middle of what was produced.
+    for m in [
+        msg("1", r#"{"id":1,"v":"a","note":null}"#),
+        msg("2", r#"{"id":2,"v":"b","note":"n"}"#),
+        // A field the topic has not carried, then a value of another kind.
+        msg("3", r#"{"id":3,"v":"c","tier":"gold","score":1}"#),
+        msg("4", r#"{"id":4,"v":4}"#),
+        // Numbers are one kind; a field may be left out.
+        msg("5", r#"{"id":5,"v":"e","score":2.5}"#),
+    ] {
+        broker.produce("orders", &[m]);
+    }
+    let dir = Dir::new();
+    let write = |policy: &str| {
+        dir.write(
+            "pipeline.toml",
+            format!(
+                "name = \"shape\"\n[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"orders\"]\non_schema_change = {policy}\n\n[sink]\ntype = \"sqlite\"\npath = \"out.db\"\ntable = \"orders\"\nkey = [\"id\"]\n\n[dead_letter]\ntype = \"jsonl\"\npath = \"dlq.jsonl\"\n",
+                broker.brokers()
+            ),
+        );
+    };
+    let run = || {
+        sluice()
+            .arg("run")
+            .arg(dir.path("pipeline.toml"))
+            .args(["--until-caught-up", "--no-progress"])
+            .output()
+            .unwrap()
+    };
+    // stop: the first two flow, the run stops at offset 2 naming the field.
+    write(r#""stop""#);
+    let out = run();
+    let e = stderr(&out);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains("topic `orders` changed shape at orders/0@2 (field `score` added; field `tier` added) and `on_schema_change = \"stop\"`"),
+        "{e}"
+    );
+    assert_eq!(
+        dir.sql("out.db", "SELECT CAST(id AS TEXT) FROM orders ORDER BY id"),
+        ["1", "2"]
+    );
+    // dead_letter: the next run reads from offset 2; its first message sets
+    // the shape, so the next one (a number in `v`) is held back.
+    write(r#"{ orders = "dead_letter" }"#);
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        dir.sql("out.db", "SELECT CAST(id AS TEXT) FROM orders ORDER BY id"),
+        ["1", "2", "3", "5"]
+    );
+    let dead = dir.jsonl("dlq.jsonl");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["code"], "schema_change");
+    assert_eq!(dead[0]["record"]["fields"]["v"], 4);
+    assert!(
+        dead[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(field `v` changed from text to number)"),
+        "{dead:?}"
+    );
+}

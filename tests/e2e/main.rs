@@ -17,3 +17,4 @@ mod pipeline;
 mod polyglot;
 mod postgres;
 mod replay;
+mod schema_drift;

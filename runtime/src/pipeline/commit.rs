@@ -319,6 +319,7 @@ mod tests {
             data,
             spans,
             malformed: vec![Malformed {
+                record: None,
                 position: "line 9".into(),
                 stream: "people".into(),
                 raw: "9;x;y".into(),

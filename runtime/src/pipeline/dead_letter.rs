@@ -16,6 +16,9 @@ pub enum Kind {
     Malformed,
     /// The sink refused it (constraint violation, missing key...).
     SinkRefused,
+    /// The source read it, but its table's shape changed and
+    /// `on_schema_change = "dead_letter"` holds such records back.
+    SchemaChange,
 }
 
 impl Kind {
@@ -26,6 +29,7 @@ impl Kind {
             Kind::PluginFailed => "plugin_failed",
             Kind::Malformed => "malformed_input",
             Kind::SinkRefused => "sink_refused",
+            Kind::SchemaChange => "schema_change",
         }
     }
 }
@@ -99,20 +103,25 @@ impl DeadLetter {
         }
     }
 
-    /// A record the source could not read: its raw text and why.
+    /// A record the source could not read: its raw text and why. Or one
+    /// it read and held back for a schema change (`Malformed::record`).
     pub fn malformed(m: &crate::sources::Malformed) -> Self {
+        let (kind, code) = match m.record {
+            Some(_) => (Kind::SchemaChange, crate::schema_policy::SCHEMA_CHANGE_CODE),
+            None => (Kind::Malformed, "malformed"),
+        };
         DeadLetter {
-            kind: Kind::Malformed,
+            kind,
             stage: "source".into(),
             plugin_version: None,
-            code: "malformed".into(),
+            code: code.into(),
             field: None,
             message: m.reason.clone(),
             position: m.position.clone(),
             stream: m.stream.clone(),
-            record: None,
+            record: m.record.clone(),
             input: None,
-            raw: Some(m.raw.clone()),
+            raw: m.record.is_none().then(|| m.raw.clone()),
             time: now_micros(),
             replay_of: None,
         }

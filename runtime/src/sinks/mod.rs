@@ -200,6 +200,17 @@ impl Refused {
             by: None,
         }
     }
+
+    /// A record whose fields the target table lacks, held back by
+    /// `on_schema_change = "dead_letter"` (code `schema_change`).
+    pub fn schema_change(index: usize, reason: String) -> Self {
+        Refused {
+            index,
+            reason,
+            code: Some(crate::schema_policy::SCHEMA_CHANGE_CODE.into()),
+            by: None,
+        }
+    }
 }
 
 /// What a committed write did.

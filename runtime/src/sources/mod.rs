@@ -375,6 +375,10 @@ pub struct Malformed {
     pub raw: String,
     /// What is wrong.
     pub reason: String,
+    /// The record as read, as JSON, for an input that was read but held
+    /// back (a schema change under `on_schema_change = "dead_letter"`):
+    /// then the dead letter carries it and `sluice replay` can write it.
+    pub record: Option<String>,
 }
 
 /// A batch as a source hands it over.
@@ -478,6 +482,19 @@ impl<'a> SourceContext<'a> {
         let end = self.writer.byte_len();
         self.spans.push(at as u32..end as u32);
         self.items() >= self.batch_size || end >= self.batch_bytes
+    }
+
+    /// Adds a record held back by `on_schema_change = "dead_letter"`: it
+    /// goes to the dead-letter sink with the code `schema_change`, `reason`
+    /// and the record itself; same return as [`Self::push`].
+    pub fn push_schema_change(&mut self, record: &Record<'_>, reason: String) -> bool {
+        self.push_malformed(Malformed {
+            position: record.position.to_string(),
+            stream: record.stream.to_string(),
+            raw: String::new(),
+            reason,
+            record: Some(crate::value_json::record_json_text(record)),
+        })
     }
 
     /// Adds an input that could not be read; same return as [`Self::push`].

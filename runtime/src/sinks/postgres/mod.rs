@@ -31,6 +31,7 @@ use crate::conventions::{key_columns, key_header};
 use crate::declared_types::DeclaredTypes;
 use crate::pg::columns::read_columns;
 use crate::pg::{self, TableName};
+use crate::schema_policy::OnSchemaChange;
 use crate::sql::quote_ident;
 use plan::{Base, Key, RowOp, Segment, Target};
 
@@ -188,8 +189,16 @@ impl PostgresSink {
         if missing.is_empty() {
             return Ok(());
         }
-        if !self.config.create_table {
-            return Ok(()); // Refused per record when written.
+        match self.config.on_schema_change(&name.to_string()) {
+            // Refused per record when written.
+            OnSchemaChange::DeadLetter => return Ok(()),
+            OnSchemaChange::Stop => {
+                return Err(Failed::Fatal(format!(
+                    "table `{name}` has no column `{}` (a field of stream `{}`) and `on_schema_change = \"stop\"`: add the column, or set `on_schema_change = \"evolve\"` to have it added, then run again (nothing past the last committed batch was written)",
+                    missing[0].0, rec.stream
+                )));
+            }
+            OnSchemaChange::Evolve => {}
         }
         let client = self.client()?;
         for (col, ty) in &missing {
@@ -375,6 +384,12 @@ impl PostgresSink {
         let insert_mode = self.mode() == WriteMode::Insert;
         for (i, rec) in records.iter().enumerate() {
             let Some(k) = at[i] else { continue };
+            let name = &order[k];
+            let table = &self.tables[name];
+            if let Some(r) = lacking_column(name, table, rec, i) {
+                refused.push(r);
+                continue;
+            }
             if insert_mode {
                 if rec.op == Operation::Delete {
                     refused.push(Refused::new(
@@ -384,18 +399,6 @@ impl PostgresSink {
                 } else {
                     inserts[k].push(i);
                 }
-                continue;
-            }
-            let name = &order[k];
-            let table = &self.tables[name];
-            if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
-                refused.push(Refused::new(
-                    i,
-                    format!(
-                        "table `{name}` has no column `{}` (and `create_table = false`)",
-                        bad.0
-                    ),
-                ));
                 continue;
             }
             let target = Target { key: &table.key };
@@ -469,6 +472,10 @@ impl PostgresSink {
             let Some(table) = tables.get(name) else {
                 continue;
             };
+            if let Some(r) = lacking_column(name, table, rec, i) {
+                refused.push(r);
+                continue;
+            }
             let mut sp = tx
                 .savepoint("one")
                 .map_err(|e| Failed::Connection(e.to_string()))?;
@@ -480,9 +487,6 @@ impl PostgresSink {
                     let rows = std::iter::once(field_texts(rec));
                     return load::insert(&mut sp, name, table, rows)
                         .map_err(|e| e.into_reason(&url));
-                }
-                if let Some(bad) = rec.fields.iter().find(|(n, _)| table.type_of(n).is_none()) {
-                    return Err(format!("table `{name}` has no column `{}`", bad.0));
                 }
                 let mut segs = Vec::new();
                 plan::add(&mut segs, &Target { key: &table.key }, i, rec).map_err(|r| r.reason)?;
@@ -790,6 +794,27 @@ fn read_rows(
 }
 
 /// A record's fields as text, as the plan writes them.
+/// The refusal of a record with a field `table` has no column for (left
+/// there by `on_schema_change = "dead_letter"`).
+fn lacking_column(
+    name: &TableName,
+    table: &TargetTable,
+    rec: &Record<'_>,
+    index: usize,
+) -> Option<Refused> {
+    let (bad, _) = rec
+        .fields
+        .iter()
+        .find(|(n, _)| table.type_of(n).is_none())?;
+    Some(Refused::schema_change(
+        index,
+        format!(
+            "table `{name}` has no column `{bad}` (a new field of stream `{}`; `on_schema_change = \"dead_letter\"`): add the column, then `sluice replay --code schema_change`",
+            rec.stream
+        ),
+    ))
+}
+
 fn field_texts<'r>(rec: &'r Record<'r>) -> load::Row<'r> {
     rec.fields
         .iter()

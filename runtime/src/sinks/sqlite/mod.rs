@@ -20,6 +20,7 @@ use crate::conventions::{
     unchanged_columns,
 };
 use crate::declared_types::{DeclaredTypes, sqlite_type};
+use crate::schema_policy::OnSchemaChange;
 use crate::sql::{on_conflict, quote_ident};
 
 /// The SQLite sink.
@@ -134,6 +135,8 @@ fn unfillable(table: &str, unchanged: &[String], at: &str) -> String {
 /// A record the database refused, or a failure of the whole batch.
 enum RowError {
     Refused(String),
+    /// A field the table has no column for (`on_schema_change = "dead_letter"`).
+    SchemaChange(String),
     Fatal(String),
 }
 
@@ -326,11 +329,20 @@ impl SqliteSink {
                 .collect()
         };
         if !missing.is_empty() {
-            if !self.config.create_table {
-                return Err(RowError::Refused(format!(
-                    "table `{table}` has no column `{}` (and `create_table = false`)",
-                    missing[0].0
-                )));
+            match self.config.on_schema_change(table) {
+                OnSchemaChange::DeadLetter => {
+                    return Err(RowError::SchemaChange(format!(
+                        "table `{table}` has no column `{}` (a new field of stream `{}`; `on_schema_change = \"dead_letter\"`): add the column, then `sluice replay --code schema_change`",
+                        missing[0].0, rec.stream
+                    )));
+                }
+                OnSchemaChange::Stop => {
+                    return Err(RowError::Fatal(format!(
+                        "table `{table}` has no column `{}` (a field of stream `{}`) and `on_schema_change = \"stop\"`: add the column, or set `on_schema_change = \"evolve\"` to have it added, then run again (nothing past the last committed batch was written)",
+                        missing[0].0, rec.stream
+                    )));
+                }
+                OnSchemaChange::Evolve => {}
             }
             for (name, ty) in missing {
                 // A name SQLite refuses (a NUL, two fields differing only
@@ -698,7 +710,7 @@ impl SqliteSink {
                     message: m,
                 });
             }
-            Some((_, RowError::Refused(_))) => {
+            Some((_, RowError::Refused(_) | RowError::SchemaChange(_))) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 self.tables.clear();
                 self.last = None;
@@ -718,12 +730,15 @@ impl SqliteSink {
                         .map_err(|e| self.db_err("cannot release", e))?;
                     commit.written += 1;
                 }
-                Err(RowError::Refused(m)) => {
+                Err(e @ (RowError::Refused(_) | RowError::SchemaChange(_))) => {
                     conn.execute_batch("ROLLBACK TO rec; RELEASE rec")
                         .map_err(|e| self.db_err("cannot roll back", e))?;
                     self.tables.clear();
                     self.last = None;
-                    commit.refused.push(Refused::new(i, m));
+                    commit.refused.push(match e {
+                        RowError::SchemaChange(m) => Refused::schema_change(i, m),
+                        RowError::Refused(m) | RowError::Fatal(m) => Refused::new(i, m),
+                    });
                 }
                 Err(RowError::Fatal(m)) => {
                     let _ = conn.execute_batch("ROLLBACK");

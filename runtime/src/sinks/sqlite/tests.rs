@@ -413,3 +413,83 @@ fn records_shaped_like_the_last_one_are_still_checked_one_by_one() {
     };
     assert_eq!((count("people"), count("elsewhere")), (2, 1));
 }
+
+#[test]
+fn a_new_field_follows_on_schema_change() {
+    let wider = |id: i64| {
+        let mut r = rec(id, "w");
+        r.set("email", Value::Text("w@x.io".into()));
+        r
+    };
+    // dead_letter: the wider record is refused with the code, the rest written.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(
+        &dir,
+        "key = [\"id\"]\non_schema_change = { people = \"dead_letter\" }",
+    );
+    write_checked(&mut s, &[rec(1, "a")]).expect("write");
+    let c = write_checked(&mut s, &[rec(2, "b"), wider(3), rec(4, "d")]).expect("write");
+    assert_eq!(c.written, 2);
+    assert_eq!(c.refused.len(), 1);
+    assert_eq!(c.refused[0].index, 1);
+    assert_eq!(c.refused[0].code.as_deref(), Some("schema_change"));
+    assert!(
+        c.refused[0]
+            .reason
+            .starts_with("table `people` has no column `email` (a new field of stream `people`; `on_schema_change = \"dead_letter\"`)"),
+        "{}",
+        c.refused[0].reason
+    );
+    assert_eq!(
+        rows(&dir, "SELECT CAST(id AS TEXT) FROM people ORDER BY id"),
+        ["1", "2", "4"]
+    );
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT CAST(count(*) AS TEXT) FROM pragma_table_info('people')"
+        ),
+        ["2"]
+    );
+
+    // stop: the batch fails as a whole, naming table and column; nothing of it is written.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]\non_schema_change = \"stop\"");
+    write_checked(&mut s, &[rec(1, "a")]).expect("write");
+    let e = write_checked(&mut s, &[rec(2, "b"), wider(3)])
+        .expect_err("stops")
+        .to_string();
+    assert!(
+        e.contains("table `people` has no column `email` (a field of stream `people`) and `on_schema_change = \"stop\"`"),
+        "{e}"
+    );
+    assert_eq!(
+        rows(&dir, "SELECT CAST(id AS TEXT) FROM people ORDER BY id"),
+        ["1"]
+    );
+
+    // Without create_table the default is dead_letter; evolve can be asked for.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = sink(&dir, "key = [\"id\"]");
+    write_checked(&mut s, &[rec(1, "a")]).expect("write");
+    drop(s);
+    let mut s = sink(&dir, "key = [\"id\"]\ncreate_table = false");
+    let c = write_checked(&mut s, &[wider(2)]).expect("write");
+    assert_eq!(c.refused[0].code.as_deref(), Some("schema_change"));
+    drop(s);
+    let mut s = sink(
+        &dir,
+        "key = [\"id\"]\ncreate_table = false\non_schema_change = \"evolve\"",
+    );
+    assert_eq!(
+        write_checked(&mut s, &[wider(2)]).expect("write").written,
+        1
+    );
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT id || coalesce(email, '-') FROM people ORDER BY id"
+        ),
+        ["1-", "2w@x.io"]
+    );
+}

@@ -199,6 +199,7 @@ impl CsvSource {
             .collect::<Vec<_>>()
             .join(&(self.delimiter as char).to_string());
         Malformed {
+            record: None,
             position: format!("line {line}"),
             stream: self.stream.clone(),
             raw,
@@ -327,6 +328,7 @@ impl Source for CsvSource {
                         "the row starting at line {line} is longer than `max_record_bytes` ({max}): a huge field, or a quote never closed; reading goes on at the next line break past the limit"
                     );
                     let full = ctx.push_malformed(Malformed {
+                        record: None,
                         position: format!("line {line}"),
                         stream: self.stream.clone(),
                         raw: self

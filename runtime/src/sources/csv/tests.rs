@@ -35,6 +35,7 @@ fn reads_quoted_fields_and_sends_wrong_width_rows_to_dead_letter() {
     assert_eq!(
         c.malformed,
         vec![Malformed {
+            record: None,
             position: "line 3".into(),
             stream: c.records[0].stream.to_string(),
             raw: "2,only-two".into(),

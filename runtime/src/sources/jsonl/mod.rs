@@ -131,6 +131,7 @@ impl Source for JsonlSource {
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             let full = if line_len > max {
                 ctx.push_malformed(Malformed {
+                    record: None,
                     position: format!("line {line_no}"),
                     stream: self.stream.clone(),
                     raw: String::from_utf8_lossy(&text[..text.len().min(OVERSIZED_RAW_BYTES)])
@@ -149,12 +150,14 @@ impl Source for JsonlSource {
                         ctx.push(&object_to_record(&obj, &self.stream, position))
                     }
                     Ok(other) => ctx.push_malformed(Malformed {
+                        record: None,
                         position,
                         stream: self.stream.clone(),
                         raw: String::from_utf8_lossy(text).into_owned(),
                         reason: format!("expected a JSON object, found {}", kind(&other)),
                     }),
                     Err(e) => ctx.push_malformed(Malformed {
+                        record: None,
                         position,
                         stream: self.stream.clone(),
                         raw: String::from_utf8_lossy(text).into_owned(),

@@ -95,6 +95,15 @@ pub struct KafkaSourceConfig {
     /// they are dropped (logged) and a tombstone is dead-lettered.
     #[serde(default)]
     pub change_stream: bool,
+    /// A JSON message whose shape differs from what this run read of its
+    /// topic so far (a field not seen before, a value of another kind):
+    /// `evolve` (default) carries it on, `stop` stops the pipeline before
+    /// it (naming topic and field; the next run starts from it, with its
+    /// shape), `dead_letter` sends it to the dead-letter sink with the code
+    /// `schema_change`. One policy, or one per topic (`{ default =
+    /// "evolve", orders = "stop" }`).
+    #[serde(default)]
+    pub on_schema_change: Option<crate::schema_policy::SchemaPolicy>,
     /// Extra librdkafka consumer settings (`security.protocol`,
     /// `sasl.username`, `session.timeout.ms`...). Offsets are always
     /// committed by Sluice: `enable.auto.commit` cannot be turned on.

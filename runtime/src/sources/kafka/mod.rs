@@ -12,6 +12,7 @@
 
 mod config;
 mod records;
+mod shape;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use config::{KafkaSourceConfig, KeyFormat, StartAt, ValueFormat};
 
 use super::{CommitWatch, Source, SourceContext, SourceError};
 use crate::kafka::explain;
+use crate::schema_policy::OnSchemaChange;
 use records::Pending;
 
 /// A topic and partition.
@@ -198,12 +200,25 @@ fn offsets_list(offsets: &Offsets, keep: impl Fn(&Tp) -> bool) -> TopicPartition
 /// The Kafka source.
 pub struct KafkaSource {
     config: KafkaSourceConfig,
+    /// What this run has read of each stream's shape.
+    shapes: Mutex<shape::Shapes>,
+}
+
+/// Why handing the buffered messages over ended early.
+enum HandOverEnd {
+    /// The pipeline is stopping.
+    Stopped,
+    /// A message changed its stream's shape under `on_schema_change = "stop"`.
+    SchemaChange(String),
 }
 
 impl KafkaSource {
     /// Checks the config; connects in `check` and `run`.
     pub fn new(config: KafkaSourceConfig) -> Result<Self, SourceError> {
-        let source = KafkaSource { config };
+        let source = KafkaSource {
+            config,
+            shapes: Mutex::default(),
+        };
         if let Some(p) = source.config.problems() {
             return Err(source.error(p));
         }
@@ -486,9 +501,16 @@ impl KafkaSource {
             // of the partitions (at most twice a second).
             let idle = idle_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(100));
             if n > 0 && (n >= batch_size || ready_by_time || idle) {
-                if self.hand_over(&shared, ctx).is_err() {
-                    stopped = true;
-                    break Ok(());
+                match self.hand_over(&shared, ctx) {
+                    Ok(()) => {}
+                    Err(HandOverEnd::Stopped) => {
+                        stopped = true;
+                        break Ok(());
+                    }
+                    Err(HandOverEnd::SchemaChange(why)) => {
+                        stopped = true;
+                        break Err(self.error(why));
+                    }
                 }
                 oldest = None;
                 if failing_since.is_none() {
@@ -574,30 +596,71 @@ impl KafkaSource {
     }
 
     /// Hands the buffered messages over as batches.
+    /// A message that changes its stream's shape under `stop` ends the
+    /// hand-over: what came before it is flushed, it and what follows are
+    /// left unread (their offsets are not committed).
     fn hand_over(
         &self,
         shared: &Mutex<Shared>,
         ctx: &mut SourceContext<'_>,
-    ) -> Result<(), super::Stopped> {
+    ) -> Result<(), HandOverEnd> {
         let (pending, mut offsets) = {
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             (std::mem::take(&mut s.pending), s.flushed.clone())
         };
         let count = pending.len();
+        let flush = |offsets: &Offsets, ctx: &mut SourceContext<'_>| {
+            let token = make_token(offsets);
+            {
+                let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                s.flushed = offsets.clone();
+                s.last_token = Some(token.clone());
+            }
+            ctx.flush(&token).map_err(|_| HandOverEnd::Stopped)
+        };
+        let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
         for (i, p) in pending.into_iter().enumerate() {
-            offsets.insert(p.tp, p.offset + 1);
             let full = match p.record {
-                Ok(r) => ctx.push(&r),
-                Err(m) => ctx.push_malformed(m),
+                Ok(r) => {
+                    let changes = shapes.changes(&r);
+                    let policy = crate::schema_policy::policy_for(
+                        self.config.on_schema_change.as_ref(),
+                        &r.stream,
+                        OnSchemaChange::Evolve,
+                    );
+                    if changes.is_empty() || policy == OnSchemaChange::Evolve {
+                        shapes.learn(&r);
+                        offsets.insert(p.tp, p.offset + 1);
+                        ctx.push(&r)
+                    } else if policy == OnSchemaChange::Stop {
+                        if ctx.has_pending() {
+                            flush(&offsets, ctx)?;
+                        }
+                        return Err(HandOverEnd::SchemaChange(format!(
+                            "topic `{}` changed shape at {} ({}) and `on_schema_change = \"stop\"`: adapt the target and the plugins, then run again with `on_schema_change = \"evolve\"` for it; the message and those after it are read again then",
+                            r.stream,
+                            r.position,
+                            changes.join("; ")
+                        )));
+                    } else {
+                        offsets.insert(p.tp, p.offset + 1);
+                        ctx.push_schema_change(
+                            &r,
+                            format!(
+                                "topic `{}` changed shape ({}) and `on_schema_change = \"dead_letter\"` holds such messages back: adapt the target and the plugins, then `sluice replay --code schema_change`",
+                                r.stream,
+                                changes.join("; ")
+                            ),
+                        )
+                    }
+                }
+                Err(m) => {
+                    offsets.insert(p.tp, p.offset + 1);
+                    ctx.push_malformed(m)
+                }
             };
             if full || i + 1 == count {
-                let token = make_token(&offsets);
-                {
-                    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-                    s.flushed = offsets.clone();
-                    s.last_token = Some(token.clone());
-                }
-                ctx.flush(&token)?;
+                flush(&offsets, ctx)?;
             }
         }
         Ok(())

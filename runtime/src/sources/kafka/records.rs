@@ -65,6 +65,7 @@ pub(super) fn convert(m: &BorrowedMessage<'_>, config: &KafkaSourceConfig) -> Pe
     let tp = (m.topic().to_string(), m.partition());
     let position = format!("{}/{}@{}", m.topic(), m.partition(), m.offset());
     let record = build(m, config, &position).map_err(|reason| Malformed {
+        record: None,
         position: position.clone(),
         stream: m.topic().to_string(),
         raw: m

@@ -55,9 +55,19 @@ pub struct PostgresSourceConfig {
     #[serde(default = "linger_ms")]
     pub linger_ms: u64,
     /// `stop` (default) or `continue` on a schema change Sluice cannot
-    /// carry by itself.
+    /// carry by itself, under `on_schema_change = "evolve"`.
     #[serde(default)]
     pub schema_changes: SchemaChanges,
+    /// What a change to a table's columns during the stream does:
+    /// `evolve` (default: added and dropped columns and widened types flow
+    /// on; a key change or a type changed to another kind stops unless
+    /// `schema_changes = "continue"`), `stop` (any change stops the
+    /// pipeline before it, naming table and column) or `dead_letter` (the
+    /// table's rows after the change go to the dead-letter sink with the
+    /// code `schema_change` until the next run; the other tables flow).
+    /// One policy, or one per table (`{ default = "evolve", orders = "stop" }`).
+    #[serde(default)]
+    pub on_schema_change: Option<crate::schema_policy::SchemaPolicy>,
     /// End the run once the target has caught up with the source (every
     /// change committed before the stream started is written) instead of
     /// streaming forever. `sluice run --until-caught-up` sets it.

@@ -30,6 +30,7 @@ use super::records::RowBuilder;
 use super::{Position, PostgresSource, PostgresSourceConfig, SchemaChanges};
 use crate::conventions::{OLD_KEY_HEADER, TRUNCATE_HEADER, UNCHANGED_HEADER};
 use crate::pg::{self, Lsn, values};
+use crate::schema_policy::OnSchemaChange;
 use crate::sources::{Lag, SourceContext, SourceError};
 
 /// The connection that created the slot, kept open while its exported
@@ -342,6 +343,9 @@ struct TableState {
     types: HashMap<String, u32>,
     /// Key column names.
     key: Vec<String>,
+    /// Why the table's rows are held back (`on_schema_change =
+    /// "dead_letter"` saw its columns change), for the rest of the run.
+    held: Option<String>,
 }
 
 /// The source side of the stream.
@@ -369,6 +373,7 @@ impl<'a> Streamer<'a> {
                             .map(|c| (c.name.clone(), c.type_oid))
                             .collect(),
                         key: t.key.iter().map(|&i| t.columns[i].name.clone()).collect(),
+                        held: None,
                     },
                 )
             })
@@ -607,7 +612,7 @@ impl<'a> Streamer<'a> {
                         &data,
                         None,
                     );
-                    rec.is_some_and(|r| ctx.push(&r))
+                    self.hand(&schema, &table, rec, ctx)
                 }
                 EventType::Update {
                     schema,
@@ -625,7 +630,7 @@ impl<'a> Streamer<'a> {
                         &new_data,
                         old_data.as_ref(),
                     );
-                    rec.is_some_and(|r| ctx.push(&r))
+                    self.hand(&schema, &table, rec, ctx)
                 }
                 EventType::Delete {
                     schema,
@@ -642,7 +647,7 @@ impl<'a> Streamer<'a> {
                         &old_data,
                         None,
                     );
-                    rec.is_some_and(|r| ctx.push(&r))
+                    self.hand(&schema, &table, rec, ctx)
                 }
                 EventType::Truncate { tables, .. } => {
                     let mut full = false;
@@ -780,12 +785,35 @@ impl<'a> Streamer<'a> {
         columns: Vec<RelationColumn>,
     ) -> Result<bool, SourceError> {
         let mode = self.source.config.schema_changes;
+        let table = format!("{schema}.{name}");
+        let policy = crate::schema_policy::policy_for(
+            self.source.config.on_schema_change.as_ref(),
+            &table,
+            OnSchemaChange::Evolve,
+        );
         let Some(st) = self.tables.get_mut(&(schema.to_string(), name.to_string())) else {
             return Ok(false);
         };
-        let table = format!("{schema}.{name}");
         let mut added = false;
-        if let Some(before) = &st.relation {
+        if let Some(before) = &st.relation
+            && policy != OnSchemaChange::Evolve
+        {
+            let changes = describe_changes(before, &columns);
+            if !changes.is_empty() {
+                let what = changes.join("; ");
+                if policy == OnSchemaChange::Stop {
+                    return Err(self.source.err(format!(
+                        "table `{table}` changed at the source ({what}) and `on_schema_change = \"stop\"`: adapt the target and the plugins, then run again with `on_schema_change = \"evolve\"` for it; the position is kept before the change"
+                    )));
+                }
+                tracing::warn!(table = %table, changes = %what, "table changed at the source: its rows go to the dead-letter sink until the next run (`on_schema_change = \"dead_letter\"`)");
+                st.held.get_or_insert_with(|| {
+                    format!(
+                        "table `{table}` changed at the source ({what}) and `on_schema_change = \"dead_letter\"` holds its rows back until the next run: adapt the target and the plugins, restart, then `sluice replay --code schema_change`"
+                    )
+                });
+            }
+        } else if let Some(before) = &st.relation {
             for c in &columns {
                 match before.iter().find(|b| b.name == c.name) {
                     None => {
@@ -843,6 +871,26 @@ impl<'a> Streamer<'a> {
         }
         st.relation = Some(columns);
         Ok(added)
+    }
+
+    /// Hands a change over, or holds it back as a dead letter when its
+    /// table changed shape under `on_schema_change = "dead_letter"`.
+    fn hand(
+        &self,
+        schema: &str,
+        table: &str,
+        rec: Option<Record<'_>>,
+        ctx: &mut SourceContext<'_>,
+    ) -> bool {
+        let Some(rec) = rec else { return false };
+        match self
+            .tables
+            .get(&(schema.to_string(), table.to_string()))
+            .and_then(|st| st.held.as_ref())
+        {
+            Some(why) => ctx.push_schema_change(&rec, why.clone()),
+            None => ctx.push(&rec),
+        }
     }
 
     /// A change as a record; `None` for a table not asked for.
@@ -954,6 +1002,43 @@ fn is_widening(from: u32, to: u32) -> bool {
             | (TIMESTAMP, TIMESTAMPTZ)
             | (JSON, JSONB)
     )
+}
+
+/// What differs between two descriptions of a table's columns, for a
+/// person: `column `x` added`, `column `y` dropped`, `column `z` changed
+/// type (OID 23 to 25)`, `key (id) became (id, org)`.
+fn describe_changes(before: &[RelationColumn], now: &[RelationColumn]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in now {
+        match before.iter().find(|b| b.name == c.name) {
+            None => out.push(format!("column `{}` added", c.name)),
+            Some(b) if b.type_id != c.type_id => out.push(format!(
+                "column `{}` changed type (OID {} to {})",
+                c.name, b.type_id, c.type_id
+            )),
+            Some(_) => {}
+        }
+    }
+    for b in before {
+        if !now.iter().any(|c| c.name == b.name) {
+            out.push(format!("column `{}` dropped", b.name));
+        }
+    }
+    let key = |cols: &[RelationColumn]| -> Vec<String> {
+        cols.iter()
+            .filter(|c| c.is_key)
+            .map(|c| c.name.to_string())
+            .collect()
+    };
+    let (kb, kn) = (key(before), key(now));
+    if kb != kn {
+        out.push(format!(
+            "key ({}) became ({})",
+            kb.join(", "),
+            kn.join(", ")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ fn config_mistakes_are_refused_before_connecting() {
         snapshot_workers: 1,
         linger_ms: 5,
         schema_changes: SchemaChanges::Stop,
+        on_schema_change: None,
         until_caught_up: false,
         slot_warn_mb: 1024,
     };
