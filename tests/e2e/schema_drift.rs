@@ -119,17 +119,24 @@ fn dead_letter_at_the_source_holds_the_changed_table_back_until_the_next_run_the
     assert!(same, "{report}");
 }
 
+/// Syncs 10 customers with `source` and `sink` lines, makes [`CHANGE`],
+/// then runs until caught up, which must fail: what it printed.
+fn sync_then_fail_on_the_change(pg: &PgServer, dir: &Dir, source: &str, sink: &str) -> String {
+    seed_customers(pg, 10);
+    write_pipeline(dir, pg, source, sink);
+    catch_up(dir);
+    pg.exec("legacy", CHANGE);
+    let out = run_until_caught_up(dir);
+    let e = stderr(&out);
+    assert!(!out.status.success(), "{e}");
+    e
+}
+
 #[test]
 fn stop_at_the_source_stops_before_the_change_and_evolve_carries_it_on() {
     let pg = PgServer::start();
-    seed_customers(&pg, 10);
     let dir = Dir::new();
-    write_pipeline(&dir, &pg, r#"on_schema_change = "stop""#, "");
-    catch_up(&dir);
-    pg.exec("legacy", CHANGE);
-    let out = run_until_caught_up(&dir);
-    let e = stderr(&out);
-    assert!(!out.status.success(), "{e}");
+    let e = sync_then_fail_on_the_change(&pg, &dir, r#"on_schema_change = "stop""#, "");
     assert!(
         e.contains("table `public.customers` changed at the source (column `tier` added) and `on_schema_change = \"stop\"`"),
         "{e}"
@@ -154,14 +161,8 @@ fn stop_at_the_source_stops_before_the_change_and_evolve_carries_it_on() {
 #[test]
 fn the_sink_s_policy_stops_or_dead_letters_a_field_the_target_has_no_column_for() {
     let pg = PgServer::start();
-    seed_customers(&pg, 10);
     let dir = Dir::new();
-    write_pipeline(&dir, &pg, "", r#"on_schema_change = "stop""#);
-    catch_up(&dir);
-    pg.exec("legacy", CHANGE);
-    let out = run_until_caught_up(&dir);
-    let e = stderr(&out);
-    assert!(!out.status.success(), "{e}");
+    let e = sync_then_fail_on_the_change(&pg, &dir, "", r#"on_schema_change = "stop""#);
     assert!(
         e.contains("table `public.customers` has no column `tier` (a field of stream `customers`) and `on_schema_change = \"stop\"`"),
         "{e}"
