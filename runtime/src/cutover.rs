@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::admin::guard::AdminFile;
+use crate::admin::client::AdminClient;
 use crate::config::Pipeline;
 
 /// What `cutover` checks against.
@@ -145,63 +145,14 @@ impl Report {
     }
 }
 
-/// The running pipeline's admin API.
-struct Admin {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
-}
-
-impl Admin {
-    fn reach(pipeline: &Pipeline) -> anyhow::Result<Self> {
-        let path = AdminFile::path(&pipeline.state_dir, &pipeline.name);
-        let f = AdminFile::read(&path).map_err(|e| {
-            anyhow::anyhow!(
-                "pipeline `{}` is not running with `--admin` (no readable `{}`: {e}): cut-over readiness is about a running sync",
-                pipeline.name,
-                path.display()
-            )
-        })?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        Ok(Admin {
-            base: format!("http://{}", f.addr),
-            token: f.token,
-            agent,
-        })
-    }
-
-    fn status(&self) -> anyhow::Result<Json> {
-        let mut r = self
-            .agent
-            .get(format!("{}/status", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .call()
-            .map_err(|e| anyhow::anyhow!("cannot reach the admin API at {}: {e}", self.base))?;
-        if !r.status().is_success() {
-            anyhow::bail!("the admin API at {} answered {}", self.base, r.status());
-        }
-        let text = r.body_mut().read_to_string()?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("the admin API's status is not JSON: {e}"))
-    }
-}
-
 fn lag_of(status: &Json) -> Option<LagSeen> {
-    let l = status.get("source")?.get("lag")?;
-    Some(LagSeen {
-        seconds: l.get("seconds")?.as_f64()?,
-        bytes: l.get("bytes").and_then(Json::as_u64).unwrap_or(0),
-    })
+    crate::admin::client::lag_of(status).map(|(seconds, bytes)| LagSeen { seconds, bytes })
 }
 
 /// Polls the status until `done` says so or `until` passes; the last
 /// status seen.
 fn wait(
-    admin: &Admin,
+    admin: &AdminClient,
     until: Instant,
     done: impl Fn(&Json) -> bool,
 ) -> anyhow::Result<(Json, bool)> {
@@ -221,7 +172,7 @@ fn wait(
 pub fn cutover(pipeline: Pipeline, options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
     let until = started + options.timeout;
-    let admin = Admin::reach(&pipeline)?;
+    let admin = AdminClient::reach(&pipeline, "cut-over readiness is about a running sync")?;
     let mut report = Report {
         pipeline: pipeline.name.clone(),
         max_lag_seconds: options.max_lag.as_secs_f64(),

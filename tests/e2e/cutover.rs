@@ -16,7 +16,8 @@ fn write_pipeline(dir: &Dir, pg: &PgServer, email_rule: &str) {
     email_pipeline(dir, pg, "sync", email_rule, tail);
 }
 
-fn start(dir: &Dir) -> Child {
+/// Runs the pipeline of `dir` with the admin API on a free port.
+pub fn start(dir: &Dir) -> Child {
     let addr = format!("127.0.0.1:{}", free_port());
     let child = sluice()
         .arg("run")

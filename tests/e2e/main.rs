@@ -18,3 +18,4 @@ mod polyglot;
 mod postgres;
 mod replay;
 mod schema_drift;
+mod verify_follow;

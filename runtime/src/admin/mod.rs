@@ -11,6 +11,7 @@
 //! | `POST /promote/{transform}` | make the transform's shadow live (between two batches; answers with its version) |
 //! | `POST /pause`, `POST /resume` | hold back / let through new batches from the source |
 //! | `POST /stop` | stop gracefully (like SIGTERM) |
+//! | `POST /verify` | a round of `sluice verify --follow` reports here: it shows in `/status` (`verify`) and `/metrics` (`verify_differences`, `verify_persistent_differences` by table) |
 //!
 //! `sluice ctl` calls it. Requests that change something need the run's
 //! token, and on loopback only the loopback address may be named in `Host`
@@ -18,6 +19,7 @@
 //! and cannot do). The address and token are in
 //! `STATE_DIR/PIPELINE.admin.json` (mode 0600) while the run lasts.
 
+pub mod client;
 mod console;
 pub mod guard;
 
@@ -82,6 +84,8 @@ struct AppState {
     samples: console::Samples,
     /// Becomes true when the server stops (the console's feeds end).
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The last round `sluice verify --follow` reported.
+    verify: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
 }
 
 /// Binds `addr` (an error says if the port is taken), writes the admin
@@ -124,6 +128,7 @@ pub fn start(
         guard: guard.clone(),
         samples: console::Samples::default(),
         shutdown: rx.clone(),
+        verify: Arc::default(),
     };
     let thread = std::thread::Builder::new()
         .name("sluice-admin".into())
@@ -163,6 +168,7 @@ pub fn start(
                     .route("/pause", post(pause))
                     .route("/resume", post(resume))
                     .route("/stop", post(stop))
+                    .route("/verify", post(verify_round))
                     .layer(axum::middleware::from_fn_with_state(
                         guard,
                         guard::middleware,
@@ -233,7 +239,53 @@ fn status_json(s: &AppState, with_values: bool) -> serde_json::Value {
             "lag": st.source.lag(),
             "committed": st.source.committed(),
         },
+        "verify": verify_status(s, with_values),
     })
+}
+
+/// The last `verify --follow` round; the keys of the rows that differ
+/// (values from the data) only `with_values`.
+fn verify_status(s: &AppState, with_values: bool) -> serde_json::Value {
+    let Some(mut round) = s.verify.lock().ok().and_then(|v| v.clone()) else {
+        return serde_json::Value::Null;
+    };
+    if !with_values && let Some(tables) = round.get_mut("tables").and_then(|t| t.as_array_mut()) {
+        for t in tables {
+            if let Some(o) = t.as_object_mut() {
+                o.remove("persistent_samples");
+            }
+        }
+    }
+    round
+}
+
+/// `POST /verify`: a round of `sluice verify --follow` (its JSON form).
+async fn verify_round(
+    State(s): State<AppState>,
+    Json(round): Json<serde_json::Value>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let Some(tables) = round.get("tables").and_then(|t| t.as_array()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "a verify round has `tables`"})),
+        );
+    };
+    for t in tables {
+        let table = t
+            .get("table")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
+        let n = |k: &str| t.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as f64;
+        metrics::gauge!("verify_differences", "table" => table.clone())
+            .set(n("missing") + n("extra") + n("different"));
+        metrics::gauge!("verify_persistent_differences", "table" => table).set(n("persistent"));
+    }
+    metrics::counter!("verify_rounds_total").increment(1);
+    if let Ok(mut v) = s.verify.lock() {
+        *v = Some(round);
+    }
+    (StatusCode::OK, Json(json!({"verify": "recorded"})))
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {

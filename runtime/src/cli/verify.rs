@@ -15,18 +15,35 @@ pub struct VerifyArgs {
     /// Problems to show per table.
     #[arg(long, default_value_t = 5)]
     samples: usize,
-    /// Also write the report as JSON to this file.
+    /// Also write the report as JSON to this file (with `--follow`: the
+    /// latest round).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Re-sync what differs: missing and different rows written again from
     /// the source through the plugins, extra rows deleted; then verify
     /// again.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     repair: bool,
+    /// Verify again and again beside a live sync, telling differences
+    /// that persist (found in two rounds in a row, the sync's lag waited
+    /// out between them) from changes in flight; each round is printed and
+    /// reported to the running pipeline's admin API (`/status`, `/metrics`).
+    #[arg(long)]
+    follow: bool,
+    /// With `--follow`: the least time between two rounds' starts.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s", requires = "follow")]
+    every: std::time::Duration,
+    /// With `--follow`: stop after this many rounds (default: until stopped).
+    #[arg(long, value_name = "N", requires = "follow", value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
 }
 
-/// Exit 0 when identical, 1 when not.
+/// Exit 0 when identical, 1 when not. With `--follow`: 0 when the last
+/// round found no persistent difference, 1 when it did.
 pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.follow {
+        return follow(&args);
+    }
     let pipeline = Pipeline::load(&args.pipeline)?;
     let mut report =
         crate::verify::verify_keeping_keys(pipeline.clone(), args.samples, args.repair)?;
@@ -54,6 +71,34 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         println!("the target differs from the source");
+        ExitCode::from(1)
+    })
+}
+
+fn follow(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let options = crate::verify::follow::Options {
+        every: args.every,
+        rounds: args.rounds,
+        samples: args.samples,
+    };
+    let last = crate::verify::follow::follow(&args.pipeline, &options, |round| {
+        print!("{}", round.render());
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(round)?)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        Ok(())
+    })?;
+    Ok(if last.persistent() == 0 {
+        println!("no persistent difference");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{} persistent difference(s): the target keeps differing from the source",
+            last.persistent()
+        );
         ExitCode::from(1)
     })
 }

@@ -20,6 +20,7 @@
 //! target has caught up (`sluice run --until-caught-up`), or read
 //! differences as "in flight" when they go away on a second run.
 
+pub mod follow;
 pub mod repair;
 mod spill;
 
