@@ -20,6 +20,7 @@
 //! that are not finite as `null`.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
@@ -333,7 +334,8 @@ impl<'de> Visitor<'de> for Records<'_, '_> {
             };
             if let Some(base) = base {
                 position.truncate(base);
-                position.push_str(itoa(i, &mut [0; 20]));
+                // Writing into a String cannot fail.
+                let _ = write!(position, "{i}");
                 r.position = Cow::Borrowed(position.as_str());
             }
             st.writer.push(&r);
@@ -344,21 +346,6 @@ impl<'de> Visitor<'de> for Records<'_, '_> {
             i += 1;
         }
     }
-}
-
-/// `n` in decimal, written into `buf`.
-fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
 /// One record: a JSON object whose members become fields.
