@@ -10,6 +10,7 @@ mod console;
 mod cutover;
 mod docs;
 mod failures;
+mod fast_verify;
 mod fidelity;
 mod hot_reload;
 mod kafka;

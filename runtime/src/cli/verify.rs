@@ -24,6 +24,11 @@ pub struct VerifyArgs {
     /// again.
     #[arg(long, conflicts_with = "follow")]
     repair: bool,
+    /// Compare every row of every table, in one snapshot of the source,
+    /// without key ranges: nothing is taken from earlier verifies (which
+    /// re-check only the ranges whose checksums changed).
+    #[arg(long, conflicts_with = "follow")]
+    full: bool,
     /// Verify again and again beside a live sync, telling differences
     /// that persist (found in two rounds in a row, the sync's lag waited
     /// out between them) from changes in flight; each round is printed and
@@ -45,15 +50,25 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         return follow(&args);
     }
     let pipeline = Pipeline::load(&args.pipeline)?;
-    let mut report =
-        crate::verify::verify_keeping_keys(pipeline.clone(), args.samples, args.repair)?;
+    let options = crate::verify::Options {
+        samples: args.samples,
+        keep_keys: args.repair,
+        full: args.full,
+    };
+    let mut report = crate::verify::verify_with(pipeline.clone(), &options)?;
     print!("{}", report.render());
     let mut repaired = None;
     if args.repair && !report.identical() {
         let r = crate::verify::repair::repair(pipeline.clone(), &report)?;
         print!("{}", r.render());
         println!("verifying again");
-        report = crate::verify::verify(pipeline, args.samples)?;
+        report = crate::verify::verify_with(
+            pipeline,
+            &crate::verify::Options {
+                keep_keys: false,
+                ..options
+            },
+        )?;
         print!("{}", report.render());
         repaired = Some(r);
     }

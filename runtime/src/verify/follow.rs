@@ -1,7 +1,8 @@
 //! `sluice verify --follow`: verify again and again beside a live sync,
 //! and tell the differences that persist from those still in flight.
 //!
-//! Each round is a full `verify`. A row that differs in one round may just
+//! Each round is a `verify` (by key ranges where a table allows: only the
+//! ranges changed since the round before are read row by row). A row that differs in one round may just
 //! be a change not written yet; the next round starts only once the
 //! replication lag seen at the end of the round has passed (read from the
 //! running pipeline's admin API, when it runs with `--admin`), so such a

@@ -243,6 +243,45 @@ pub fn read_tables(
     Ok(tables)
 }
 
+/// Reads the rows of `table` that `filter` (an SQL condition) selects, as
+/// `snapshot` records with position `verify`, in no particular order, on
+/// `client` (in whatever transaction it is in): what `sluice verify`
+/// re-checks of one key range.
+pub fn read_where(
+    client: &mut postgres::Client,
+    table: &Table,
+    filter: &str,
+    each: &mut dyn FnMut(sluice_codec::Record<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let cols = table
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "COPY (SELECT {cols} FROM {} WHERE {filter}) TO STDOUT",
+        table.name.quoted()
+    );
+    let mut reader = client
+        .copy_out(sql.as_str())
+        .map_err(|e| format!("reading `{}`: {e}", table.name))?;
+    let stream = table.name.stream();
+    let key_names = table.key_names();
+    let builder = RowBuilder {
+        stream: &stream,
+        key_names: &key_names,
+    };
+    let mut rows_in = CopyRows::new(table);
+    while let Some(fields) = rows_in
+        .next(&mut reader)
+        .map_err(|(RowError::Read(m) | RowError::Data(m))| format!("reading {m}"))?
+    {
+        each(snapshot_record(table, &builder, fields, "verify", None))?;
+    }
+    Ok(())
+}
+
 /// Why a `COPY` row could not be read: the stream broke (`Read`), or the
 /// row is not what the table says (`Data`). Both name the table.
 pub(super) enum RowError {
