@@ -12,6 +12,7 @@ mod docs;
 mod failures;
 mod fast_verify;
 mod fidelity;
+mod fixed_width;
 mod hot_reload;
 mod kafka;
 mod pipeline;

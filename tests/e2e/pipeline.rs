@@ -261,7 +261,7 @@ fn assert_each_id_once_in_order(dir: &Dir, rows: usize) {
     assert_eq!(expected, rows);
 }
 
-fn checkpointed_records(dir: &Dir) -> u64 {
+pub(crate) fn checkpointed_records(dir: &Dir) -> u64 {
     let Ok(conn) = rusqlite::Connection::open_with_flags(
         dir.path(".sluice/checkpoints.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -274,7 +274,7 @@ fn checkpointed_records(dir: &Dir) -> u64 {
     .map_or(0, |n| n as u64)
 }
 
-fn start_and_wait_for_a_checkpoint(dir: &Dir) -> std::process::Child {
+pub(crate) fn start_and_wait_for_a_checkpoint(dir: &Dir) -> std::process::Child {
     let child = sluice()
         .arg("run")
         .arg(dir.path("pipeline.toml"))

@@ -2,6 +2,7 @@
 //! registered by the plain `match` in [`build`].
 
 pub mod csv;
+pub mod fixed_width;
 pub mod jsonl;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -53,6 +54,9 @@ fn without_feature(feature: &str, what: &str) -> SourceError {
 pub enum SourceConfig {
     /// A CSV file (`csv::CsvConfig`).
     Csv(csv::CsvConfig),
+    /// A fixed-width file (`fixed_width::FixedWidthConfig`).
+    #[serde(rename = "fixed_width")]
+    FixedWidth(fixed_width::FixedWidthConfig),
     /// A JSON-lines file (`jsonl::JsonlSourceConfig`).
     Jsonl(jsonl::JsonlSourceConfig),
     /// A SQLite table or query (`sqlite::SqliteSourceConfig`).
@@ -72,6 +76,12 @@ impl SourceConfig {
     pub fn resolve_paths(&mut self, base: &Path) {
         match self {
             SourceConfig::Csv(c) => c.path = crate::config::resolve(base, &c.path),
+            SourceConfig::FixedWidth(c) => {
+                c.path = crate::config::resolve(base, &c.path);
+                if let Some(l) = &mut c.layout {
+                    *l = crate::config::resolve(base, l);
+                }
+            }
             SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Wasm(c) => c.resolve_paths(base),
@@ -96,7 +106,10 @@ impl SourceConfig {
             SourceConfig::Postgres(c) => c.until_caught_up = true,
             SourceConfig::Kafka(c) => c.until_caught_up = true,
             SourceConfig::Jsonl(c) => c.follow = false,
-            SourceConfig::Csv(_) | SourceConfig::Sqlite(_) | SourceConfig::Wasm(_) => {}
+            SourceConfig::Csv(_)
+            | SourceConfig::FixedWidth(_)
+            | SourceConfig::Sqlite(_)
+            | SourceConfig::Wasm(_) => {}
         }
     }
 
@@ -117,6 +130,7 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Csv(_) => "csv",
+            SourceConfig::FixedWidth(_) => "fixed_width",
             SourceConfig::Jsonl(_) => "jsonl",
             SourceConfig::Sqlite(_) => "sqlite",
             SourceConfig::Postgres(_) => "postgres",
@@ -130,6 +144,7 @@ impl SourceConfig {
 pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
         SourceConfig::Csv(c) => Box::new(csv::CsvSource::new(c.clone())?),
+        SourceConfig::FixedWidth(c) => Box::new(fixed_width::FixedWidthSource::new(c.clone())?),
         SourceConfig::Jsonl(c) => Box::new(jsonl::JsonlSource::new(c.clone())?),
         SourceConfig::Sqlite(c) => Box::new(sqlite::SqliteSource::new(c.clone())?),
         #[cfg(feature = "postgres")]
@@ -231,6 +246,15 @@ pub enum SourceError {
     /// A source connector plugin failed (the message names it and its version).
     #[error("{0}")]
     Connector(String),
+    /// The input contradicts itself (a trailer's record count that is not
+    /// the number of records read).
+    #[error("source `{path}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What does not agree, and where.
+        message: String,
+    },
 }
 
 /// How far the target is behind a source that keeps producing (change data
