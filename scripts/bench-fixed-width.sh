@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed of the fixed-width source (BENCHMARKS.md §12): the same 1M varied
+# Speed of the fixed-width source (BENCHMARKS.md §16): the same 1M varied
 # account records as a fixed-width file (header, details, trailer; Latin-1;
 # zoned-decimal balances, dates, integers, accented names) and as a CSV
 # file, each read by `sluice run` into a JSON-lines file, in the same run,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed of `sluice verify` on a 5M-row table (BENCHMARKS.md §11): the full
+# Speed of `sluice verify` on a 5M-row table (BENCHMARKS.md §15): the full
 # comparison (`--full`) and the comparison by key ranges, in the same run,
 # on the same data, into a PostgreSQL target and into a SQLite target.
 #

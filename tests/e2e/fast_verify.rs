@@ -59,7 +59,7 @@ fn counts(t: &Json) -> Vec<(String, Json)> {
 #[test]
 fn later_verifies_recheck_only_changed_ranges_and_still_find_every_difference() {
     let pg = PgServer::start();
-    // 35 000 rows: ranges (..10000], (10000..20000], (20000..30000], (30000..).
+    // 35 000 rows: ranges (..5000], (5000..10000], ... (30000..).
     seed_customers(&pg, 35_000);
     let dir = Dir::new();
     email_pipeline(
@@ -75,14 +75,14 @@ fn later_verifies_recheck_only_changed_ranges_and_still_find_every_difference() 
     assert!(same, "{text}");
     let t = &first["public.customers"];
     assert_eq!(t["method"], "ranges", "{text}");
-    assert_eq!(t["ranges"], 4, "{text}");
-    assert_eq!(t["ranges_rechecked"], 4, "{text}");
+    assert_eq!(t["ranges"], 7, "{text}");
+    assert_eq!(t["ranges_rechecked"], 7, "{text}");
     assert_eq!(t["rows_rechecked"], 35_000, "{text}");
     assert_eq!(t["source_rows"], 35_000, "{text}");
     // Every 100th customer has no email: the plugin rejects it.
     assert_eq!(t["dead_lettered"], 350, "{text}");
     assert_eq!(t["matching"], 34_650, "{text}");
-    assert!(text.contains("4 ranges, 4 compared row by row"), "{text}");
+    assert!(text.contains("7 ranges, 7 compared row by row"), "{text}");
     let baseline = dir.path(".sluice/ranges.verify.json");
     #[cfg(unix)]
     {
@@ -122,7 +122,7 @@ fn later_verifies_recheck_only_changed_ranges_and_still_find_every_difference() 
     assert!(!same, "{text}");
     let t3 = &third["public.customers"];
     assert_eq!(t3["ranges_rechecked"], 2, "{text}");
-    assert_eq!(t3["rows_rechecked"], 15_000, "{text}");
+    assert_eq!(t3["rows_rechecked"], 10_000, "{text}");
     assert_eq!(
         (&t3["different"], &t3["missing"], &t3["extra"]),
         (&Json::from(2), &Json::from(1), &Json::from(1)),
@@ -165,8 +165,8 @@ fn later_verifies_recheck_only_changed_ranges_and_still_find_every_difference() 
     let (same, fifth, text) = verify_json(&dir, &[]);
     assert!(same, "{text}");
     let t5 = &fifth["public.customers"];
-    assert_eq!(t5["ranges"], 8, "{text}");
-    assert_eq!(t5["ranges_rechecked"], 5, "{text}");
+    assert_eq!(t5["ranges"], 16, "{text}");
+    assert_eq!(t5["ranges_rechecked"], 10, "{text}");
     assert_eq!(t5["rows_rechecked"], 50_000, "{text}");
     assert_eq!(t5["source_rows"], 80_000, "{text}");
 
@@ -181,13 +181,13 @@ fn later_verifies_recheck_only_changed_ranges_and_still_find_every_difference() 
     );
     let (same, sixth, text) = verify_json(&dir, &[]);
     assert!(same, "{text}");
-    assert_eq!(sixth["public.customers"]["ranges_rechecked"], 8, "{text}");
+    assert_eq!(sixth["public.customers"]["ranges_rechecked"], 16, "{text}");
 
     // A broken baseline file is not trusted: every range again.
     std::fs::write(&baseline, "{ broken").unwrap();
     let (same, seventh, text) = verify_json(&dir, &[]);
     assert!(same, "{text}");
-    assert_eq!(seventh["public.customers"]["ranges_rechecked"], 8, "{text}");
+    assert_eq!(seventh["public.customers"]["ranges_rechecked"], 16, "{text}");
 }
 
 #[test]
@@ -225,9 +225,9 @@ path = "out/crm.db"
     let (same, first, text) = verify_json(&dir, &[]);
     assert!(same, "{text}");
     assert_eq!(first["customers"]["method"], "ranges", "{text}");
-    assert_eq!(first["customers"]["ranges"], 3, "{text}");
+    assert_eq!(first["customers"]["ranges"], 5, "{text}");
     assert_eq!(first["codes"]["method"], "ranges", "{text}");
-    assert_eq!(first["codes"]["ranges"], 2, "{text}");
+    assert_eq!(first["codes"]["ranges"], 3, "{text}");
     assert_eq!(first["prices"]["method"], "full", "{text}");
     assert!(
         first["prices"]["full_because"]
@@ -323,11 +323,11 @@ url = "{dst}"
     let (same, report, text) = verify_json(&dir, &[]);
     assert!(same, "{text}");
     let t = &report["public.events"];
-    assert_eq!(t["ranges"], 60, "{text}");
+    assert_eq!(t["ranges"], 120, "{text}");
     let rechecked = t["ranges_rechecked"].as_u64().unwrap();
     assert!(
-        rechecked < 60,
-        "the second verify compared {rechecked} of 60 ranges again: {text}"
+        rechecked < 120,
+        "the second verify compared {rechecked} of 120 ranges again: {text}"
     );
     assert_eq!(t["matching"], 600_000, "{text}");
 }

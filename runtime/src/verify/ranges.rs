@@ -3,10 +3,10 @@
 //! A source table whose rows keep their primary key through the plugins
 //! (the target's key columns hold the source key's values) is cut into
 //! ranges of about [`RANGE_ROWS`] keys. Each side of each range gets a
-//! checksum computed where the rows are: PostgreSQL hashes every row
-//! (`hash_record_extended`, or the row's text where a column type has no
-//! hash) and folds them with `bit_xor`, over an index range scan; a SQLite
-//! target is read in-process and hashed the same way in Rust. The source's
+//! checksum computed where the rows are: PostgreSQL counts the rows and
+//! folds a hash of each visible row version (`(tableoid, ctid, xmin)`, see
+//! [`pg_hash`]) with `bit_xor`, over an index range scan; a SQLite target
+//! is read in-process and its values hashed in Rust. The source's
 //! and the target's sums cannot be compared with each other (the plugins
 //! change the rows), so each is compared with what it was when the range
 //! was last found identical ([`super::baseline`]): a range whose two sums
@@ -40,7 +40,7 @@ use crate::sources::postgres::catalog::Table;
 use crate::sql::quote_ident;
 
 /// Source rows per range when a table is cut into ranges.
-pub const RANGE_ROWS: usize = 10_000;
+pub const RANGE_ROWS: usize = 5_000;
 /// A range that has grown past this many source rows is cut again.
 const MAX_RANGE_ROWS: i64 = 4 * RANGE_ROWS as i64;
 /// How often progress is logged, and the baseline written (so that an
