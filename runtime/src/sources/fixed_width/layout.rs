@@ -343,17 +343,17 @@ impl Layout {
         Ok(Layout { types, counted })
     }
 
-    /// The type of a record (its characters), or `None`.
-    pub fn type_of(&self, chars: &[char]) -> Option<usize> {
+    /// The type of a record, or `None`.
+    pub fn type_of(&self, line: &Line<'_>) -> Option<usize> {
         let mut fallback = None;
         for (i, t) in self.types.iter().enumerate() {
             match &t.when {
                 None => fallback = Some(i),
                 Some((start, length, values)) => {
-                    let Some(text) = chars.get(*start..start + length) else {
+                    let Some(text) = line.get(*start, *length) else {
                         continue;
                     };
-                    if values.iter().any(|v| v.chars().eq(text.iter().copied())) {
+                    if values.iter().any(|v| v == text) {
                         return Some(i);
                     }
                 }
@@ -383,6 +383,62 @@ impl Layout {
     }
 }
 
+/// A record's text, addressed by character positions without copying:
+/// an ASCII record by bytes, any other through the byte offset of each
+/// character (a buffer reused from record to record).
+pub struct Line<'a> {
+    text: &'a str,
+    /// Byte offset of each character, and the text's length last; empty
+    /// for ASCII text.
+    offsets: &'a [usize],
+}
+
+impl<'a> Line<'a> {
+    /// `text`, with `offsets` filled when it is not ASCII.
+    pub fn new(text: &'a str, offsets: &'a mut Vec<usize>) -> Line<'a> {
+        offsets.clear();
+        if !text.is_ascii() {
+            offsets.extend(text.char_indices().map(|(i, _)| i));
+            offsets.push(text.len());
+        }
+        Line { text, offsets }
+    }
+
+    /// Characters in the record.
+    pub fn char_count(&self) -> usize {
+        if self.offsets.is_empty() {
+            self.text.len()
+        } else {
+            self.offsets.len() - 1
+        }
+    }
+
+    fn byte(&self, char_at: usize) -> usize {
+        if self.offsets.is_empty() {
+            char_at
+        } else {
+            self.offsets[char_at]
+        }
+    }
+
+    /// Characters `start..start + length` (0-based), if the record has them.
+    pub fn get(&self, start: usize, length: usize) -> Option<&'a str> {
+        if start + length > self.char_count() {
+            return None;
+        }
+        Some(&self.text[self.byte(start)..self.byte(start + length)])
+    }
+
+    /// The characters from `start` on (empty past the end).
+    pub fn rest(&self, start: usize) -> &'a str {
+        if start >= self.char_count() {
+            ""
+        } else {
+            &self.text[self.byte(start)..]
+        }
+    }
+}
+
 fn check_date_format(format: &str) -> Result<(), String> {
     use chrono::format::{Item, StrftimeItems};
     if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
@@ -407,7 +463,7 @@ impl Field {
     }
 
     /// The value of this field in `text` (its characters); `Err`: why not.
-    pub fn value(&self, text: &str) -> Result<Value<'static>, String> {
+    pub fn value<'t>(&self, text: &'t str) -> Result<Value<'t>, String> {
         match self.kind {
             FieldKind::Text => {
                 let t = match self.trim {
@@ -419,7 +475,7 @@ impl Field {
                 Ok(if self.null_if.iter().any(|n| n == t) {
                     Value::Null
                 } else {
-                    Value::Text(Cow::Owned(t.to_string()))
+                    Value::Text(Cow::Borrowed(t))
                 })
             }
             FieldKind::Integer | FieldKind::Decimal => {
@@ -458,7 +514,7 @@ fn blank(c: char) -> bool {
 
 /// The sign and the digits (with a decimal point, if the text has one) of
 /// a number written with its sign `sign`.
-fn signed_digits(t: &str, sign: Sign) -> Result<(bool, String), String> {
+fn signed_digits(t: &str, sign: Sign) -> Result<(bool, Cow<'_, str>), String> {
     let (negative, body): (bool, Cow<'_, str>) = match sign {
         Sign::Leading => match t.as_bytes()[0] {
             b'-' => (true, t[1..].trim_start_matches(blank).into()),
@@ -493,7 +549,7 @@ fn signed_digits(t: &str, sign: Sign) -> Result<(bool, String), String> {
     if points > 1 || body.is_empty() || body == "." {
         return Err(format!("{t:?} is not a number"));
     }
-    Ok((negative, body.into_owned()))
+    Ok((negative, body))
 }
 
 /// The digit and sign a zoned decimal's last character stands for.
@@ -659,10 +715,22 @@ mod tests {
             "#,
         )
         .unwrap();
-        let chars = |s: &str| s.chars().collect::<Vec<_>>();
-        assert_eq!(l.type_of(&chars("H20240101")), Some(0));
-        assert_eq!(l.type_of(&chars("C000001000012345")), Some(1));
-        assert_eq!(l.type_of(&chars("X")), None);
+        let mut offsets = Vec::new();
+        let mut type_of = |s: &str| l.type_of(&Line::new(s, &mut offsets));
+        assert_eq!(type_of("H20240101"), Some(0));
+        assert_eq!(type_of("C000001000012345"), Some(1));
+        assert_eq!(type_of("X"), None);
+        assert_eq!(type_of("ÿ"), None);
+        let line = Line::new("Zoë Smith", &mut offsets);
+        assert_eq!(
+            (
+                line.char_count(),
+                line.get(2, 3),
+                line.get(8, 2),
+                line.rest(4)
+            ),
+            (9, Some("ë S"), None, "Smith")
+        );
         assert_eq!(l.types[1].width, 16);
         assert_eq!(l.types[1].stream, "accounts");
         assert_eq!(l.types[1].fields[2].kind, FieldKind::Decimal);

@@ -18,8 +18,8 @@ use sluice_codec::{Operation, Record, Value};
 
 pub use config::FixedWidthConfig;
 use config::LayoutFile;
-use layout::Layout;
 pub use layout::{FieldLayout, RecordLayout};
+use layout::{Layout, Line};
 
 use super::{Malformed, OVERSIZED_RAW_BYTES, Source, SourceContext, SourceError, parse_token};
 
@@ -188,14 +188,20 @@ impl FixedWidthSource {
         Ok(Read1::Record(taken))
     }
 
-    fn decode<'b>(&self, bytes: &'b [u8]) -> Result<Cow<'b, str>, usize> {
+    /// The record's text: `bytes` themselves in a UTF-8 file, else decoded
+    /// into `out` (reused from record to record).
+    fn decode<'b>(&self, bytes: &'b [u8], out: &'b mut String) -> Result<&'b str, usize> {
         if self.encoding == encoding_rs::UTF_8 {
-            std::str::from_utf8(bytes)
-                .map(Cow::Borrowed)
-                .map_err(|e| e.valid_up_to())
-        } else {
-            Ok(self.encoding.decode_without_bom_handling(bytes).0)
+            return std::str::from_utf8(bytes).map_err(|e| e.valid_up_to());
         }
+        out.clear();
+        let mut decoder = self.encoding.new_decoder_without_bom_handling();
+        let room = decoder
+            .max_utf8_buffer_length(bytes.len())
+            .unwrap_or(bytes.len().saturating_mul(3));
+        out.reserve(room);
+        let _ = decoder.decode_to_string(bytes, out, true);
+        Ok(out.as_str())
     }
 
     fn malformed(&self, line: u64, stream: &str, raw: &[u8], reason: String) -> Malformed {
@@ -217,11 +223,10 @@ impl FixedWidthSource {
     #[allow(clippy::type_complexity)]
     fn read_record<'l>(
         &'l self,
-        text: &str,
+        rec: &Line<'l>,
         line: u64,
-    ) -> Result<(usize, Vec<(Cow<'l, str>, Value<'static>)>), (Option<usize>, String)> {
-        let chars: Vec<char> = text.chars().collect();
-        let Some(t) = self.layout.type_of(&chars) else {
+    ) -> Result<(usize, Vec<(Cow<'l, str>, Value<'l>)>), (Option<usize>, String)> {
+        let Some(t) = self.layout.type_of(rec) else {
             let mut places: Vec<(usize, usize)> = Vec::new();
             for (s, l, _) in self.layout.types.iter().filter_map(|t| t.when.as_ref()) {
                 if !places.contains(&(*s, *l)) {
@@ -231,7 +236,7 @@ impl FixedWidthSource {
             let shown = places
                 .iter()
                 .map(|(s, l)| {
-                    let got: String = chars.iter().skip(*s).take(*l).collect();
+                    let got: String = rec.rest(*s).chars().take(*l).collect();
                     format!("characters {}-{} are {got:?}", s + 1, s + l)
                 })
                 .collect::<Vec<_>>()
@@ -242,34 +247,33 @@ impl FixedWidthSource {
             ));
         };
         let ty = &self.layout.types[t];
-        if chars.len() < ty.width {
+        if rec.char_count() < ty.width {
             return Err((
                 Some(t),
                 format!(
                     "line {line} has {} characters; a `{}` record has {}",
-                    chars.len(),
+                    rec.char_count(),
                     ty.name,
                     ty.width
                 ),
             ));
         }
-        if chars[ty.width..].iter().any(|c| *c != ' ' && *c != '\0') {
+        if rec.rest(ty.width).chars().any(|c| c != ' ' && c != '\0') {
             return Err((
                 Some(t),
                 format!(
                     "line {line} has {} characters; a `{}` record has {} (and only spaces may follow)",
-                    chars.len(),
+                    rec.char_count(),
                     ty.name,
                     ty.width
                 ),
             ));
         }
         let mut values = Vec::with_capacity(ty.fields.len());
-        let mut piece = String::new();
         for f in &ty.fields {
-            piece.clear();
-            piece.extend(&chars[f.start..f.start + f.length]);
-            let v = f.value(&piece).map_err(|why| {
+            // In range: the record is at least `width` characters.
+            let piece = rec.get(f.start, f.length).unwrap_or_default();
+            let v = f.value(piece).map_err(|why| {
                 (
                     Some(t),
                     format!(
@@ -338,6 +342,8 @@ impl Source for FixedWidthSource {
         }
         let mut r = BufReader::with_capacity(1 << 16, file);
         let mut buf = Vec::with_capacity(512);
+        let mut decoded = String::with_capacity(512);
+        let mut offsets: Vec<usize> = Vec::with_capacity(512);
         let token = |at: u64, line: u64, counted: u64, checked: u64| {
             format!("byte={at};line={line};counted={counted};checked={checked}")
         };
@@ -381,7 +387,7 @@ impl Source for FixedWidthSource {
             {
                 false // A blank line.
             } else {
-                match self.decode(&buf) {
+                match self.decode(&buf, &mut decoded) {
                     Err(valid) => ctx.push_malformed(self.malformed(
                         line,
                         &default_stream,
@@ -391,7 +397,7 @@ impl Source for FixedWidthSource {
                             valid + 1
                         ),
                     )),
-                    Ok(text) => match self.read_record(&text, line) {
+                    Ok(text) => match self.read_record(&Line::new(text, &mut offsets), line) {
                         Err((t, reason)) => {
                             if t.is_some_and(|t| self.layout.counted[t]) {
                                 counted += 1;
