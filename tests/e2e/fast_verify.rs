@@ -187,7 +187,10 @@ fn later_verifies_recheck_only_changed_ranges_and_still_find_every_difference() 
     std::fs::write(&baseline, "{ broken").unwrap();
     let (same, seventh, text) = verify_json(&dir, &[]);
     assert!(same, "{text}");
-    assert_eq!(seventh["public.customers"]["ranges_rechecked"], 16, "{text}");
+    assert_eq!(
+        seventh["public.customers"]["ranges_rechecked"], 16,
+        "{text}"
+    );
 }
 
 #[test]
