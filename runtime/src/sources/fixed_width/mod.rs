@@ -357,6 +357,15 @@ impl Source for FixedWidthSource {
                 Read1::End => break,
                 Read1::Record(n) | Read1::TooLong(n) => n,
             };
+            // A UTF-8 file written by a Windows tool starts with a byte
+            // order mark: not part of the first record.
+            if at == 0
+                && self.encoding == encoding_rs::UTF_8
+                && self.config.record_length.is_none()
+                && buf.starts_with(b"\xef\xbb\xbf")
+            {
+                buf.drain(..3);
+            }
             at += taken;
             line += 1;
             ctx.set_progress(at);

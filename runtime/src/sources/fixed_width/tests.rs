@@ -244,3 +244,17 @@ fn configuration_mistakes_are_named() {
     let c = collect(&mut s, None, 100).unwrap();
     assert_eq!(show(c.records[1].get("b")), "7");
 }
+
+#[test]
+fn a_utf8_byte_order_mark_is_not_part_of_the_first_record() {
+    let f = file("\u{feff}0001Zoë  \n0002Åsa  \n".as_bytes());
+    let mut s = source(
+        f.path(),
+        r#"fields = [{ name = "id", length = 4, type = "integer" }, { name = "name", length = 5 }]"#,
+    )
+    .unwrap();
+    let c = collect(&mut s, None, 100).unwrap();
+    assert!(c.malformed.is_empty(), "{:?}", c.malformed);
+    assert_eq!(show(c.records[0].get("id")), "1");
+    assert_eq!(show(c.records[1].get("name")), "Åsa");
+}
