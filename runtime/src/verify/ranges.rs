@@ -37,6 +37,7 @@ use super::{Sums, TableReport, Target, compare, hex};
 use crate::pg::{self, TableName, quote_literal, values};
 use crate::plugin::TransformSlot;
 use crate::sources::postgres::catalog::Table;
+use crate::sources::postgres::snapshot::key_columns;
 use crate::sql::quote_ident;
 
 /// Source rows per range when a table is cut into ranges.
@@ -285,12 +286,7 @@ fn sqlite_key_indexed(
 /// `(k1, k2) > (v1, v2) AND (k1, k2) <= (w1, w2)` for the key columns of
 /// a PostgreSQL table (`TRUE` for the whole table).
 fn pg_filter(table: &Table, after: Option<&[String]>, until: Option<&[String]>) -> String {
-    let cols = table
-        .key
-        .iter()
-        .map(|&i| quote_ident(&table.columns[i].name))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = key_columns(table);
     let literals = |values: &[String]| {
         table
             .key
@@ -528,12 +524,7 @@ impl<'a> Sides<'a> {
     ) -> anyhow::Result<Vec<RangeState>> {
         use std::io::BufRead as _;
         let source = self.source;
-        let texts = source
-            .key
-            .iter()
-            .map(|&i| quote_ident(&source.columns[i].name))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let texts = key_columns(source);
         let sql = format!(
             "COPY (SELECT {texts} FROM {} WHERE {} ORDER BY {texts}) TO STDOUT",
             source.name.quoted(),
