@@ -6,9 +6,19 @@ pub mod fixed_width;
 pub mod jsonl;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+
+/// Built without the `mysql` feature: the connector's settings only.
+#[cfg(not(feature = "mysql"))]
+pub mod mysql {
+    #[path = "config.rs"]
+    mod config;
+    pub use config::{MysqlSourceConfig, ZeroDates};
+}
 
 /// Built without the `kafka` feature: the connector's settings only, so
 /// that a pipeline naming it parses and then gets a clear error.
@@ -38,7 +48,7 @@ use serde::Deserialize;
 use sluice_codec::{BatchWriter, Record};
 
 /// The error for a connector this `sluice` was built without.
-#[cfg(not(all(feature = "postgres", feature = "kafka")))]
+#[cfg(not(all(feature = "postgres", feature = "kafka", feature = "mysql")))]
 fn without_feature(feature: &str, what: &str) -> SourceError {
     SourceError::Config {
         path: PathBuf::from(feature),
@@ -64,6 +74,9 @@ pub enum SourceConfig {
     /// PostgreSQL tables: snapshot, then change data capture
     /// (`postgres::PostgresSourceConfig`).
     Postgres(postgres::PostgresSourceConfig),
+    /// MySQL or MariaDB tables: snapshot, then binlog change data capture
+    /// (`mysql::MysqlSourceConfig`).
+    Mysql(mysql::MysqlSourceConfig),
     /// Kafka topics, as a member of a consumer group
     /// (`kafka::KafkaSourceConfig`).
     Kafka(kafka::KafkaSourceConfig),
@@ -85,7 +98,7 @@ impl SourceConfig {
             SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Wasm(c) => c.resolve_paths(base),
-            SourceConfig::Postgres(_) | SourceConfig::Kafka(_) => {}
+            SourceConfig::Postgres(_) | SourceConfig::Mysql(_) | SourceConfig::Kafka(_) => {}
         }
     }
 
@@ -94,6 +107,7 @@ impl SourceConfig {
     pub fn apply_defaults(&mut self, pipeline: &str) {
         match self {
             SourceConfig::Postgres(c) => c.apply_defaults(pipeline),
+            SourceConfig::Mysql(c) => c.apply_defaults(pipeline),
             SourceConfig::Kafka(c) => c.apply_defaults(pipeline),
             _ => {}
         }
@@ -104,6 +118,7 @@ impl SourceConfig {
     pub fn set_until_caught_up(&mut self) {
         match self {
             SourceConfig::Postgres(c) => c.until_caught_up = true,
+            SourceConfig::Mysql(c) => c.until_caught_up = true,
             SourceConfig::Kafka(c) => c.until_caught_up = true,
             SourceConfig::Jsonl(c) => c.follow = false,
             SourceConfig::Csv(_)
@@ -116,7 +131,7 @@ impl SourceConfig {
     /// True for sources whose records are changes (inserts, updates,
     /// deletes, key moves) rather than rows: PostgreSQL change data capture.
     pub fn is_change_stream(&self) -> bool {
-        matches!(self, SourceConfig::Postgres(_))
+        matches!(self, SourceConfig::Postgres(_) | SourceConfig::Mysql(_))
     }
 
     /// True when the source keeps its position outside Sluice (a Kafka
@@ -134,6 +149,7 @@ impl SourceConfig {
             SourceConfig::Jsonl(_) => "jsonl",
             SourceConfig::Sqlite(_) => "sqlite",
             SourceConfig::Postgres(_) => "postgres",
+            SourceConfig::Mysql(_) => "mysql",
             SourceConfig::Kafka(_) => "kafka",
             SourceConfig::Wasm(_) => "wasm",
         }
@@ -151,6 +167,10 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
         SourceConfig::Postgres(c) => Box::new(postgres::PostgresSource::new(c.clone())?),
         #[cfg(not(feature = "postgres"))]
         SourceConfig::Postgres(_) => return Err(without_feature("postgres", "PostgreSQL")),
+        #[cfg(feature = "mysql")]
+        SourceConfig::Mysql(c) => Box::new(mysql::MysqlSource::new(c.clone())?),
+        #[cfg(not(feature = "mysql"))]
+        SourceConfig::Mysql(_) => return Err(without_feature("mysql", "MySQL")),
         #[cfg(feature = "kafka")]
         SourceConfig::Kafka(c) => Box::new(kafka::KafkaSource::new(c.clone())?),
         #[cfg(not(feature = "kafka"))]

@@ -661,7 +661,15 @@ impl<'a> Streamer<'a> {
                                 position: position.clone().into(),
                                 event_time: txn_time,
                                 key: Value::Null,
-                                headers: vec![(TRUNCATE_HEADER.into(), b"1".to_vec().into())],
+                                // The key header too: a sink keyed by it
+                                // (SQLite without `key`) knows to empty.
+                                headers: vec![
+                                    (TRUNCATE_HEADER.into(), b"1".to_vec().into()),
+                                    (
+                                        crate::conventions::KEY_HEADER.into(),
+                                        st.key_names.clone().into_bytes().into(),
+                                    ),
+                                ],
                                 fields: Vec::new(),
                             };
                             full |= ctx.push(&rec);

@@ -1,0 +1,105 @@
+//! A table row (snapshot or binlog image) as a record.
+
+use std::borrow::Cow;
+
+use mysql_async::Value as My;
+use sluice_codec::{Operation, Record, Value};
+
+use super::ZeroDates;
+use super::catalog::Table;
+use super::values::{self, Bad, Origin};
+use crate::conventions::KEY_HEADER;
+
+/// A row as a record, and why it must be a dead letter instead, if so.
+pub struct Built<'t> {
+    /// The record (a value that could not be read is null in it).
+    pub record: Record<'t>,
+    /// What was wrong with the row, naming the column.
+    pub bad: Option<String>,
+}
+
+/// Builds the record of one row image; `values` are in table order.
+pub fn record<'t>(
+    t: &'t Table,
+    op: Operation,
+    position: String,
+    event_time: Option<i64>,
+    row: &[My],
+    from: Origin,
+    zero: ZeroDates,
+) -> Built<'t> {
+    let mut bad = None;
+    let mut fields = Vec::with_capacity(t.columns.len());
+    for (c, v) in t.columns.iter().zip(row) {
+        let value = match values::convert(c, v, from) {
+            Ok(v) => v,
+            Err(Bad::ZeroDate) if zero == ZeroDates::Null => Value::Null,
+            Err(Bad::ZeroDate) => {
+                bad.get_or_insert_with(|| {
+                    format!(
+                        "column `{}` holds a zero date, which `zero_dates = \"dead_letter\"` sends here",
+                        c.name
+                    )
+                });
+                Value::Null
+            }
+            Err(Bad::Invalid(why)) => {
+                bad.get_or_insert_with(|| {
+                    format!("column `{}` ({}): {why}", c.name, c.column_type)
+                });
+                Value::Null
+            }
+        };
+        fields.push((Cow::Borrowed(c.name.as_str()), value));
+    }
+    let key = key_value(&fields, &t.key);
+    Built {
+        record: Record {
+            op,
+            stream: Cow::Borrowed(t.stream.as_str()),
+            position: Cow::Owned(position),
+            event_time,
+            key,
+            headers: vec![(
+                Cow::Borrowed(KEY_HEADER),
+                Cow::Borrowed(t.key_names.as_bytes()),
+            )],
+            fields,
+        },
+        bad,
+    }
+}
+
+/// The record key: the key column's value, or for a composite key a JSON
+/// array of the values.
+pub fn key_value<'c>(fields: &[(Cow<'c, str>, Value<'c>)], positions: &[usize]) -> Value<'c> {
+    match positions {
+        [one] => fields
+            .get(*one)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null),
+        many => {
+            let parts: Vec<serde_json::Value> = many
+                .iter()
+                .map(|&i| {
+                    fields
+                        .get(i)
+                        .map_or(serde_json::Value::Null, |(_, v)| values::key_text(v))
+                })
+                .collect();
+            Value::Json(Cow::Owned(serde_json::Value::Array(parts).to_string()))
+        }
+    }
+}
+
+/// The key columns of a record as a JSON object (the `sluice-old-key`
+/// header's form).
+pub fn key_object(t: &Table, fields: &[(Cow<'_, str>, Value<'_>)]) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    for &i in &t.key {
+        if let Some((n, v)) = fields.get(i) {
+            obj.insert(n.to_string(), values::key_text(v));
+        }
+    }
+    serde_json::Value::Object(obj)
+}
