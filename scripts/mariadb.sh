@@ -65,9 +65,23 @@ max_connections = 200
 EOF
     [ -f "$dir/extra.cnf" ] && cat "$dir/extra.cnf" >>"$dir/my.cnf"
     if [ ! -d "$dir/data/mysql" ]; then
-        mariadb-install-db --defaults-file="$dir/my.cnf" "${user[@]}" --auth-root-authentication-method=normal \
-            --skip-test-db >"$dir/install.log" 2>&1 \
-            || { cat "$dir/install.log" >&2; die "mariadb-install-db failed in $dir/data"; }
+        # Tried twice: under load the bootstrap server has been seen to
+        # fail once and then succeed on a clean directory.
+        local attempt
+        for attempt in 1 2; do
+            if mariadb-install-db --defaults-file="$dir/my.cnf" "${user[@]}" --auth-root-authentication-method=normal \
+                --skip-test-db >"$dir/install.log" 2>&1; then
+                break
+            fi
+            if [ "$attempt" = 2 ]; then
+                cat "$dir/install.log" >&2
+                tail -30 "$dir/server.log" >&2 2>/dev/null || true
+                die "mariadb-install-db failed in $dir/data"
+            fi
+            echo "mariadb.sh: mariadb-install-db failed in $dir/data; trying once more:" >&2
+            tail -5 "$dir/server.log" >&2 2>/dev/null || true
+            rm -rf "$dir/data" "$dir/server.log"
+        done
         local fresh=1
     fi
     "$bin" --defaults-file="$dir/my.cnf" "${user[@]}" >/dev/null 2>&1 &

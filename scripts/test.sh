@@ -13,6 +13,9 @@ cd "$root"
 # cmake and OpenSSL headers (the Kafka connectors build librdkafka), and the
 # tansu broker the Kafka tests start on 127.0.0.1 with scripts/kafka.sh.
 "$root/scripts/kafka.sh" install
+# MariaDB: the MySQL source tests start their own servers on 127.0.0.1
+# with scripts/mariadb.sh (a test fails when it cannot).
+"$root/scripts/mariadb.sh" install
 # Debian's Chromium, for the console's browser tests (tests/e2e/console.rs).
 "$root/scripts/chromium.sh" install
 "$root/scripts/build-plugins.sh"

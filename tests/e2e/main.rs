@@ -15,6 +15,7 @@ mod fidelity;
 mod fixed_width;
 mod hot_reload;
 mod kafka;
+mod mysql;
 mod pipeline;
 mod polyglot;
 mod postgres;

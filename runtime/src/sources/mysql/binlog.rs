@@ -371,11 +371,15 @@ impl<'a> Streamer<'a> {
             )))
         })?;
         let Some(data) = data else {
+            // MariaDB's own events between transactions (GTID lists,
+            // binlog checkpoints) move the position on.
+            self.passed(h.log_pos());
             return Ok(false);
         };
         match data {
             EventData::FormatDescriptionEvent(_) => {
                 self.seen_fde = true;
+                self.passed(h.log_pos());
                 Ok(false)
             }
             EventData::RotateEvent(r) => {
@@ -426,7 +430,30 @@ impl<'a> Streamer<'a> {
                 self.rows(&re, stream, h.log_pos(), h.timestamp(), ctx)?;
                 Ok(false)
             }
-            _ => Ok(false),
+            EventData::HeartbeatEvent => Ok(false),
+            _ => {
+                self.passed(h.log_pos());
+                Ok(false)
+            }
+        }
+    }
+
+    /// An event outside any transaction: the position moves past it (so
+    /// `--until-caught-up` reaches a binlog end that holds no changes).
+    fn passed(&mut self, log_pos: u32) {
+        if self.in_txn || log_pos == 0 || !self.seen_fde {
+            return;
+        }
+        let here = BinlogPos {
+            file: self.file.clone(),
+            pos: u64::from(log_pos),
+            gtid: String::new(),
+        };
+        // Never back: a stream resumed mid-file starts with the file's
+        // format description, which lies before the position.
+        if here.at_or_after(&self.committed) {
+            self.committed.file = here.file;
+            self.committed.pos = here.pos;
         }
     }
 
@@ -464,6 +491,13 @@ impl<'a> Streamer<'a> {
             return Ok(());
         };
         let count = tme.columns_count() as usize;
+        if count < self.tables[i].table.columns.len()
+            && self.tables[i].table.key.iter().all(|&k| k < count)
+        {
+            // Rows written before columns were added at the end (while
+            // this pipeline was stopped): the first columns are theirs.
+            return Ok(());
+        }
         if count != self.tables[i].table.columns.len() {
             // Columns changed without a statement seen here (or since the
             // last catalog read): read the catalog again.
@@ -472,7 +506,7 @@ impl<'a> Streamer<'a> {
             if count != now {
                 let t = &self.tables[i].table;
                 return Err(Fail::Fatal(self.source.err(format!(
-                    "table `{}.{}`: the binlog's rows at {}:{log_pos} have {count} columns, the table now has {now}: it changed again after these rows were written, so they cannot be matched to column names; copy the tables again (`sluice run --reset`)",
+                    "table `{}.{}`: the binlog's rows at {}:{log_pos} have {count} columns, the table now has {now}: it changed after these rows were written (a column dropped or moved), so their values cannot be matched to column names: set `binlog_row_metadata = FULL` on the server for the future, and copy the tables again (`sluice run --reset`)",
                     t.database, t.name, self.file
                 ))));
             }

@@ -426,7 +426,7 @@ pub async fn preflight(conn: &mut Conn, reader_id: u32) -> Result<Server, Vec<St
     let mut problems = Vec::new();
     let row: Option<(String, i64, String, String, u32)> = conn
         .query_first(
-            "SELECT @@version, @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id",
+            "SELECT @@version, @@global.log_bin, @@global.binlog_format, @@global.binlog_row_image, @@global.server_id",
         )
         .await
         .map_err(|e| vec![format!("cannot read the server's settings: {e}")])?;

@@ -351,38 +351,62 @@ impl MysqlSource {
 /// dead-letter (zero dates under `zero_dates = "dead_letter"`, text not
 /// valid in its character set) are left out and counted in the answer.
 /// Returns the tables' streams and that count.
+///
+/// The client runs on a thread of its own and hands rows over a bounded
+/// channel, so `each` may use clients that run their own runtime (the
+/// PostgreSQL target's).
 pub fn read_all(
     config: &MysqlSourceConfig,
     each: &mut dyn FnMut(sluice_codec::Record<'_>) -> Result<(), String>,
 ) -> Result<(Vec<String>, u64), String> {
     let source = MysqlSource::new(config.clone()).map_err(|e| e.to_string())?;
-    let rt = source.runtime().map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let mut conn = source.connect().await.map_err(|e| e.to_string())?;
-        let server: Option<String> = {
-            use mysql_async::prelude::Queryable;
-            conn.query_first("SELECT @@version")
+    let (tx, rx) = std::sync::mpsc::sync_channel::<sluice_codec::Record<'static>>(4096);
+    let reader = std::thread::spawn(move || -> Result<(Vec<String>, u64), String> {
+        let rt = source.runtime().map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let mut conn = source.connect().await.map_err(|e| e.to_string())?;
+            let version: Option<String> = {
+                use mysql_async::prelude::Queryable;
+                conn.query_first("SELECT @@version")
+                    .await
+                    .map_err(|e| explain(&e, &describe_url(&source.config.url)))?
+            };
+            let mariadb = version.is_some_and(|v| v.to_ascii_lowercase().contains("mariadb"));
+            let tables = source
+                .describe_tables(&mut conn, mariadb)
                 .await
-                .map_err(|e| explain(&e, &describe_url(&config.url)))?
-        };
-        let mariadb = server.is_some_and(|v| v.to_ascii_lowercase().contains("mariadb"));
-        let tables = source
-            .describe_tables(&mut conn, mariadb)
+                .map_err(|e| e.to_string())?;
+            drop(conn);
+            let mut left_out = 0u64;
+            snapshot::read_tables(&source, &tables, mariadb, &mut |rec, bad| {
+                if bad.is_some() {
+                    left_out += 1;
+                    return Ok(());
+                }
+                tx.send(rec.into_owned())
+                    .map_err(|_| "verify stopped reading".to_string())
+            })
             .await
             .map_err(|e| e.to_string())?;
-        drop(conn);
-        let mut left_out = 0u64;
-        snapshot::read_tables(&source, &tables, mariadb, &mut |rec, bad| {
-            if bad.is_some() {
-                left_out += 1;
-                return Ok(());
-            }
-            each(rec)
+            Ok((tables.into_iter().map(|t| t.stream).collect(), left_out))
         })
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok((tables.into_iter().map(|t| t.stream).collect(), left_out))
-    })
+    });
+    let mut failed = None;
+    for rec in rx.iter() {
+        if let Err(e) = each(rec) {
+            failed = Some(e);
+            break;
+        }
+    }
+    // Dropping the receiver ends the reader's sends.
+    drop(rx);
+    let read = reader
+        .join()
+        .map_err(|_| "the MySQL reader thread panicked".to_string())?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read
 }
 
 impl Source for MysqlSource {

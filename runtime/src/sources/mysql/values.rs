@@ -122,8 +122,13 @@ pub fn convert(c: &Column, v: &My, from: Origin) -> Result<Value<'static>, Bad> 
         },
         Kind::Time { fsp } => match v {
             My::Time(neg, days, h, m, s, us) => {
-                let hours = u64::from(*days) * 24 + u64::from(*h);
-                let mut out = format!("{}{hours:02}:{m:02}:{s:02}", if *neg { "-" } else { "" });
+                let (neg, days, h, m, s, us) = if from == Origin::Binlog && matches!(fsp, 1 | 2) {
+                    time2_repaired(*neg, *days, *h, *m, *s, *us)
+                } else {
+                    (*neg, *days, *h, *m, *s, *us)
+                };
+                let hours = u64::from(days) * 24 + u64::from(h);
+                let mut out = format!("{}{hours:02}:{m:02}:{s:02}", if neg { "-" } else { "" });
                 if *fsp > 0 {
                     let frac = format!("{us:06}");
                     out.push('.');
@@ -217,6 +222,44 @@ pub fn convert(c: &Column, v: &My, from: Origin) -> Result<Value<'static>, Bad> 
     }
 }
 
+/// Undoes a decoding slip of `mysql_common` 0.37 for `TIME(1)` and
+/// `TIME(2)` binlog values that are negative with a fraction: its
+/// fraction byte, held unsigned, wraps when it is made negative, which
+/// adds exactly 2^32 × 10 000 to the packed value before it is split into
+/// hours, minutes, seconds and microseconds. Such values are recognised
+/// by what no right one has (a negative value with microseconds left
+/// over, or microseconds past a second), packed again, corrected and
+/// split the right way. Every other value is returned as it is.
+fn time2_repaired(
+    neg: bool,
+    days: u32,
+    h: u8,
+    m: u8,
+    s: u8,
+    us: u32,
+) -> (bool, u32, u8, u8, u8, u32) {
+    if !((neg && us != 0) || us >= 1_000_000) {
+        return (neg, days, h, m, s, us);
+    }
+    let hours = i64::from(days) * 24 + i64::from(h);
+    let hms = (hours << 12) | (i64::from(m) << 6) | i64::from(s);
+    let magnitude = (hms << 24) + i64::from(us);
+    let slipped = if neg { -magnitude } else { magnitude };
+    let packed = slipped - (1i64 << 32) * 10_000;
+    let negative = packed < 0;
+    let abs = packed.abs();
+    let hms = abs >> 24;
+    let hours = (hms >> 12) as u32;
+    (
+        negative,
+        hours / 24,
+        (hours % 24) as u8,
+        ((hms >> 6) & 63) as u8,
+        (hms & 63) as u8,
+        (abs % (1 << 24)) as u32,
+    )
+}
+
 /// An integer column's value as u64 (unsigned) or i64 widened to i128.
 fn integer(v: &My, bytes: u8, unsigned: bool) -> Result<i128, Bad> {
     let n: i128 = match v {
@@ -227,10 +270,14 @@ fn integer(v: &My, bytes: u8, unsigned: bool) -> Result<i128, Bad> {
             t.parse::<i128>().map_err(|_| bad_text("an integer", &t))?
         }
     };
-    // The binlog reads unsigned columns as signed numbers of their width.
+    // The binlog has no sign flag without `binlog_row_metadata = FULL`:
+    // an integer can come read with the wrong one for its width.
+    let width = 1i128 << (8 * u32::from(bytes));
     if unsigned && n < 0 {
-        let width = 1i128 << (8 * u32::from(bytes));
         return Ok(n + width);
+    }
+    if !unsigned && bytes < 8 && n >= width / 2 {
+        return Ok(n - width);
     }
     Ok(n)
 }
@@ -453,6 +500,42 @@ mod tests {
         assert_eq!(
             convert(&t, &My::Time(true, 1, 12, 0, 1, 500_000), Origin::Binlog).unwrap(),
             Value::Text("-36:00:01.500".into())
+        );
+        // `-838:59:59.99` as mysql_common 0.37 hands it over (see
+        // `time2_repaired`): packed, shifted by 2^32 x 10 000, split.
+        let t2 = col(Kind::Time { fsp: 2 });
+        let hms: i64 = (838 << 12) | (59 << 6) | 59;
+        let slipped = -(hms << 24) - 990_000 + (1i64 << 32) * 10_000;
+        let (neg, abs) = (slipped < 0, slipped.abs());
+        let (ih, us) = (abs >> 24, (abs % (1 << 24)) as u32);
+        let hours = ((ih >> 12) as u32) % 1024;
+        let wrong = My::Time(
+            neg,
+            hours / 24,
+            (hours % 24) as u8,
+            ((ih >> 6) % 64) as u8,
+            (ih % 64) as u8,
+            us,
+        );
+        assert_eq!(
+            convert(&t2, &wrong, Origin::Binlog).unwrap(),
+            Value::Text("-838:59:59.99".into())
+        );
+        assert_eq!(
+            convert(&t2, &My::Time(false, 1, 2, 3, 4, 500_000), Origin::Binlog).unwrap(),
+            Value::Text("26:03:04.50".into())
+        );
+        assert_eq!(
+            convert(&t2, &My::Time(true, 0, 2, 3, 4, 0), Origin::Binlog).unwrap(),
+            Value::Text("-02:03:04.00".into())
+        );
+        let med = col(Kind::Int {
+            bytes: 3,
+            unsigned: false,
+        });
+        assert_eq!(
+            convert(&med, &My::Int(8_388_608), Origin::Binlog).unwrap(),
+            Value::Int(-8_388_608)
         );
         let y = col(Kind::Year);
         assert_eq!(
