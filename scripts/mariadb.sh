@@ -8,6 +8,9 @@
 #   scripts/mariadb.sh stop DIR [MODE]      stop it (MODE: fast (default), kill: SIGKILL)
 #   scripts/mariadb.sh restart DIR          restart it (same port)
 #   scripts/mariadb.sh sql DIR [ARGS...]    the `mariadb` client as root on DIR's socket
+#   scripts/mariadb.sh tls DIR              TLS on: a CA (DIR/ca.crt) and a server
+#                                           certificate for 127.0.0.1 and localhost;
+#                                           user `tls_user` (password `tls`) may only use TLS
 #
 # The administrator is `root` with password `root` (TCP); over the socket
 # in DIR, root needs no password. Extra server settings go into
@@ -134,6 +137,26 @@ sql() {
     mariadb --socket="$dir/mysql.sock" -uroot "$@"
 }
 
+tls() {
+    local dir=${1:?DIR}
+    dir=$(cd "$dir" && pwd)
+    command -v openssl >/dev/null || die "openssl is needed to make the test certificates"
+    openssl req -new -x509 -days 2 -nodes -subj "/CN=sluice test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+    openssl req -new -nodes -subj "/CN=localhost" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -days 2 -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -out "$dir/server.crt" -extfile "$dir/san.ext" 2>/dev/null
+    chmod 600 "$dir/server.key"
+    printf 'ssl-ca = %s\nssl-cert = %s\nssl-key = %s\n' "$dir/ca.crt" "$dir/server.crt" "$dir/server.key" >>"$dir/extra.cnf"
+    restart "$dir"
+    sql "$dir" <<'EOF'
+CREATE USER IF NOT EXISTS 'tls_user'@'127.0.0.1' IDENTIFIED BY 'tls' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON *.* TO 'tls_user'@'127.0.0.1';
+EOF
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -142,5 +165,6 @@ case "$cmd" in
     stop) stop "$@" ;;
     restart) restart "$@" ;;
     sql) sql "$@" ;;
-    *) die "usage: $0 install | start DIR PORT | stop DIR [fast|kill] | restart DIR | sql DIR [ARGS...]" ;;
+    tls) tls "$@" ;;
+    *) die "usage: $0 install | start DIR PORT | stop DIR [fast|kill] | restart DIR | sql DIR [ARGS...] | tls DIR" ;;
 esac

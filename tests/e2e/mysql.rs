@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::common::*;
-use crate::postgres::{PgServer, catch_up, signal, spawn_run, verify, wait_for};
+use crate::postgres::{
+    PgServer, catch_up, run_until_caught_up, signal, spawn_run, verify, wait_for,
+};
 
 /// A MariaDB server of one test, stopped when dropped.
 pub struct MariaDb {
@@ -86,6 +88,13 @@ impl MariaDb {
 
     pub fn restart(&self) {
         script(&["restart", self.dir.path().to_str().unwrap()]);
+    }
+
+    /// Turns TLS on (`scripts/mariadb.sh tls`): returns the CA file; user
+    /// `tls_user` (password `tls`) may connect over TLS only.
+    pub fn enable_tls(&self) -> String {
+        script(&["tls", self.dir.path().to_str().unwrap()]);
+        self.dir.path().join("ca.crt").display().to_string()
     }
 }
 
@@ -815,5 +824,64 @@ fn the_mysql_sync_example_copies_streams_and_verifies_into_sqlite_and_postgres()
             "SELECT count(*) FROM customers WHERE full_name = 'Zoë Ångström' AND balance = 2.59"
         ),
         1
+    );
+}
+
+#[test]
+fn tls_with_a_private_ca_carries_snapshot_and_binlog_and_a_wrong_ca_is_refused() {
+    let my = MariaDb::start();
+    let ca = my.enable_tls();
+    my.sql(
+        "legacy",
+        "CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (1, 'a');",
+    );
+    let dir = Dir::new();
+    let url = format!("mysql://tls_user:tls@127.0.0.1:{}/legacy", my.port);
+    let write = |tls: &str| {
+        dir.write(
+            "pipeline.toml",
+            format!(
+                r#"name = "tls"
+[source]
+type = "mysql"
+url = "{url}"
+tables = ["t"]
+{tls}
+
+[sink]
+type = "sqlite"
+path = "target.db"
+create_table = true
+"#
+            ),
+        );
+    };
+    // Without TLS, the user is refused by the server.
+    write("");
+    let out = run_until_caught_up(&dir);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("refused the user and password"),
+        "{}",
+        stderr(&out)
+    );
+    // Another CA: the certificate is not trusted.
+    let other_ca = MariaDb::start();
+    let wrong = other_ca.enable_tls();
+    write(&format!("tls_ca = \"{wrong}\""));
+    let out = run_until_caught_up(&dir);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("TLS with MySQL"), "{}", stderr(&out));
+    // The right CA: snapshot and binlog over TLS.
+    write(&format!("tls_ca = \"{ca}\""));
+    catch_up(&dir);
+    my.sql(
+        "legacy",
+        "INSERT INTO t VALUES (2, 'b'); UPDATE t SET v = 'z' WHERE id = 1;",
+    );
+    catch_up(&dir);
+    assert_eq!(
+        dir.sql("target.db", "SELECT id, v FROM t ORDER BY id"),
+        vec!["1|z", "2|b"]
     );
 }

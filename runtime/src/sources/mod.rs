@@ -98,7 +98,12 @@ impl SourceConfig {
             SourceConfig::Jsonl(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Sqlite(c) => c.path = crate::config::resolve(base, &c.path),
             SourceConfig::Wasm(c) => c.resolve_paths(base),
-            SourceConfig::Postgres(_) | SourceConfig::Mysql(_) | SourceConfig::Kafka(_) => {}
+            SourceConfig::Mysql(c) => {
+                if let Some(ca) = &mut c.tls_ca {
+                    *ca = crate::config::resolve(base, ca);
+                }
+            }
+            SourceConfig::Postgres(_) | SourceConfig::Kafka(_) => {}
         }
     }
 

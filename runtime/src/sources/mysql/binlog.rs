@@ -16,7 +16,7 @@ use sluice_codec::{Operation, Record, Value};
 
 use super::catalog::{Server, Table};
 use super::rows;
-use super::values::Origin;
+use super::values::{self, Origin};
 use super::{BinlogPos, MysqlSource, Position, explain, is_transient};
 use crate::conventions::{KEY_HEADER, OLD_KEY_HEADER, TRUNCATE_HEADER};
 use crate::schema_policy::OnSchemaChange;
@@ -724,17 +724,50 @@ impl<'a> Streamer<'a> {
                     (0..r.len()).map(|c| to_my(r.as_ref(c))).collect()
                 };
             let t = &self.tables[i];
-            let (main, old) = match op {
-                Operation::Delete => (image(before), None),
-                Operation::Update => (image(after), Some(image(before))),
-                _ => (image(after), None),
-            };
-            let main = main.map_err(|m| {
+            let fail = |m: String| {
                 Fail::Fatal(
                     self.source
                         .err(format!("`{}` at {position}: {m}", t.table.name)),
                 )
-            })?;
+            };
+            let (main, before) = match op {
+                Operation::Delete => (image(before), None),
+                Operation::Update => (image(after), before),
+                _ => (image(after), None),
+            };
+            let main = main.map_err(fail)?;
+            // An update's old key, when the key changed: only the key
+            // columns of the before image are read.
+            let old_key = match (op, before) {
+                (Operation::Update, None) => {
+                    return Err(fail("an update without its before image".into()));
+                }
+                (Operation::Update, Some(b)) => {
+                    let old: Vec<My> = t
+                        .table
+                        .key
+                        .iter()
+                        .map(|&k| to_my(b.as_ref(k)))
+                        .collect::<Result<_, _>>()
+                        .map_err(fail)?;
+                    let moved = t
+                        .table
+                        .key
+                        .iter()
+                        .zip(&old)
+                        .any(|(&k, o)| main.get(k) != Some(o));
+                    moved.then(|| {
+                        let mut obj = serde_json::Map::new();
+                        for (&k, o) in t.table.key.iter().zip(&old) {
+                            let c = &t.table.columns[k];
+                            let v = values::convert(c, o, Origin::Binlog).unwrap_or(Value::Null);
+                            obj.insert(c.name.clone(), values::key_text(&v));
+                        }
+                        serde_json::Value::Object(obj).to_string()
+                    })
+                }
+                _ => None,
+            };
             let mut built = rows::record(
                 &t.table,
                 op,
@@ -744,23 +777,11 @@ impl<'a> Streamer<'a> {
                 Origin::Binlog,
                 zero,
             );
-            if let Some(Ok(old)) = old {
-                let before = rows::record(
-                    &t.table,
-                    op,
-                    String::new(),
-                    None,
-                    &old,
-                    Origin::Binlog,
-                    zero,
-                );
-                let old_key = rows::key_object(&t.table, &before.record.fields);
-                if old_key != rows::key_object(&t.table, &built.record.fields) {
-                    built.record.headers.push((
-                        OLD_KEY_HEADER.into(),
-                        old_key.to_string().into_bytes().into(),
-                    ));
-                }
+            if let Some(old_key) = old_key {
+                built
+                    .record
+                    .headers
+                    .push((OLD_KEY_HEADER.into(), old_key.into_bytes().into()));
             }
             let full = if let Some(reason) = &t.held {
                 ctx.push_schema_change(&built.record, reason.clone())

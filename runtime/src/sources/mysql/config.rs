@@ -23,6 +23,11 @@ pub struct MysqlSourceConfig {
     /// `mysql://user:password@host:port/database`. Tables named without a
     /// database are in this one.
     pub url: String,
+    /// A CA certificate (PEM) to verify the server's certificate with:
+    /// connections then require TLS. Without it, `?require_ssl=true` in
+    /// `url` requires TLS verified against the public web roots.
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Tables to copy and follow: `name` (in the URL's database) or
     /// `database.name`. Each needs a primary key.
     pub tables: Vec<String>,

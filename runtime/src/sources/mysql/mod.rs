@@ -171,9 +171,15 @@ pub fn explain(e: &mysql_async::Error, at: &str) -> String {
             format!("MySQL at {at}: {} (the database in `url`)", s.message)
         }
         Error::Server(s) => format!("MySQL at {at}: error {}: {}", s.code, s.message),
+        Error::Io(IoError::Io(io)) if is_tls(io) => format!(
+            "TLS with MySQL at {at} failed: {io} (is `tls_ca` the CA that signed the server's certificate, for the host in `url`?)"
+        ),
         Error::Io(IoError::Io(io)) => {
             format!("cannot reach MySQL at {at}: {io} (is the server running and listening there?)")
         }
+        Error::Io(IoError::Tls(tls)) => format!(
+            "TLS with MySQL at {at} failed: {tls} (is `tls_ca` the CA that signed the server's certificate, for the host in `url`?)"
+        ),
         Error::Driver(DriverError::ConnectionClosed) => {
             format!("MySQL at {at} closed the connection")
         }
@@ -181,12 +187,19 @@ pub fn explain(e: &mysql_async::Error, at: &str) -> String {
     }
 }
 
+/// An I/O error that is rustls refusing the handshake.
+fn is_tls(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+}
+
 /// True for errors after which a new connection may succeed (the server
 /// restarted, the network dropped): the stream reconnects.
 pub fn is_transient(e: &mysql_async::Error) -> bool {
     use mysql_async::{DriverError, Error, IoError};
     match e {
-        Error::Io(IoError::Io(_)) => true,
+        // A certificate the CA does not vouch for stays so.
+        Error::Io(IoError::Io(io)) => !is_tls(io),
         Error::Driver(DriverError::ConnectionClosed) => true,
         // Server shutdown in progress, lost connection, too many connections.
         Error::Server(s) => matches!(s.code, 1053 | 2013 | 1040 | 1927),
@@ -211,8 +224,24 @@ impl MysqlSource {
             at: at.clone(),
             message: m,
         };
-        let opts = mysql_async::Opts::from_url(&config.url)
+        let mut opts = mysql_async::Opts::from_url(&config.url)
             .map_err(|e| err(format!("`url` is not a mysql:// URL: {e}")))?;
+        if let Some(ca) = &config.tls_ca {
+            if !ca.is_file() {
+                return Err(err(format!(
+                    "`tls_ca` `{}` is not a file (a PEM CA certificate)",
+                    ca.display()
+                )));
+            }
+            // Every connection (catalog, snapshot, binlog) verifies the
+            // server against this CA only.
+            let ssl = mysql_async::SslOpts::default()
+                .with_root_certs(vec![ca.clone().into()])
+                .with_disable_built_in_roots(true);
+            opts = mysql_async::OptsBuilder::from_opts(opts)
+                .ssl_opts(Some(ssl))
+                .into();
+        }
         if config.tables.is_empty() {
             return Err(err("`tables` is empty: name at least one table".into()));
         }

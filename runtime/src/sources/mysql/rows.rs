@@ -91,15 +91,3 @@ pub fn key_value<'c>(fields: &[(Cow<'c, str>, Value<'c>)], positions: &[usize]) 
         }
     }
 }
-
-/// The key columns of a record as a JSON object (the `sluice-old-key`
-/// header's form).
-pub fn key_object(t: &Table, fields: &[(Cow<'_, str>, Value<'_>)]) -> serde_json::Value {
-    let mut obj = serde_json::Map::new();
-    for &i in &t.key {
-        if let Some((n, v)) = fields.get(i) {
-            obj.insert(n.to_string(), values::key_text(v));
-        }
-    }
-    serde_json::Value::Object(obj)
-}
