@@ -185,7 +185,9 @@ impl<'a> Streamer<'a> {
             backoff = (backoff * 2).min(Duration::from_secs(10));
             // What was handed on of the open transaction is skipped when
             // it is read again.
-            self.skip = self.txn_pushed;
+            // (added to what was still to be skipped when the connection
+            // was lost again while reading it a second time).
+            self.skip += self.txn_pushed;
             self.txn_pushed = 0;
             self.in_txn = false;
             self.pending_gtid = None;
@@ -589,7 +591,8 @@ impl<'a> Streamer<'a> {
                 Ok(t) => t,
                 Err(m) => {
                     self.side = None;
-                    return Err(Fail::Fatal(source.err(m)));
+                    // Read again after a reconnect, from before the change.
+                    return Err(Fail::Lost(m));
                 }
             };
         let old = &self.tables[i].table;

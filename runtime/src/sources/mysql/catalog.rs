@@ -454,30 +454,35 @@ pub async fn preflight(conn: &mut Conn, reader_id: u32) -> Result<Server, Vec<St
             "the server's own `server_id` is {server_id}, the id this source registers with: set `server_id` in [source] to another number"
         ));
     }
-    // Privileges: REPLICATION SLAVE to read the binlog, REPLICATION CLIENT
-    // (BINLOG MONITOR on MariaDB 10.5+) to read its position.
-    let grants: Vec<String> = conn.query("SHOW GRANTS").await.unwrap_or_default();
-    let all = grants.iter().any(|g| {
-        let g = g.to_ascii_uppercase();
-        g.contains("ALL PRIVILEGES ON *.*")
-    });
-    let has = |what: &[&str]| {
-        all || grants.iter().any(|g| {
-            let g = g.to_ascii_uppercase();
-            g.contains(" ON *.*") && what.iter().any(|w| g.contains(w))
-        })
-    };
-    if !has(&["REPLICATION SLAVE", "REPLICATION REPLICA"]) {
-        problems.push(
-            "this user lacks the REPLICATION SLAVE privilege, which reading the binlog needs: GRANT REPLICATION SLAVE ON *.* TO the user".into(),
-        );
-    }
-    if !has(&["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"]) {
+    // Privileges. Reading the binlog's position needs REPLICATION CLIENT
+    // (BINLOG MONITOR on MariaDB 10.5+): tried, which settles it.
+    if let Err(mysql_async::Error::Server(e)) = conn.query_drop("SHOW MASTER STATUS").await
+        && matches!(e.code, 1227 | 1142 | 1044)
+    {
         problems.push(format!(
             "this user lacks the {} privilege, which reading the binlog position needs: GRANT {} ON *.* TO the user",
             if mariadb { "BINLOG MONITOR (REPLICATION CLIENT)" } else { "REPLICATION CLIENT" },
             if mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" }
         ));
+    }
+    // Reading the binlog needs REPLICATION SLAVE, which only a replica
+    // connection would try: read from the grants, unless they come
+    // through roles (`GRANT `role` TO ...`), which this does not follow.
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.unwrap_or_default();
+    let upper: Vec<String> = grants.iter().map(|g| g.to_ascii_uppercase()).collect();
+    let through_roles = upper
+        .iter()
+        .any(|g| g.starts_with("GRANT `") || g.starts_with("GRANT '"));
+    let replication = upper.iter().any(|g| {
+        g.contains(" ON *.*")
+            && (g.contains("ALL PRIVILEGES")
+                || g.contains("REPLICATION SLAVE")
+                || g.contains("REPLICATION REPLICA"))
+    });
+    if !replication && !through_roles {
+        problems.push(
+            "this user lacks the REPLICATION SLAVE privilege, which reading the binlog needs: GRANT REPLICATION SLAVE ON *.* TO the user".into(),
+        );
     }
     if problems.is_empty() {
         Ok(Server {
