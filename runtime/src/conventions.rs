@@ -36,6 +36,36 @@ pub const STREAM_HEADER: &str = "sluice-stream";
 /// The stream of dead letters (`DeadLetter::to_record`).
 pub const DEAD_LETTER_STREAM: &str = "dead_letters";
 
+/// The key value of a record: the one key field, or for a composite key a
+/// JSON array of the text forms of its fields (`["7","eu"]`), the same for
+/// every source.
+pub fn key_value<'c>(
+    fields: &[(std::borrow::Cow<'c, str>, sluice_codec::Value<'c>)],
+    positions: &[usize],
+) -> sluice_codec::Value<'c> {
+    use sluice_codec::Value;
+    match positions {
+        [one] => fields
+            .get(*one)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null),
+        many => {
+            let parts: Vec<serde_json::Value> = many
+                .iter()
+                .map(|&i| {
+                    fields
+                        .get(i)
+                        .and_then(|(_, v)| crate::value_json::value_text(v))
+                        .map_or(serde_json::Value::Null, serde_json::Value::String)
+                })
+                .collect();
+            Value::Json(std::borrow::Cow::Owned(
+                serde_json::Value::Array(parts).to_string(),
+            ))
+        }
+    }
+}
+
 /// The value of header `name` of `rec`, if it has one.
 pub fn header<'r>(rec: &'r Record<'_>, name: &str) -> Option<&'r [u8]> {
     rec.headers

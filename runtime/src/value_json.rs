@@ -6,6 +6,38 @@ use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 use sluice_codec::{Record, Value};
 
+/// The text PostgreSQL accepts as input for a value (`None` for null):
+/// what the sink sends, cast to the column's type.
+pub fn value_text(v: &Value<'_>) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => float_text(*f),
+        Value::Text(s) | Value::Json(s) => s.to_string(),
+        Value::Bytes(b) => {
+            let mut s = String::with_capacity(2 + b.len() * 2);
+            s.push_str("\\x");
+            for byte in b.iter() {
+                s.push_str(&format!("{byte:02x}"));
+            }
+            s
+        }
+        Value::Timestamp(t) => timestamp_to_rfc3339(*t),
+    })
+}
+
+/// A float as PostgreSQL reads it (`NaN`, `Infinity`, `-Infinity`).
+pub(crate) fn float_text(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        f.to_string()
+    }
+}
+
 /// A value as JSON: bytes as base64 text, timestamps as RFC 3339 text, JSON
 /// values inline.
 pub fn value_to_json(v: &Value<'_>) -> Json {

@@ -172,34 +172,7 @@ pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
 
 /// The text PostgreSQL accepts as input for a value (`None` for null):
 /// what the sink sends, cast to the column's type.
-pub fn to_text(v: &Value<'_>) -> Option<String> {
-    Some(match v {
-        Value::Null => return None,
-        Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => float_text(*f),
-        Value::Text(s) | Value::Json(s) => s.to_string(),
-        Value::Bytes(b) => {
-            let mut s = String::with_capacity(2 + b.len() * 2);
-            s.push_str("\\x");
-            for byte in b.iter() {
-                s.push_str(&format!("{byte:02x}"));
-            }
-            s
-        }
-        Value::Timestamp(t) => crate::value_json::timestamp_to_rfc3339(*t),
-    })
-}
-
-fn float_text(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
-    } else {
-        f.to_string()
-    }
-}
+pub use crate::value_json::value_text as to_text;
 
 /// A canonical text of a value, for comparing a source row (run through
 /// the plugins) with the target row: equal values of different but
@@ -231,7 +204,7 @@ fn canonical_number(f: f64) -> String {
     if f.fract() == 0.0 && f.abs() < 9.0e15 {
         format!("{}", f as i64)
     } else {
-        let text = float_text(f);
+        let text = crate::value_json::float_text(f);
         canonical_decimal(&text).unwrap_or(text)
     }
 }

@@ -764,7 +764,7 @@ impl<'a> Streamer<'a> {
                         for (&k, o) in t.table.key.iter().zip(&old) {
                             let c = &t.table.columns[k];
                             let v = values::convert(c, o, Origin::Binlog).unwrap_or(Value::Null);
-                            obj.insert(c.name.clone(), values::key_text(&v));
+                            obj.insert(c.name.clone(), crate::value_json::value_to_json(&v));
                         }
                         serde_json::Value::Object(obj).to_string()
                     })

@@ -52,7 +52,7 @@ pub fn record<'t>(
         };
         fields.push((Cow::Borrowed(c.name.as_str()), value));
     }
-    let key = key_value(&fields, &t.key);
+    let key = crate::conventions::key_value(&fields, &t.key);
     Built {
         record: Record {
             op,
@@ -67,27 +67,5 @@ pub fn record<'t>(
             fields,
         },
         bad,
-    }
-}
-
-/// The record key: the key column's value, or for a composite key a JSON
-/// array of the values.
-pub fn key_value<'c>(fields: &[(Cow<'c, str>, Value<'c>)], positions: &[usize]) -> Value<'c> {
-    match positions {
-        [one] => fields
-            .get(*one)
-            .map(|(_, v)| v.clone())
-            .unwrap_or(Value::Null),
-        many => {
-            let parts: Vec<serde_json::Value> = many
-                .iter()
-                .map(|&i| {
-                    fields
-                        .get(i)
-                        .map_or(serde_json::Value::Null, |(_, v)| values::key_text(v))
-                })
-                .collect();
-            Value::Json(Cow::Owned(serde_json::Value::Array(parts).to_string()))
-        }
     }
 }

@@ -391,11 +391,6 @@ fn bit_text(b: &[u8], bits: u32) -> String {
     out
 }
 
-/// A value as text for a composite key (`["1","x"]`) and old-key headers.
-pub fn key_text(v: &Value<'_>) -> serde_json::Value {
-    crate::value_json::value_to_json(v)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

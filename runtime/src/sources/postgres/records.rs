@@ -67,28 +67,7 @@ impl<'a> RowBuilder<'a> {
     }
 }
 
-/// The key value of a record: the one key field, or a JSON array of the
-/// text forms of several.
-pub fn key_value<'c>(fields: &[(Cow<'c, str>, Value<'c>)], positions: &[usize]) -> Value<'c> {
-    match positions {
-        [one] => fields
-            .get(*one)
-            .map(|(_, v)| v.clone())
-            .unwrap_or(Value::Null),
-        many => {
-            let parts: Vec<serde_json::Value> = many
-                .iter()
-                .map(|&i| {
-                    fields
-                        .get(i)
-                        .and_then(|(_, v)| values::to_text(v))
-                        .map_or(serde_json::Value::Null, serde_json::Value::String)
-                })
-                .collect();
-            Value::Json(Cow::Owned(serde_json::Value::Array(parts).to_string()))
-        }
-    }
-}
+pub use crate::conventions::key_value;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
